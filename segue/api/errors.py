@@ -1,0 +1,83 @@
+"""Turn every exception into the envelope of the surface that was called.
+
+Foreign exceptions are translated here, at the edge: FastAPI's validation
+errors become ``InvalidParameter``/``MissingParameter``; anything unexpected is
+logged with the request id and answered 500 ``InternalServiceError`` without a
+stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from segue.api.ark import errors as ark_errors
+from segue.api.pixazo import errors as pixazo_errors
+from segue.errors import (
+    AuthenticationError, BadRequest, InvalidParameter, MissingParameter, NotFound,
+    PayloadTooLarge, SegueError,
+)
+
+log = logging.getLogger("segue.api")
+PIXAZO_PREFIXES = ("/byteplus/", "/bytedance-polling/")
+CREATE_PATHS = ("/api/v3/contents/generations/tasks", "/byteplus/")
+
+
+def render_error(request: Request, error: SegueError) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", "-")
+    surface = pixazo_errors if request.url.path.startswith(PIXAZO_PREFIXES) else ark_errors
+    response = surface.render(error, request_id)
+    response.headers["X-Request-Id"] = request_id
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    if request.method == "POST" and (error.status == 429 or error.status >= 500):
+        # The official SDK retries 429/5xx; a retried create would duplicate a task.
+        response.headers["x-should-retry"] = "false"
+    return response
+
+
+def _from_validation(exc: RequestValidationError) -> SegueError:
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "header")]
+    param = ".".join(loc) or "body"
+    kind = first.get("type", "")
+    if kind == "missing":
+        return MissingParameter(param)
+    if kind in ("json_invalid", "model_attributes_type", "dict_type") and param == "body":
+        return BadRequest("The request body is not a valid JSON object.", param="body")
+    return InvalidParameter(param, first.get("msg", "invalid value") + ".")
+
+
+def _from_http(exc: HTTPException) -> SegueError:
+    if exc.status_code == 404:
+        return NotFound("The requested route does not exist.", code="NotFound")
+    if exc.status_code == 405:
+        return BadRequest("This method is not allowed on this route.", code="MethodNotAllowed")
+    if exc.status_code == 401:
+        return AuthenticationError()
+    if exc.status_code == 413:
+        return PayloadTooLarge("The request body is larger than the limit.")
+    return BadRequest(str(exc.detail))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SegueError)
+    async def _segue(request: Request, exc: SegueError) -> JSONResponse:
+        return render_error(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return render_error(request, _from_validation(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return render_error(request, _from_http(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", extra={"path": request.url.path})
+        return render_error(request, SegueError("The service encountered an unexpected error."))

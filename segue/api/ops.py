@@ -1,0 +1,34 @@
+"""Operations routes: health, readiness, metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from segue.api.deps import ServicesDep
+from segue.errors import ServiceUnavailable
+
+router = APIRouter(tags=["Operations"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up (liveness)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(services: ServicesDep) -> dict[str, str]:
+    """The store answers, so the process can take traffic (readiness)."""
+    try:
+        with services.db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        raise ServiceUnavailable(f"The task store is not reachable: {exc}") from exc
+    return {"status": "ready"}
+
+
+@router.get("/metrics")
+def metrics(services: ServicesDep) -> Response:
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,48 @@
+"""Pixazo gateway wire models, with the gateway's exact names (``framepersecond``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from segue.api.ark.protocol import ContentItem
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    callback_url: str | None = None
+    resolution: str | None = None
+    ratio: str | None = None  # Segue extension: Ark's ratio
+    duration: int | None = None
+    framepersecond: int | None = None
+    watermark: bool | None = None
+    seed: int | None = None
+    camerafixed: bool | None = None
+    return_last_frame: bool | None = None  # Segue extension
+    service_tier: str | None = None  # Segue extension
+    execution_expires_after: int | None = None  # Segue extension
+
+    def settings(self) -> dict[str, object]:
+        fields = self.model_dump(include=set(_Settings.model_fields))
+        fields["framespersecond"] = fields.pop("framepersecond")
+        return fields
+
+
+class Frame2VideoRequest(_Settings):
+    model: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    first_frame: str = Field(min_length=1)
+    last_frame: str = Field(min_length=1)
+
+
+class Image2VideoRequest(_Settings):
+    model: str = Field(min_length=1)
+    content: list[ContentItem] = Field(min_length=1)
+
+
+class TextToVideoRequest(_Settings):
+    model: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
+class VideoResultRequest(BaseModel):
+    task_id: str = Field(min_length=1)

@@ -1,0 +1,71 @@
+"""The Pixazo gateway routes of the seed document, on the same tasks as the Ark API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter
+
+from segue.api.ark.protocol import CreateTaskRequest
+from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep
+from segue.api.pixazo.protocol import (
+    Frame2VideoRequest, Image2VideoRequest, TextToVideoRequest, VideoResultRequest,
+)
+from segue.domain import ImageInput
+from segue.keys import Principal
+from segue.requests import build_request, check_mode
+from segue.services import Services
+from segue.tasks.view import task_object
+
+router = APIRouter(tags=["Pixazo gateway"])
+
+
+def _create(
+    services: Services, principal: Principal, *, model: str, text: str,
+    images: Sequence[ImageInput], fields: dict[str, object], digest: str,
+    idempotency_key: str | None,
+) -> dict[str, str]:
+    entry = services.models.get(model)
+    request = build_request(entry, model=model, text=text, images=images, fields=fields,
+                            surface="pixazo")
+    check_mode(entry, services.engine_modes(entry), request.mode)
+    row = services.create_task(principal, request, idempotency_key=idempotency_key,
+                               request_hash=digest)
+    return {"id": row.id}
+
+
+@router.post("/byteplus/v1/generateFrame2VideoTask")
+def generate_frame_to_video(
+    body: Frame2VideoRequest, services: ServicesDep, principal: PrincipalDep,
+    digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
+) -> dict[str, str]:
+    images = [ImageInput(body.first_frame, "first_frame"), ImageInput(body.last_frame, "last_frame")]
+    return _create(services, principal, model=body.model, text=body.text, images=images,
+                   fields=body.settings(), digest=digest, idempotency_key=idempotency_key)
+
+
+@router.post("/byteplus/v1/generateImage2VideoTask")
+def generate_image_to_video(
+    body: Image2VideoRequest, services: ServicesDep, principal: PrincipalDep,
+    digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
+) -> dict[str, str]:
+    ark = CreateTaskRequest(model=body.model, content=body.content)
+    return _create(services, principal, model=body.model, text=ark.text(), images=ark.images(),
+                   fields=body.settings(), digest=digest, idempotency_key=idempotency_key)
+
+
+@router.post("/byteplus/v1/generateVideoTask")
+def generate_video(
+    body: TextToVideoRequest, services: ServicesDep, principal: PrincipalDep,
+    digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
+) -> dict[str, str]:
+    return _create(services, principal, model=body.model, text=body.text, images=(),
+                   fields=body.settings(), digest=digest, idempotency_key=idempotency_key)
+
+
+@router.post("/bytedance-polling/getVideoResult")
+def get_video_result(
+    body: VideoResultRequest, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return task_object(services.tasks.get(body.task_id, principal.key_id), services.objects)

@@ -1,0 +1,81 @@
+"""The engine seam: one small protocol, one registry.
+
+An engine turns a ``RenderJob`` (prompt, size, frame count, seed and the input
+images already cropped and resized to the output size) into frames. It yields
+frames one at a time, first to last, so that the encoder never holds the whole
+video in memory. It reports progress through ``job.progress(fraction)``; that
+call raises ``segue.errors.TaskInterrupted`` when the task was cancelled or
+expired, and the engine lets it propagate (it must not catch it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from segue.domain import Mode
+
+ProgressFn = Callable[[float], None]
+
+
+def _no_progress(fraction: float) -> None:
+    return None
+
+
+@dataclass
+class RenderJob:
+    prompt: str
+    mode: Mode
+    width: int
+    height: int
+    frames: int
+    seed: int
+    fps: int = 24
+    camera_fixed: bool = False
+    first: np.ndarray | None = None  # H×W×3 uint8 RGB at (height, width)
+    last: np.ndarray | None = None
+    references: list[np.ndarray] = field(default_factory=list)
+    options: dict[str, object] = field(default_factory=dict)  # engine options from the model registry
+    progress: ProgressFn = _no_progress
+
+
+class Engine(Protocol):
+    """Renders frames. Implementations live one per module in ``segue.engines``."""
+
+    name: str
+    modes: frozenset[Mode]  # the modes this engine can render
+
+    def render(self, job: RenderJob) -> Iterator[np.ndarray]:
+        """Yield exactly ``job.frames`` H×W×3 uint8 RGB frames of ``job`` size."""
+        ...
+
+
+EngineFactory = Callable[[dict[str, object]], Engine]
+_FACTORIES: dict[str, str] = {
+    # name -> "module:factory"; imported only when first used, so that the CPU
+    # install never imports torch.
+    "blend": "segue.engines.blend:BlendEngine",
+    "flow": "segue.engines.flow:FlowEngine",
+    "diffusion": "segue.engines.diffusion:DiffusionEngine",
+    "ark": "segue.engines.ark:ArkEngine",
+}
+
+
+def engine_names() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def create_engine(name: str, options: dict[str, object] | None = None) -> Engine:
+    """Build the engine called ``name`` with its registry options."""
+    import importlib
+
+    try:
+        module_name, attr = _FACTORIES[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; known: {', '.join(engine_names())}") from None
+    factory = getattr(importlib.import_module(module_name), attr)
+    engine: Engine = factory(**(options or {}))
+    return engine

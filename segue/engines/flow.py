@@ -1,0 +1,433 @@
+"""The ``flow`` engine: classical optical-flow in-betweening on the CPU, no model weights.
+
+How one video is made (all the heavy work happens once, on the pair):
+
+1. Camera: ORB features matched between the two frames and a RANSAC homography. It is used
+   only when enough matches agree (and never with ``camera_fixed``); it pre-aligns the pair so
+   that dense flow only has to find what the camera did not explain.
+2. Dense flow both ways with OpenCV DIS (plus variational refinement) at a working size,
+   cleaned with a median filter; the homography is folded back in, so the flows are total.
+3. Occlusion: a pixel whose forward and backward flows disagree is probably covered in the
+   other frame; it gets a low weight there.
+4. Per output time t (the cheap part, done for every frame): the backward flows from t to
+   both frames are found by a few fixed-point steps of ``x = p + t·F01(p)`` at the working
+   size, upsampled, both frames are warped with ``cv2.remap`` and blended by time and
+   visibility with ``cv2.blendLinear`` (all uint8 and multithreaded OpenCV calls).
+
+When neither flow nor camera can be trusted (unrelated frames, huge changes) the engine falls
+back to a cross-dissolve along the camera path (or a plain one), which never tears the frame.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import cv2
+import numpy as np
+
+from segue.domain import Mode
+from segue.engines.base import RenderJob
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Speed/quality knobs. ``work_side`` bounds the longer side of the flow computation."""
+
+    work_side: int
+    dis_preset: int
+    finest_scale: int
+    patch_size: int
+    patch_stride: int
+    refine_iters: int
+    key_times: int  # times at which flows are reversed exactly; others are interpolated
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset(480, cv2.DISOPTICAL_FLOW_PRESET_FAST, 1, 8, 4, 5, 5),
+    "medium": Preset(640, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0, 8, 3, 5, 9),
+    "high": Preset(1024, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0, 8, 2, 10, 17),
+}
+
+_MIN_INLIERS = 40  # matches that must agree before the homography is believed
+_MIN_INLIER_RATIO = 0.35
+_MIN_CONSISTENT = 0.45  # share of pixels whose forward/backward flows agree, else fallback
+
+
+# --------------------------------------------------------------------------- camera motion
+
+
+def estimate_camera(g0: np.ndarray, g1: np.ndarray, seed: int = 0) -> np.ndarray | None:
+    """Homography mapping frame-0 pixels to frame-1 pixels, or None when it is not trustworthy.
+
+    Why: dense flow loses large global moves (pans, zooms); a robust global model recovers
+    them, and the residual flow is then small. Only trusted with many, mostly agreeing matches.
+    """
+    orb = cv2.ORB_create(nfeatures=1500, fastThreshold=12)
+    k0, d0 = orb.detectAndCompute(g0, None)
+    k1, d1 = orb.detectAndCompute(g1, None)
+    if d0 is None or d1 is None or len(k0) < _MIN_INLIERS or len(k1) < _MIN_INLIERS:
+        return None
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d0, d1, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+    if len(good) < _MIN_INLIERS:
+        return None
+    src = np.float32([k0[m.queryIdx].pt for m in good])
+    dst = np.float32([k1[m.trainIdx].pt for m in good])
+    cv2.setRNGSeed(seed)
+    tol = max(2.0, 0.004 * max(g0.shape))
+    h, mask = cv2.findHomography(src, dst, cv2.RANSAC, tol, maxIters=2000, confidence=0.995)
+    if h is None or mask is None:
+        return None
+    inliers = int(mask.sum())
+    if inliers < _MIN_INLIERS or inliers < _MIN_INLIER_RATIO * len(good):
+        return None
+    return h if _plausible(h, g0.shape[1], g0.shape[0]) else None
+
+
+def _plausible(h: np.ndarray, w: int, hgt: int) -> bool:
+    """Reject homographies that fold, flip or blow the frame up: not a camera move."""
+    corners = np.float32([[0, 0], [w, 0], [w, hgt], [0, hgt]]).reshape(-1, 1, 2)
+    moved = cv2.perspectiveTransform(corners, h).reshape(-1, 2)
+    area = cv2.contourArea(moved)
+    if not cv2.isContourConvex(moved.astype(np.float32)) or area <= 0:
+        return False
+    return 0.4 < area / (w * hgt) < 2.5
+
+
+def _camera_at(h: np.ndarray, t: float, w: int, hgt: int) -> np.ndarray:
+    """Homography from frame 0 to time t: frame corners moved linearly along the path."""
+    c = np.float32([[0, 0], [w, 0], [w, hgt], [0, hgt]])
+    c1 = cv2.perspectiveTransform(c.reshape(-1, 1, 2), h).reshape(-1, 2)
+    return cv2.getPerspectiveTransform(c, (c + t * (c1 - c)).astype(np.float32))
+
+
+# --------------------------------------------------------------------------- dense flow
+
+
+def _dis(preset: Preset) -> cv2.DISOpticalFlow:
+    dis = cv2.DISOpticalFlow_create(preset.dis_preset)
+    dis.setFinestScale(preset.finest_scale)
+    dis.setPatchSize(preset.patch_size)
+    dis.setPatchStride(preset.patch_stride)
+    dis.setVariationalRefinementIterations(preset.refine_iters)
+    dis.setUseSpatialPropagation(True)
+    return dis
+
+
+def _clean(flow: np.ndarray) -> np.ndarray:
+    """Median filtering removes isolated wrong vectors without moving motion boundaries."""
+    return cv2.medianBlur(flow, 5)
+
+
+def _grid(w: int, hgt: int) -> np.ndarray:
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(hgt, dtype=np.float32))
+    return np.dstack([xs, ys])
+
+
+def _sample(field: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """``field`` read at absolute positions ``coords`` (H×W×2), bilinear, edges replicated."""
+    return cv2.remap(field, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _total_flows(
+    g0: np.ndarray, g1: np.ndarray, h: np.ndarray | None, preset: Preset
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and backward flows, the homography (if any) composed with the residual flow."""
+    dis = _dis(preset)
+    hgt, w = g0.shape
+    if h is None:
+        return _clean(dis.calc(g0, g1, None)), _clean(dis.calc(g1, g0, None))
+    inv = np.linalg.inv(h)
+    aligned1 = cv2.warpPerspective(g1, inv, (w, hgt), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+    r01 = _clean(dis.calc(g0, aligned1, None))  # frame 0 -> aligned frame 1
+    r10 = _clean(dis.calc(aligned1, g0, None))
+    grid = _grid(w, hgt)
+    # F01(x) = H(x + r01(x)) - x
+    f01 = cv2.perspectiveTransform(grid + r01, h) - grid
+    # F10(y) = z + r10(z) - y with z = H^-1(y)
+    z = cv2.perspectiveTransform(grid, inv)
+    f10 = z + _sample(r10, z) - grid
+    return f01.astype(np.float32), f10.astype(np.float32)
+
+
+def _consistent_share(f01: np.ndarray, f10: np.ndarray, grid: np.ndarray) -> float:
+    """Share of pixels whose forward and backward flows agree (Sundaram et al. 2010).
+
+    Following F01 then F10 should come back to the start; where it does not, the pixel is
+    occluded or the flow is wrong. Too few agreeing pixels means the flow is not trusted.
+    """
+    back = _sample(f10, grid + f01)
+    err = np.sum((f01 + back) ** 2, axis=2)
+    bound = 0.01 * (np.sum(f01**2, axis=2) + np.sum(back**2, axis=2)) + 0.5
+    return float(np.mean(err < bound))
+
+
+# --------------------------------------------------------------------------- the pair model
+
+
+@dataclass
+class _Motion:
+    """Everything learned from the pair, at the working size (``scale`` = work / output)."""
+
+    f01: np.ndarray | None  # None when the flow is not trusted (fallback)
+    f10: np.ndarray | None
+    camera: np.ndarray | None  # output-size homography, used by the fallback path
+    scale: float
+
+
+def _gray(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return g if g.shape[::-1] == size else cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+
+
+def analyse(
+    first: np.ndarray, last: np.ndarray, preset: Preset, camera_fixed: bool, seed: int
+) -> _Motion:
+    """Estimate camera, flows and visibility once for the pair; decide whether flow is trusted."""
+    hgt, w = first.shape[:2]
+    scale = min(1.0, preset.work_side / max(w, hgt))
+    size = (max(16, round(w * scale)), max(16, round(hgt * scale)))
+    scale = size[0] / w
+    g0, g1 = _gray(first, size), _gray(last, size)
+    h = None if camera_fixed else estimate_camera(g0, g1, seed)
+    f01, f10 = _total_flows(g0, g1, h, preset)
+    grid = _grid(*size)
+    ok0, ok1 = _consistent_share(f01, f10, grid), _consistent_share(f10, f01, grid)
+    camera = None
+    if h is not None:
+        to_work = np.diag([scale, size[1] / hgt, 1.0])
+        camera = np.linalg.inv(to_work) @ h @ to_work
+    if min(ok0, ok1) < _MIN_CONSISTENT or not _flow_explains(g0, g1, f01, grid):
+        return _Motion(None, None, camera, scale)
+    return _Motion(f01, f10, camera, scale)
+
+
+def _flow_explains(g0: np.ndarray, g1: np.ndarray, f01: np.ndarray, grid: np.ndarray) -> bool:
+    """Flow is trusted only if warping with it explains frame 1 much better than not moving."""
+    warped = _sample(g1, grid + f01)
+    before = float(np.mean(cv2.absdiff(g0, g1)))
+    after = float(np.mean(cv2.absdiff(g0, warped)))
+    return after < 12.0 or after < 0.5 * before
+
+
+# --------------------------------------------------------------------------- per-frame work
+
+
+def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, grid: np.ndarray) -> np.ndarray:
+    """Flow from time t back to the source frame, divided by t, by forward splatting.
+
+    Each source pixel p lands at ``p + t·fwd(p)`` at time t and carries ``-fwd(p)`` there
+    (bilinear splat, averaged); pixels nothing lands on (disocclusions) take ``bwd(x)``, the
+    other direction's flow, which is right for the background that appears there.
+    """
+    hgt, w = fwd.shape[:2]
+    pos = (grid + t * fwd).reshape(-1, 2)
+    base = np.floor(pos)
+    frac = pos - base
+    x0, y0 = base[:, 0].astype(np.int64), base[:, 1].astype(np.int64)
+    acc = np.zeros((3, hgt * w), np.float64)
+    values = (-fwd).reshape(-1, 2)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        wx = frac[:, 0] if dx else 1.0 - frac[:, 0]
+        wy = frac[:, 1] if dy else 1.0 - frac[:, 1]
+        xi, yi = x0 + dx, y0 + dy
+        ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < hgt)
+        idx, wt = yi[ok] * w + xi[ok], (wx * wy)[ok]
+        acc[0] += np.bincount(idx, wt * values[ok, 0], minlength=hgt * w)
+        acc[1] += np.bincount(idx, wt * values[ok, 1], minlength=hgt * w)
+        acc[2] += np.bincount(idx, wt, minlength=hgt * w)
+    cover = acc[2].reshape(hgt, w)
+    flow = (acc[:2] / np.maximum(acc[2], 1e-6)).T.reshape(hgt, w, 2).astype(np.float32)
+    holes = cover < 0.05
+    flow[holes] = bwd[holes]
+    return flow
+
+
+class _Timeline:
+    """Reversed flows at a few key times, interpolated for the others (splatting is costly).
+
+    Fields are stored divided by t (or 1-t), so they change slowly with time and a linear
+    blend of the two neighbouring key times is a good estimate in between.
+    """
+
+    def __init__(self, m: _Motion, keys: int) -> None:
+        assert m.f01 is not None and m.f10 is not None
+        self.m, self.keys = m, keys
+        self.grid = _grid(m.f01.shape[1], m.f01.shape[0])
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _key(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k not in self.cache:
+            t = min(max(k / (self.keys - 1), 1e-3), 1 - 1e-3)
+            self.cache[k] = (reverse_flow(self.m.f01, self.m.f10, t, self.grid),
+                             reverse_flow(self.m.f10, self.m.f01, 1.0 - t, self.grid))
+        return self.cache[k]
+
+    def flows(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-unit-time flows from time t to frame 0 and to frame 1."""
+        pos = t * (self.keys - 1)
+        k = min(int(pos), self.keys - 2)
+        a, b = self._key(k), self._key(k + 1)
+        for old in [key for key in self.cache if key < k]:
+            del self.cache[old]  # times only move forward in a video
+        f = pos - k
+        if f < 1e-6:
+            return a
+        return (cv2.addWeighted(a[0], 1 - f, b[0], f, 0), cv2.addWeighted(a[1], 1 - f, b[1], f, 0))
+
+
+def _warp(img: np.ndarray, flow: np.ndarray, gain: float, full: np.ndarray) -> np.ndarray:
+    """``img`` sampled at ``x + gain·upsampled(flow)(x)`` (fixed-point maps: faster remap)."""
+    hgt, w = img.shape[:2]
+    up = cv2.resize(flow, (w, hgt), interpolation=cv2.INTER_LINEAR)
+    coords = cv2.scaleAdd(up, gain, full)
+    m1, m2 = cv2.convertMaps(coords, None, cv2.CV_16SC2)
+    return cv2.remap(img, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _frame_at(first: np.ndarray, last: np.ndarray, line: _Timeline | None,
+              camera: np.ndarray | None, t: float, *, scale: float, full: np.ndarray | None
+              ) -> np.ndarray:
+    """One in-between frame: warp both ends to time t and blend them by time."""
+    if line is None or full is None:
+        return _dissolve(first, last, camera, t)
+    to0, to1 = line.flows(t)
+    a = _warp(first, to0, t / scale, full)
+    b = _warp(last, to1, (1.0 - t) / scale, full)
+    return cv2.addWeighted(a, 1.0 - t, b, t, 0.0)
+
+
+def _dissolve(first: np.ndarray, last: np.ndarray, camera: np.ndarray | None, t: float
+              ) -> np.ndarray:
+    """Fallback: cross-dissolve, both ends carried along the camera path when there is one."""
+    if camera is not None:
+        hgt, w = first.shape[:2]
+        ht = _camera_at(camera, t, w, hgt)
+        flags, border = cv2.INTER_LINEAR, cv2.BORDER_REPLICATE
+        first = cv2.warpPerspective(first, ht, (w, hgt), flags=flags, borderMode=border)
+        last = cv2.warpPerspective(last, ht @ np.linalg.inv(camera), (w, hgt), flags=flags,
+                                   borderMode=border)
+    return cv2.addWeighted(first, 1.0 - t, last, t, 0.0)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _check(first: np.ndarray, last: np.ndarray) -> None:
+    for name, img in (("first", first), ("last", last)):
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"{name} must be an H×W×3 uint8 RGB array, got {img.shape}")
+    if first.shape != last.shape:
+        raise ValueError(f"first {first.shape} and last {last.shape} differ in size")
+    if min(first.shape[:2]) < 32:
+        raise ValueError("frames must be at least 32×32")
+
+
+def iter_interpolate(
+    first: np.ndarray,
+    last: np.ndarray,
+    times: Iterable[float],
+    *,
+    preset: str = "medium",
+    camera_fixed: bool = False,
+    seed: int = 0,
+) -> Iterator[np.ndarray]:
+    """Yield one H×W×3 uint8 RGB frame per time in ``times`` (t=0 is ``first``, t=1 ``last``).
+
+    A generator so that frames go to the encoder one by one; the pair is analysed lazily,
+    on the first time strictly between 0 and 1.
+    """
+    _check(first, last)
+    params = PRESETS[preset]
+    first, last = np.ascontiguousarray(first), np.ascontiguousarray(last)
+    hgt, w = first.shape[:2]
+    render: Callable[[float], np.ndarray] | None = None
+    for t in times:
+        t = float(t)
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"time {t} is outside [0, 1]")
+        if t in (0.0, 1.0):
+            yield (first if t == 0.0 else last).copy()
+            continue
+        if render is None:
+            m = analyse(first, last, params, camera_fixed, seed)
+            line = _Timeline(m, params.key_times) if m.f01 is not None else None
+            full = _grid(w, hgt) if line is not None else None
+            render = partial(_frame_at, first, last, line, m.camera, scale=m.scale, full=full)
+        yield render(t)
+
+
+def interpolate(
+    first: np.ndarray, last: np.ndarray, times: Sequence[float], **options: object
+) -> list[np.ndarray]:
+    """All frames at once; see ``iter_interpolate`` for the options."""
+    return list(iter_interpolate(first, last, times, **options))  # type: ignore[arg-type]
+
+
+def _prefetch(frames: Iterator[np.ndarray], depth: int = 3) -> Iterator[np.ndarray]:
+    """Compute the next frames in a worker thread while the caller encodes this one.
+
+    OpenCV and the encoder release the GIL, so interpolation fills the gaps in the encoder's
+    use of the cores. Errors are re-raised in the caller; closing the generator stops the
+    worker.
+    """
+    box: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                while not stop.is_set():
+                    try:
+                        box.put(("frame", frame), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed over to the consumer
+            box.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="flow-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item  # type: ignore[misc]
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+class FlowEngine:
+    """The CPU default engine (registry name ``flow``)."""
+
+    name = "flow"
+    modes = frozenset({Mode.FIRST_LAST})
+
+    def __init__(self, preset: str = "medium", **_ignored: object) -> None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown flow preset {preset!r}; known: {', '.join(PRESETS)}")
+        self.preset = preset
+
+    def render(self, job: RenderJob) -> Iterator[np.ndarray]:
+        if job.first is None or job.last is None:
+            raise ValueError("the flow engine needs a first and a last frame")
+        n = job.frames
+        times = [i / (n - 1) for i in range(n)] if n > 1 else [0.0]
+        frames = iter_interpolate(job.first, job.last, times, preset=self.preset,
+                                  camera_fixed=job.camera_fixed, seed=job.seed)
+        for i, frame in enumerate(_prefetch(frames)):
+            job.progress(i / n)
+            yield frame
+        job.progress(1.0)

@@ -1,0 +1,88 @@
+"""API keys: the ones in ``SEGUE_API_KEYS`` and the ones stored (hashed) by ``segue keys``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from segue.errors import AuthenticationError, NotFound
+from segue.tasks.schema import ApiKeyRow
+
+OPEN_KEY_ID = "public"  # the owner of every task while no key is configured
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key id owns tasks; the rest are per-key settings."""
+
+    key_id: str
+    name: str
+    webhook_secret: str | None = None
+    rate_limit: int | None = None
+    max_queued: int | None = None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyStore:
+    def __init__(self, engine, env_keys: list[str]) -> None:  # type: ignore[no-untyped-def]
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._env = {hash_key(k): Principal(key_id="env-" + hash_key(k)[:12], name="env")
+                     for k in env_keys}
+
+    def create(self, name: str, *, webhook_secret: str | None = None,
+               rate_limit: int | None = None, max_queued: int | None = None
+               ) -> tuple[str, ApiKeyRow]:
+        """A new stored key; the plain key is returned once and never stored."""
+        key = "sk-" + secrets.token_urlsafe(32)
+        row = ApiKeyRow(
+            id="key-" + secrets.token_hex(6), name=name, key_hash=hash_key(key), prefix=key[:7],
+            created_at=time.time(), webhook_secret=webhook_secret, rate_limit=rate_limit,
+            max_queued=max_queued,
+        )
+        with self._sessions.begin() as s:
+            s.add(row)
+        return key, row
+
+    def list(self) -> list[ApiKeyRow]:
+        with self._sessions.begin() as s:
+            return list(s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)).all())
+
+    def revoke(self, key_id: str) -> ApiKeyRow:
+        with self._sessions.begin() as s:
+            row = s.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFound(f"The specified key {key_id} is not found.")
+            row.revoked_at = row.revoked_at or time.time()
+        return row
+
+    def is_open(self) -> bool:
+        """True while no key is configured at all: then every request is let in."""
+        if self._env:
+            return False
+        with self._sessions.begin() as s:
+            return s.scalars(select(ApiKeyRow.id).limit(1)).first() is None
+
+    def authenticate(self, key: str | None) -> Principal:
+        if self.is_open():
+            return Principal(key_id=OPEN_KEY_ID, name="open")
+        if not key:
+            raise AuthenticationError()
+        digest = hash_key(key)
+        for known, principal in self._env.items():
+            if hmac.compare_digest(known, digest):
+                return principal
+        with self._sessions.begin() as s:
+            row = s.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest)).first()
+        if row is None or row.revoked_at is not None:
+            raise AuthenticationError()
+        return Principal(key_id=row.id, name=row.name, webhook_secret=row.webhook_secret,
+                         rate_limit=row.rate_limit, max_queued=row.max_queued)

@@ -1,0 +1,95 @@
+"""One render, from input images to files on disk: shared by the worker and ``segue generate``.
+
+    images -> crop and resize to the output size -> engine frames -> H.264 MP4 (+ last PNG)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from segue.domain import ADAPTIVE, GenerationRequest, nearest_ratio, output_size, tokens_for
+from segue.engines.base import Engine, RenderJob
+from segue.media.images import crop_to_aspect, fit_to, image_aspect
+from segue.media.video import VideoEncoder, watermark, write_png
+
+# progress(fraction 0..1, eta seconds or None)
+Progress = Callable[[float, float | None], None]
+
+
+@dataclass(frozen=True)
+class RenderOutput:
+    video: Path
+    last_frame: Path | None
+    width: int
+    height: int
+    ratio: str
+    frames: int
+    tokens: int
+    seconds: float
+
+
+def resolve_ratio(request: GenerationRequest, first: Image.Image | None) -> str:
+    if request.ratio != ADAPTIVE:
+        return request.ratio
+    return nearest_ratio(image_aspect(first)) if first is not None else "16:9"
+
+
+Images = list[tuple[str, Image.Image]]  # (role, image) in request order
+
+
+def make_job(request: GenerationRequest, images: Images) -> tuple[RenderJob, str]:
+    """The engine's job at the output size, and the ratio actually used."""
+    by_role = dict(images)
+    first = by_role.get("first_frame") or by_role.get("")
+    last = by_role.get("last_frame")
+    ratio = resolve_ratio(request, first)
+    width, height = output_size(request.resolution, ratio)
+    if first is not None and last is not None:
+        # the first frame governs: a last frame of another aspect is cropped to it
+        last = crop_to_aspect(last, image_aspect(first))
+    references = [fit_to(im, width, height) for role, im in images if role == "reference_image"]
+    job = RenderJob(
+        prompt=request.prompt, mode=request.mode, width=width, height=height, frames=request.frames,
+        seed=request.seed, fps=request.fps, camera_fixed=request.camera_fixed,
+        first=fit_to(first, width, height) if first is not None else None,
+        last=fit_to(last, width, height) if last is not None else None,
+        references=references,
+    )
+    return job, ratio
+
+
+def render_video(
+    request: GenerationRequest, engine: Engine, images: Images, workdir: Path,
+    *, progress: Progress | None = None, crf: int = 18, preset: str = "veryfast",
+) -> RenderOutput:
+    """Render ``request`` into ``workdir/video.mp4`` (and ``last_frame.png`` when asked)."""
+    started = time.monotonic()
+    job, ratio = make_job(request, images)
+
+    def report(fraction: float) -> None:
+        if progress is not None:
+            elapsed = time.monotonic() - started
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
+            progress(min(fraction, 0.99), eta)
+
+    job.progress = report
+    video_path, last_path = workdir / "video.mp4", None
+    with VideoEncoder(video_path, job.width, job.height, job.frames, fps=job.fps,
+                      crf=crf, preset=preset) as encoder:
+        for index, frame in enumerate(engine.render(job)):
+            if index == job.frames - 1 and request.return_last_frame:
+                last_path = workdir / "last_frame.png"
+                write_png(frame, last_path)  # the last frame is returned without watermark
+            encoder.write(watermark(frame) if request.watermark else frame)
+    if progress is not None:
+        progress(1.0, 0.0)
+    return RenderOutput(
+        video=video_path, last_frame=last_path, width=job.width, height=job.height,
+        ratio=ratio, frames=job.frames, tokens=tokens_for(job.width, job.height, job.frames),
+        seconds=time.monotonic() - started,
+    )

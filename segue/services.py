@@ -1,0 +1,101 @@
+"""The Services object: everything the API and the workers share, built once per process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine as SqlEngine
+
+from segue.domain import GenerationRequest, Mode, TaskStatus, new_task_id
+from segue.engines.base import Engine, create_engine
+from segue.keys import KeyStore, Principal
+from segue.metrics import Metrics
+from segue.media.images import check_image_reference
+from segue.models import ModelEntry, ModelRegistry
+from segue.settings import Settings
+from segue.storage.base import ObjectStore, open_store
+from segue.tasks.db import make_engine, migrate
+from segue.tasks.schema import TaskRow
+from segue.tasks.store import CreateLimits, TaskStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: SqlEngine
+    tasks: TaskStore
+    keys: KeyStore
+    objects: ObjectStore
+    models: ModelRegistry
+    metrics: Metrics
+    wake: threading.Event = field(default_factory=threading.Event)  # new work for local workers
+    # called with the task row after every status change (callbacks subscribe here)
+    listeners: list[Callable[[TaskRow], None]] = field(default_factory=list)
+    _engines: dict[str, Engine] = field(default_factory=dict)
+    _engines_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = make_engine(settings.resolved_database_url)
+        migrate(db)
+        tasks = TaskStore(db)
+        return cls(
+            settings=settings, db=db, tasks=tasks, metrics=Metrics(tasks.counts),
+            keys=KeyStore(db, settings.api_keys), objects=open_store(settings),
+            models=ModelRegistry.load(settings.models_file),
+        )
+
+    def on_status_change(self, row: TaskRow) -> None:
+        for listener in self.listeners:
+            listener(row)
+
+    def engine_for(self, entry: ModelEntry) -> Engine:
+        """One engine object per model id per process, kept between tasks."""
+        with self._engines_lock:
+            engine = self._engines.get(entry.id)
+            if engine is None:
+                engine = create_engine(entry.engine, entry.options)
+                self._engines[entry.id] = engine
+            return engine
+
+    def engine_modes(self, entry: ModelEntry) -> frozenset[Mode]:
+        return self.engine_for(entry).modes
+
+    def create_task(
+        self, principal: Principal, request: GenerationRequest, *,
+        idempotency_key: str | None = None, request_hash: str | None = None,
+    ) -> TaskRow:
+        """Check what needs no download, then commit the task before its id is answered."""
+        for index, image in enumerate(request.images):
+            check_image_reference(image.url, image.role or f"image[{index}]", self.settings)
+        entry = self.models.get(request.model)
+        now = time.time()
+        row = TaskRow(
+            id=new_task_id(), key_id=principal.key_id, model=request.model,
+            status=TaskStatus.QUEUED.value, service_tier=request.service_tier.value,
+            request=request.to_json(), seed=request.seed, resolution=request.resolution,
+            ratio=request.ratio, duration=request.duration, frames=request.frames,
+            progress=0.0, callback_url=request.callback_url, created_at=now, updated_at=now,
+            expires_at=now + request.execution_expires_after, attempts=0,
+            idempotency_key=idempotency_key, request_hash=request_hash,
+        )
+        created = self.tasks.create(row, self._limits(principal, entry))
+        if created is row:  # not an idempotent replay
+            self.metrics.created.labels(request.model).inc()
+            self.on_status_change(created)
+        self.wake.set()
+        return created
+
+    def _limits(self, principal: Principal, entry: ModelEntry) -> CreateLimits:
+        s = self.settings
+        default_rate = s.rate_limit_pro if entry.tier == "pro" else s.rate_limit_lite
+        return CreateLimits(
+            rate=principal.rate_limit or default_rate, window=s.rate_window,
+            tier_models=[m.id for m in self.models if m.tier == entry.tier]
+            + [f"doubao-{m.id}" for m in self.models if m.tier == entry.tier],
+            max_queued=principal.max_queued or s.max_queued,
+        )

@@ -1,0 +1,75 @@
+"""All configuration, read once from the environment (prefix ``SEGUE_``) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value)  # type: ignore[arg-type]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEGUE_", extra="ignore")
+
+    # where things live
+    data_dir: Path = Path("./segue-data")
+    database_url: str | None = None  # default: sqlite:///<data_dir>/segue.db
+    storage_url: str | None = None  # default: the local folder <data_dir>/objects; or s3://bucket/prefix
+    s3_endpoint_url: str | None = None
+    public_url: str = "http://127.0.0.1:8000"  # base of the links handed out
+    models_file: Path | None = None  # a JSON model registry replacing the built-in one
+
+    # the server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1  # in-process workers started by `segue serve`
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)  # SEGUE_API_KEYS=k1,k2
+    log_level: str = "info"
+    max_body_bytes: int = 64 * 1024 * 1024
+
+    # images
+    allow_private_urls: bool = False
+    image_max_bytes: int = 30 * 1024 * 1024
+    image_connect_timeout: float = 10.0
+    image_total_timeout: float = 60.0
+    image_max_redirects: int = 3
+
+    # video
+    video_crf: int = 18
+    video_preset: str = "veryfast"
+
+    # lifetimes (seconds)
+    link_ttl: int = 86_400
+    record_ttl: int = 7 * 86_400
+    cancelled_ttl: int = 86_400
+    lease_ttl: int = 60  # a worker's claim lapses unless renewed (heartbeat)
+    poll_interval: float = 0.5  # how often an idle worker looks for work
+    sweep_interval: float = 60.0
+
+    # limits per key (defaults; a stored key may override)
+    rate_limit_lite: int = 300
+    rate_limit_pro: int = 600
+    rate_window: int = 60
+    max_queued: int = 120
+
+    # callbacks
+    callback_timeout: float = 5.0
+    callback_retries: int = 3
+    callback_backoff: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [2.0, 8.0, 30.0]
+    )
+
+    _split_lists = field_validator("api_keys", "callback_backoff", mode="before")(
+        lambda value: _split(value)
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'segue.db'}"

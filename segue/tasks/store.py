@@ -1,0 +1,303 @@
+"""The task store: the durable record of every task, and the queue workers claim from.
+
+One implementation serves SQLite and PostgreSQL. The only dialect difference is
+how a claim locks: PostgreSQL uses ``FOR UPDATE SKIP LOCKED`` so that many
+workers claim in parallel; SQLite takes its single write lock at ``BEGIN
+IMMEDIATE`` (see ``db.py``), which makes select-then-update atomic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, and_, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from segue.domain import ServiceTier, TaskStatus
+from segue.errors import BadRequest, TooManyRequests, task_not_found
+from segue.tasks.schema import TaskRow
+from segue.tasks.states import can_move, delete_action
+
+S = TaskStatus
+MAX_ATTEMPTS = 3  # a task whose worker died this many times fails instead of running again
+IDEMPOTENCY_TTL = 86_400
+
+
+@dataclass(frozen=True)
+class CreateLimits:
+    """Per-key limits checked in the same transaction as the insert."""
+
+    rate: int  # creates allowed in any `window` seconds for models of this tier
+    window: int
+    tier_models: Sequence[str]  # the model ids counted together with this one
+    max_queued: int
+
+
+class TaskStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._postgres = engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- creating and reading -------------------------------------------------
+
+    def create(self, row: TaskRow, limits: CreateLimits | None = None) -> TaskRow:
+        """Insert a queued task, durably, unless a limit or an idempotent twin says otherwise."""
+        with self._tx() as s:
+            if self._postgres:  # serialise creates of one key across replicas
+                s.execute(select(func.pg_advisory_xact_lock(func.hashtext(row.key_id))))
+            if row.idempotency_key:
+                twin = self._idempotent_twin(s, row)
+                if twin is not None:
+                    return twin
+            if limits is not None:
+                self._check_limits(s, row, limits)
+            s.add(row)
+        return row
+
+    def _idempotent_twin(self, s: Session, row: TaskRow) -> TaskRow | None:
+        twin = s.scalars(select(TaskRow).where(
+            TaskRow.key_id == row.key_id, TaskRow.idempotency_key == row.idempotency_key,
+        )).first()
+        if twin is None:
+            return None
+        if twin.created_at < row.created_at - IDEMPOTENCY_TTL:
+            twin.idempotency_key = None  # lapsed: the key may be used again
+            s.flush()
+            return None
+        if twin.request_hash != row.request_hash:
+            raise BadRequest(
+                "The Idempotency-Key was already used with a different request body.",
+                code="InvalidParameter.IdempotencyKey", param="Idempotency-Key",
+            )
+        return twin
+
+    def _check_limits(self, s: Session, row: TaskRow, limits: CreateLimits) -> None:
+        now = row.created_at
+        recent = s.execute(
+            select(func.count(), func.min(TaskRow.created_at)).where(
+                TaskRow.key_id == row.key_id,
+                TaskRow.model.in_(limits.tier_models),
+                TaskRow.created_at > now - limits.window,
+            )
+        ).one()
+        if recent[0] >= limits.rate:
+            wait = max(1, int(recent[1] + limits.window - now + 0.999))
+            raise TooManyRequests(
+                f"Your account has exceeded the create rate limit of {limits.rate} requests "
+                f"per {limits.window} s for this model. Please retry after {wait} s.",
+                code="RateLimitExceeded.EndpointRPMExceeded", retry_after=wait,
+            )
+        queued = s.scalar(select(func.count()).where(
+            TaskRow.key_id == row.key_id, TaskRow.status == S.QUEUED,
+        ))
+        if queued is not None and queued >= limits.max_queued:
+            raise TooManyRequests(
+                f"The request has exceeded the quota: at most {limits.max_queued} tasks may be "
+                "queued at once. Wait for some to finish.",
+                code="QuotaExceeded",
+            )
+
+    def get(self, task_id: str, key_id: str | None = None) -> TaskRow:
+        """The task; a task of another key is as unknown as a missing one."""
+        with self._tx() as s:
+            row = s.get(TaskRow, task_id)
+        if row is None or (key_id is not None and row.key_id != key_id):
+            raise task_not_found(task_id)
+        return row
+
+    def list(
+        self, key_id: str, *, page_num: int = 1, page_size: int = 10,
+        status: str | None = None, task_ids: Sequence[str] = (), model: str | None = None,
+        service_tier: str | None = None, since: float | None = None,
+    ) -> tuple[int, list[TaskRow]]:
+        where = [TaskRow.key_id == key_id]
+        if status:
+            where.append(TaskRow.status == status)
+        if task_ids:
+            where.append(TaskRow.id.in_(list(task_ids)))
+        if model:
+            where.append(TaskRow.model == model)
+        if service_tier:
+            where.append(TaskRow.service_tier == service_tier)
+        if since is not None:
+            where.append(TaskRow.created_at >= since)
+        with self._tx() as s:
+            total = s.scalar(select(func.count()).select_from(TaskRow).where(*where)) or 0
+            rows = s.scalars(
+                select(TaskRow).where(*where)
+                .order_by(TaskRow.created_at.desc(), TaskRow.id.desc())
+                .offset((page_num - 1) * page_size).limit(page_size)
+            ).all()
+        return total, list(rows)
+
+    def delete(self, task_id: str, key_id: str, now: float | None = None) -> tuple[str, TaskRow]:
+        """DELETE: cancel a queued task or remove a finished one (``states.delete_action``)."""
+        now = now or time.time()
+        with self._tx() as s:
+            row = s.get(TaskRow, task_id, with_for_update=self._postgres)
+            if row is None or row.key_id != key_id:
+                raise task_not_found(task_id)
+            action = delete_action(task_id, S(row.status))
+            if action == "cancel":
+                row.status, row.updated_at, row.finished_at = S.CANCELLED, now, now
+            else:
+                s.delete(row)
+        return action, row
+
+    # -- the worker's side ----------------------------------------------------
+
+    def claim(
+        self, worker_id: str, lease_ttl: float, models: Sequence[str] | None = None,
+        now: float | None = None,
+    ) -> TaskRow | None:
+        """Take the next task: default tier first, oldest first; flex only behind no default.
+
+        A running task whose lease lapsed (its worker died) is taken over.
+        """
+        now = now or time.time()
+        with self._tx() as s:
+            while True:
+                row = self._next_claimable(s, models, now)
+                if row is None:
+                    return None
+                if row.attempts >= MAX_ATTEMPTS:
+                    self._set_final(row, S.FAILED, now, "InternalServiceError",
+                                    f"The task was interrupted {row.attempts} times (its worker "
+                                    "stopped) and was given up.")
+                    continue
+                row.status, row.worker_id = S.RUNNING, worker_id
+                row.lease_until, row.attempts = now + lease_ttl, row.attempts + 1
+                row.started_at = row.updated_at = now
+                row.progress, row.eta = 0.0, None
+                return row
+
+    def _next_claimable(
+        self, s: Session, models: Sequence[str] | None, now: float
+    ) -> TaskRow | None:
+        ready = and_(
+            or_(TaskRow.status == S.QUEUED,
+                and_(TaskRow.status == S.RUNNING, TaskRow.lease_until < now)),
+            TaskRow.expires_at > now,
+        )
+        if models is not None:
+            ready = and_(ready, TaskRow.model.in_(list(models)))
+        other = aliased(TaskRow)
+        default_waits = exists().where(
+            other.status == S.QUEUED, other.service_tier == ServiceTier.DEFAULT,
+            other.model == TaskRow.model, other.expires_at > now,
+        )
+        ready = and_(ready, or_(TaskRow.service_tier == ServiceTier.DEFAULT, ~default_waits))
+        q = (
+            select(TaskRow).where(ready)
+            .order_by((TaskRow.service_tier == ServiceTier.FLEX).asc(), TaskRow.created_at)
+            .limit(1)
+        )
+        if self._postgres:
+            q = q.with_for_update(skip_locked=True)
+        return s.scalars(q).first()
+
+    def heartbeat(self, task_id: str, worker_id: str, lease_ttl: float,
+                  progress: float | None = None, eta: float | None = None) -> bool:
+        """Renew the lease (and record progress); False when the task is no longer ours."""
+        now = time.time()
+        values: dict[str, object] = {"lease_until": now + lease_ttl, "updated_at": now}
+        if progress is not None:
+            values.update(progress=progress, eta=eta)
+        with self._tx() as s:
+            result = s.execute(
+                update(TaskRow)
+                .where(TaskRow.id == task_id, TaskRow.worker_id == worker_id,
+                       TaskRow.status == S.RUNNING, TaskRow.expires_at > now)
+                .values(**values)
+            )
+        return bool(result.rowcount)
+
+    def finish(
+        self, task_id: str, worker_id: str, status: TaskStatus, *,
+        error_code: str | None = None, error_message: str | None = None, **fields: object,
+    ) -> TaskRow | None:
+        """End a running task held by ``worker_id``; None when it is no longer ours."""
+        now = time.time()
+        with self._tx() as s:
+            row = s.get(TaskRow, task_id, with_for_update=self._postgres)
+            if row is None or row.worker_id != worker_id or row.status != S.RUNNING:
+                return None
+            for name, value in fields.items():
+                setattr(row, name, value)
+            self._set_final(row, status, now, error_code, error_message)
+        return row
+
+    def update_output(self, task_id: str, **fields: object) -> None:
+        """Record what the worker learned (resolved ratio, size, tokens) before the end."""
+        with self._tx() as s:
+            s.execute(update(TaskRow).where(TaskRow.id == task_id).values(**fields))
+
+    @staticmethod
+    def _set_final(row: TaskRow, status: TaskStatus, now: float,
+                   code: str | None = None, message: str | None = None) -> None:
+        if not can_move(S(row.status), status):
+            raise RuntimeError(f"task {row.id}: {row.status} -> {status} is not a transition")
+        row.status, row.updated_at, row.finished_at = status, now, now
+        row.lease_until = None
+        if status is S.SUCCEEDED:
+            row.progress, row.eta = 100.0, 0.0
+        row.error_code, row.error_message = code, message
+
+    # -- housekeeping ---------------------------------------------------------
+
+    def expire_overdue(self, now: float | None = None) -> list[TaskRow]:
+        """Queued or running tasks past ``created_at + execution_expires_after`` -> expired."""
+        now = now or time.time()
+        with self._tx() as s:
+            q = select(TaskRow).where(
+                TaskRow.status.in_([S.QUEUED, S.RUNNING]), TaskRow.expires_at <= now
+            )
+            if self._postgres:
+                q = q.with_for_update(skip_locked=True)
+            rows = list(s.scalars(q).all())
+            for row in rows:
+                self._set_final(row, S.EXPIRED, now, "TaskExpired",
+                                "The task did not finish within execution_expires_after "
+                                f"({int(row.expires_at - row.created_at)} s).")
+        return rows
+
+    def sweep(self, record_ttl: float, cancelled_ttl: float,
+              now: float | None = None) -> list[TaskRow]:
+        """Delete lapsed records; returns them so their files can be deleted too."""
+        now = now or time.time()
+        lapsed = or_(
+            and_(TaskRow.status == S.CANCELLED, TaskRow.updated_at <= now - cancelled_ttl),
+            and_(TaskRow.status.in_([S.SUCCEEDED, S.FAILED, S.EXPIRED]),
+                 TaskRow.created_at <= now - record_ttl),
+        )
+        with self._tx() as s:
+            rows = list(s.scalars(select(TaskRow).where(lapsed)).all())
+            if rows:
+                s.execute(delete(TaskRow).where(TaskRow.id.in_([r.id for r in rows])))
+        return rows
+
+    def lapsed_files(self, now: float | None = None) -> list[TaskRow]:
+        """Succeeded tasks whose links have expired but whose files are still kept."""
+        now = now or time.time()
+        with self._tx() as s:
+            rows = list(s.scalars(select(TaskRow).where(
+                TaskRow.links_expire_at <= now, TaskRow.video_key.is_not(None),
+            )).all())
+            for row in rows:
+                s.execute(update(TaskRow).where(TaskRow.id == row.id)
+                          .values(video_key=None, last_frame_key=None))
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        with self._tx() as s:
+            pairs = s.execute(select(TaskRow.status, func.count()).group_by(TaskRow.status)).all()
+        return {status: n for status, n in pairs}

@@ -1,0 +1,205 @@
+"""Workers: claim -> fetch -> render -> encode -> store -> complete, in small steps.
+
+A worker holds a lease on the task it renders and renews it from a heartbeat
+thread; a worker that dies stops renewing, and another worker takes the task
+over once the lease lapses. ``Background`` runs the in-process workers of
+``segue serve`` and the periodic housekeeping (expiry, retention).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from segue.domain import GenerationRequest, TaskStatus
+from segue.errors import SegueError, TaskInterrupted
+from segue.media.images import load_image
+from segue.render import Images, render_video
+from segue.services import Services
+from segue.tasks.schema import TaskRow
+
+log = logging.getLogger("segue.worker")
+
+
+class _Lease:
+    """Renews a task's lease in the background; remembers when it was lost."""
+
+    def __init__(self, services: Services, task_id: str, worker_id: str) -> None:
+        self._services, self._task_id, self._worker_id = services, task_id, worker_id
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self.progress: tuple[float, float | None] | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{task_id}")
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        ttl = self._services.settings.lease_ttl
+        interval = min(ttl / 3, 1.0)
+        while not self._stop.wait(interval):
+            progress, eta = self.progress if self.progress else (None, None)
+            if not self._services.tasks.heartbeat(self._task_id, self._worker_id, ttl,
+                                                  progress, eta):
+                self.lost.set()
+                return
+
+    def report(self, fraction: float, eta: float | None) -> None:
+        """The render's progress callback: it stops the render once the task is not ours."""
+        if self.lost.is_set():
+            raise TaskInterrupted(self._task_id)
+        self.progress = (round(fraction * 100, 1), eta)
+
+
+class Worker:
+    def __init__(self, services: Services, models: Sequence[str] | None = None,
+                 name: str | None = None) -> None:
+        self.services = services
+        self.models = list(models) if models else None
+        self.id = name or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10_000}"
+
+    def run_once(self) -> bool:
+        """Claim and run one task; False when there was nothing to do."""
+        row = self.services.tasks.claim(self.id, self.services.settings.lease_ttl, self.models)
+        if row is None:
+            return False
+        self.services.on_status_change(row)
+        self._run(row)
+        return True
+
+    def run(self, stop: threading.Event, burst: bool = False) -> None:
+        """Work until ``stop`` is set; in burst mode, until the queue is empty."""
+        while not stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:  # a store hiccup must not kill the worker
+                log.exception("worker loop error")
+                worked = False
+            if worked:
+                continue
+            if burst:
+                return
+            self.services.wake.wait(self.services.settings.poll_interval)
+            self.services.wake.clear()
+
+    def _run(self, row: TaskRow) -> None:
+        services, request = self.services, GenerationRequest.from_json(row.request)
+        entry = services.models.get(row.model)
+        started = time.monotonic()
+        with _Lease(services, row.id, self.id) as lease, \
+                tempfile.TemporaryDirectory(prefix=f"segue-{row.id}-") as tmp:
+            try:
+                images = self._load_images(request)
+                output = render_video(
+                    request, services.engine_for(entry), images, Path(tmp),
+                    progress=lease.report, crf=services.settings.video_crf,
+                    preset=services.settings.video_preset,
+                )
+                fields = self._store(row.id, output)
+                status, code, message = TaskStatus.SUCCEEDED, None, None
+            except TaskInterrupted:
+                self._interrupted(row)
+                return
+            except SegueError as exc:
+                status, code, message, fields = TaskStatus.FAILED, exc.code, exc.message, {}
+            except Exception as exc:
+                log.exception("render failed", extra={"task_id": row.id})
+                status, code, message, fields = (
+                    TaskStatus.FAILED, "InternalServiceError",
+                    f"The render failed: {type(exc).__name__}: {exc}", {})
+        done = services.tasks.finish(row.id, self.id, status, error_code=code,
+                                     error_message=message, **fields)
+        if done is None:  # expired or taken over meanwhile
+            self._interrupted(row)
+            return
+        services.metrics.render.labels(entry.engine).observe(time.monotonic() - started)
+        services.metrics.finished.labels(row.model, status.value).inc()
+        services.on_status_change(done)
+
+    def _load_images(self, request: GenerationRequest) -> Images:
+        return [(image.role, load_image(image.url, image.role or "first_frame",
+                                        self.services.settings))
+                for image in request.images]
+
+    def _store(self, task_id: str, output) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        objects = self.services.objects
+        video_key = f"videos/{task_id}.mp4"
+        objects.put(video_key, output.video, "video/mp4")
+        last_key = None
+        if output.last_frame is not None:
+            last_key = f"frames/{task_id}-last.png"
+            objects.put(last_key, output.last_frame, "image/png")
+        return {
+            "video_key": video_key, "last_frame_key": last_key, "width": output.width,
+            "height": output.height, "ratio": output.ratio, "tokens": output.tokens,
+            "links_expire_at": time.time() + self.services.settings.link_ttl,
+        }
+
+    def _interrupted(self, row: TaskRow) -> None:
+        """The render stopped because the task expired or another worker holds it now."""
+        for expired in self.services.tasks.expire_overdue():
+            self.services.metrics.finished.labels(expired.model, "expired").inc()
+            self.services.on_status_change(expired)
+        log.info("render stopped", extra={"task_id": row.id})
+
+
+def housekeeping(services: Services) -> None:
+    """Expire overdue tasks, delete lapsed records and files."""
+    s = services.settings
+    for row in services.tasks.expire_overdue():
+        services.metrics.finished.labels(row.model, "expired").inc()
+        services.on_status_change(row)
+    for row in services.tasks.lapsed_files() + services.tasks.sweep(s.record_ttl, s.cancelled_ttl):
+        for key in (row.video_key, row.last_frame_key):
+            if key:
+                services.objects.delete(key)
+
+
+class Background:
+    """The threads of one server process: N workers and the periodic jobs."""
+
+    def __init__(self, services: Services, workers: int = 0) -> None:
+        self.services = services
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.periodic: list[tuple[float, Callable[[Services], None]]] = [
+            (services.settings.sweep_interval, housekeeping),
+        ]
+        self._workers = [Worker(services, name=f"{socket.gethostname()}-{os.getpid()}-w{i}")
+                         for i in range(workers)]
+
+    def start(self) -> None:
+        for worker in self._workers:
+            self._spawn(worker.id, worker.run, self.stop_event)
+        for interval, job in self.periodic:
+            self._spawn(job.__name__, self._every, interval, job)
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True, name=name)
+        thread.start()
+        self.threads.append(thread)
+
+    def _every(self, interval: float, job: Callable[[Services], None]) -> None:
+        while not self.stop_event.is_set():
+            try:
+                job(self.services)
+            except Exception:
+                log.exception("periodic job failed", extra={"job": job.__name__})
+            self.stop_event.wait(interval)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        self.services.wake.set()
+        for thread in self.threads:
+            thread.join(timeout)
