@@ -12,7 +12,8 @@ process so its peak RSS is its own (``os.wait4``); times are wall clock, median 
 
 Usage (from the repository root)::
 
-    python benchmarks/engine_speed.py [--repeat 5] [--mi-repeat 1] [--out benchmarks/results/engine_speed.json]
+    python benchmarks/engine_speed.py [--repeat 5] [--mi-repeat 1]
+        [--out benchmarks/results/engine_speed.json]
 """
 
 from __future__ import annotations

@@ -70,8 +70,8 @@ def minterpolate(first: np.ndarray, last: np.ndarray, times: list[float],
         for i, img in enumerate((first, last, last)):
             cv2.imwrite(f"{tmp}/{i}.png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         vf = f"format=yuv444p,{MINTERPOLATE.format(fps=steps)},format=rgb24"
-        cmd = [ffmpeg, "-v", "error", "-framerate", "1", "-start_number", "0", "-i", f"{tmp}/%d.png", "-vf", vf,
-               "-frames:v", str(steps + 1), "-f", "rawvideo", "-"]
+        cmd = [ffmpeg, "-v", "error", "-framerate", "1", "-start_number", "0",
+               "-i", f"{tmp}/%d.png", "-vf", vf, "-frames:v", str(steps + 1), "-f", "rawvideo", "-"]
         raw = subprocess.run(cmd, check=True, capture_output=True).stdout
     frames = np.frombuffer(raw, np.uint8).reshape(-1, hgt, w, 3)
     return [frames[round(t * steps)] for t in times]
@@ -111,8 +111,8 @@ def run(data: Path, preset: str, use_ffmpeg: bool) -> dict[str, object]:
             out = fn(first, last, times)
             seconds[method] += time.perf_counter() - start
             per_seq[name][method] = {
-                "psnr": float(np.mean([psnr(o, gts[t]) for o, t in zip(out, times)])),
-                "ie": float(np.mean([ie(o, gts[t]) for o, t in zip(out, times)])),
+                "psnr": float(np.mean([psnr(o, gts[t]) for o, t in zip(out, times, strict=True)])),
+                "ie": float(np.mean([ie(o, gts[t]) for o, t in zip(out, times, strict=True)])),
             }
     summary = {
         m: {"psnr": float(np.mean([s[m]["psnr"] for s in per_seq.values()])),

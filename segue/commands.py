@@ -48,15 +48,17 @@ def parse_int(name: str, value: object) -> int:
     raise InvalidParameter(name, f"expected an integer, got {value!r}")
 
 
-def parse_commands(text: str) -> tuple[str, dict[str, object]]:
-    """Split a prompt into (clean prompt, settings from its recognised commands)."""
+def parse_commands(text: str) -> tuple[str, dict[str, object], dict[str, str]]:
+    """Split a prompt into (clean prompt, settings, the flag each setting was spelled with)."""
     settings: dict[str, object] = {}
+    flags: dict[str, str] = {}
 
     def take(match: re.Match[str]) -> str:
         flag, value = match.group(1), match.group(2)
         name = ALIASES.get(flag.lower())
         if name is None:
             return match.group(0)  # not ours: part of the prompt
+        flags[name] = f"--{flag}"
         if name in _BOOLEAN:
             settings[name] = parse_bool(f"--{flag}", value)
         elif name in _INTEGER:
@@ -66,4 +68,4 @@ def parse_commands(text: str) -> tuple[str, dict[str, object]]:
         return ""
 
     clean = _COMMAND.sub(take, text)
-    return re.sub(r"[ \t]{2,}", " ", clean).strip(), settings
+    return re.sub(r"[ \t]{2,}", " ", clean).strip(), settings, flags

@@ -80,53 +80,58 @@ def build_request(
 ) -> GenerationRequest:
     """Validate one create request; ``fields`` holds the surface's top-level settings."""
     mode = detect_mode(images)
-    prompt, commands = parse_commands(text or "")
+    prompt, commands, flags = parse_commands(text or "")
     if mode is Mode.TEXT and not prompt:
         raise MissingParameter("text")
-    given = {**commands, **{k: v for k, v in fields.items() if v is not None}}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    given = {**commands, **fields}
+
+    def name(setting: str) -> str:
+        """How the client spelled a setting, so that errors name what it sent."""
+        return setting if setting in fields else flags.get(setting, setting)
 
     resolution = str(given.get("resolution", entry.resolution))
     if resolution not in RESOLUTIONS:
-        raise InvalidParameter("resolution", f"must be one of {', '.join(RESOLUTIONS)}.")
+        raise InvalidParameter(name("resolution"), f"must be one of {', '.join(RESOLUTIONS)}.")
     if mode is Mode.REFERENCE and resolution == "1080p":
-        raise InvalidParameter("resolution", "1080p is not available in reference-image mode.")
+        raise InvalidParameter(name("resolution"), "1080p is not available in reference-image mode.")
 
     default_ratio = ADAPTIVE if mode in (Mode.FIRST_FRAME, Mode.FIRST_LAST) else "16:9"
     ratio = str(given.get("ratio", default_ratio))
     if ratio not in (*RATIOS, ADAPTIVE):
-        raise InvalidParameter("ratio", f"must be one of {', '.join(RATIOS)} or adaptive.")
+        raise InvalidParameter(name("ratio"), f"must be one of {', '.join(RATIOS)} or adaptive.")
     if ratio == ADAPTIVE and mode not in (Mode.FIRST_FRAME, Mode.FIRST_LAST):
-        raise InvalidParameter("ratio", "adaptive follows the first frame and needs one.")
+        raise InvalidParameter(name("ratio"), "adaptive follows the first frame and needs one.")
 
     duration: int | None
     if given.get("frames") is not None:
-        frames = _range("frames", parse_int("frames", given["frames"]), *FRAMES_RANGE)
+        frames = _range(name("frames"), parse_int(name("frames"), given["frames"]), *FRAMES_RANGE)
         if (frames - 25) % 4:
-            raise InvalidParameter("frames", f"must be 25 + 4n, got {frames}.")
+            raise InvalidParameter(name("frames"), f"must be 25 + 4n, got {frames}.")
         duration = None
     else:
         low, high = DURATION_RANGE[surface]
-        duration = _range("duration", parse_int("duration", given.get("duration", 5)), low, high)
+        duration = _range(name("duration"), parse_int(name("duration"), given.get("duration", 5)), low, high)
         frames = frames_for(duration)
 
-    fps = parse_int("framespersecond", given.get("framespersecond", FPS))
+    fps = parse_int(name("framespersecond"), given.get("framespersecond", FPS))
     if fps != FPS:
-        raise InvalidParameter("framespersecond", f"only {FPS} is supported, got {fps}.")
+        raise InvalidParameter(name("framespersecond"), f"only {FPS} is supported, got {fps}.")
 
-    seed = _range("seed", parse_int("seed", given.get("seed", -1)), -1, SEED_MAX)
+    seed = _range(name("seed"), parse_int(name("seed"), given.get("seed", -1)), -1, SEED_MAX)
     if seed == -1:
         seed = secrets.randbelow(SEED_MAX + 1)
 
-    camera_fixed = parse_bool("camerafixed", given.get("camerafixed", False))
+    camera_fixed = parse_bool(name("camerafixed"), given.get("camerafixed", False))
     if camera_fixed and mode is Mode.REFERENCE:
-        raise InvalidParameter("camerafixed", "is not available in reference-image mode.")
+        raise InvalidParameter(name("camerafixed"), "is not available in reference-image mode.")
 
     tier = str(given.get("service_tier", ServiceTier.DEFAULT.value))
     if tier not in (ServiceTier.DEFAULT.value, ServiceTier.FLEX.value):
-        raise InvalidParameter("service_tier", "must be default or flex.")
+        raise InvalidParameter(name("service_tier"), "must be default or flex.")
     expires = _range(
         "execution_expires_after",
-        parse_int("execution_expires_after", given.get("execution_expires_after",
+        parse_int(name("execution_expires_after"), given.get("execution_expires_after",
                                                        DEFAULT_EXPIRES_AFTER)),
         *EXPIRES_AFTER_RANGE,
     )
@@ -141,8 +146,8 @@ def build_request(
         model=model, prompt=prompt, mode=mode, images=tuple(images),
         resolution=resolution, ratio=ratio, duration=duration, frames=frames, seed=seed,
         camera_fixed=camera_fixed,
-        watermark=parse_bool("watermark", given.get("watermark", False)),
-        return_last_frame=parse_bool("return_last_frame", given.get("return_last_frame", False)),
+        watermark=parse_bool(name("watermark"), given.get("watermark", False)),
+        return_last_frame=parse_bool(name("return_last_frame"), given.get("return_last_frame", False)),
         service_tier=ServiceTier(tier), execution_expires_after=expires,
         callback_url=callback_url,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -9,17 +10,20 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine as SqlEngine
 
+from segue.callbacks import Callbacks, check_callback_url
 from segue.domain import GenerationRequest, Mode, TaskStatus, new_task_id
 from segue.engines.base import Engine, create_engine
 from segue.keys import KeyStore, Principal
-from segue.metrics import Metrics
 from segue.media.images import check_image_reference
+from segue.metrics import Metrics
 from segue.models import ModelEntry, ModelRegistry
 from segue.settings import Settings
 from segue.storage.base import ObjectStore, open_store
 from segue.tasks.db import make_engine, migrate
 from segue.tasks.schema import TaskRow
 from segue.tasks.store import CreateLimits, TaskStore
+
+log = logging.getLogger("segue.services")
 
 
 @dataclass
@@ -34,6 +38,7 @@ class Services:
     wake: threading.Event = field(default_factory=threading.Event)  # new work for local workers
     # called with the task row after every status change (callbacks subscribe here)
     listeners: list[Callable[[TaskRow], None]] = field(default_factory=list)
+    callbacks: Callbacks = field(init=False)  # stored deliveries, sent by Background
     _engines: dict[str, Engine] = field(default_factory=dict)
     _engines_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,9 +54,17 @@ class Services:
             models=ModelRegistry.load(settings.models_file),
         )
 
+    def __post_init__(self) -> None:
+        self.callbacks = Callbacks(self.db, self.settings, self.objects, self.metrics)
+        self.listeners.append(self.callbacks.on_status_change)
+
     def on_status_change(self, row: TaskRow) -> None:
+        """Tell every listener; a failing listener must not undo the change already stored."""
         for listener in self.listeners:
-            listener(row)
+            try:
+                listener(row)
+            except Exception:
+                log.exception("status listener failed", extra={"task_id": row.id})
 
     def engine_for(self, entry: ModelEntry) -> Engine:
         """One engine object per model id per process, kept between tasks."""
@@ -72,6 +85,7 @@ class Services:
         """Check what needs no download, then commit the task before its id is answered."""
         for index, image in enumerate(request.images):
             check_image_reference(image.url, image.role or f"image[{index}]", self.settings)
+        check_callback_url(request.callback_url, self.settings)
         entry = self.models.get(request.model)
         now = time.time()
         row = TaskRow(

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         default_factory=lambda: [2.0, 8.0, 30.0]
     )
 
+    # progress stream (GET .../tasks/{id}/events)
+    events_poll_interval: float = 0.5  # how often the stream reads the task from the store
+    events_keepalive: float = 15.0  # a comment line after this many silent seconds
+
     _split_lists = field_validator("api_keys", "callback_backoff", mode="before")(
         lambda value: _split(value)
     )

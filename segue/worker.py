@@ -3,7 +3,8 @@
 A worker holds a lease on the task it renders and renews it from a heartbeat
 thread; a worker that dies stops renewing, and another worker takes the task
 over once the lease lapses. ``Background`` runs the in-process workers of
-``segue serve`` and the periodic housekeeping (expiry, retention).
+``segue serve`` and the periodic housekeeping (expiry, retention), and the
+callback dispatcher (``segue.callbacks``).
 """
 
 from __future__ import annotations
@@ -160,10 +161,12 @@ def housekeeping(services: Services) -> None:
     for row in services.tasks.expire_overdue():
         services.metrics.finished.labels(row.model, "expired").inc()
         services.on_status_change(row)
-    for row in services.tasks.lapsed_files() + services.tasks.sweep(s.record_ttl, s.cancelled_ttl):
+    swept = services.tasks.sweep(s.record_ttl, s.cancelled_ttl)
+    for row in services.tasks.lapsed_files() + swept:
         for key in (row.video_key, row.last_frame_key):
             if key:
                 services.objects.delete(key)
+    services.callbacks.store.prune([row.id for row in swept], time.time() - s.record_ttl)
 
 
 class Background:
@@ -184,6 +187,7 @@ class Background:
             self._spawn(worker.id, worker.run, self.stop_event)
         for interval, job in self.periodic:
             self._spawn(job.__name__, self._every, interval, job)
+        self._spawn("callbacks", self.services.callbacks.run, self.stop_event)
 
     def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True, name=name)
@@ -201,5 +205,6 @@ class Background:
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
         self.services.wake.set()
+        self.services.callbacks.wake.set()
         for thread in self.threads:
             thread.join(timeout)

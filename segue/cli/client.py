@@ -1,68 +1,313 @@
-"""Commands for people making videos: generate (local), submit and wait (through a server)."""
+"""Commands for people making videos: generate (local), submit and wait (through a server).
+
+All three validate exactly as the API does, show a progress bar on a terminal, print a short
+summary (or, with ``--json``, one JSON document on stdout) and exit 1 with the API's error
+message when something is refused or a task fails. Typer's own usage errors exit 2.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+)
 
-console = Console(stderr=True)
+console = Console(stderr=True, highlight=False)
+DEFAULT_MODEL = "seedance-1-0-lite-i2v-250428"
+ENV_HELP = "Env: SEGUE_URL and SEGUE_KEY."
+
+# --- options shared by generate and submit ---------------------------------------------------
+First = Annotated[str, typer.Option("--first", "-f", help="First frame: a file or an URL.")]
+Last = Annotated[str, typer.Option("--last", "-l", help="Last frame: a file or an URL.")]
+Prompt = Annotated[str, typer.Option(
+    "--prompt", "-p", help="Prompt; text commands such as --rs 480p apply unless an option "
+    "below overrides them.")]
+Model = Annotated[str, typer.Option(help="Model id (GET /api/v3/models lists them).")]
+Resolution = Annotated[Optional[str], typer.Option(help="480p, 720p or 1080p (default: the "
+                                                   "model's).")]
+Ratio = Annotated[Optional[str], typer.Option(help="16:9, 4:3, 1:1, 3:4, 9:16, 21:9 or adaptive "
+                                              "(default: adaptive).")]
+Duration = Annotated[Optional[int], typer.Option(help="Seconds, 2-12 (default: 5).")]
+Seed = Annotated[Optional[int], typer.Option(help="0 to 4294967295; -1 for random (default: -1).")]
+CameraFixed = Annotated[Optional[bool], typer.Option(
+    "--camera-fixed/--no-camera-fixed", help="Keep the camera still (default: no).")]
+Watermark = Annotated[Optional[bool], typer.Option(
+    "--watermark/--no-watermark", help="Draw 'AI generated' (default: no).")]
+ReturnLast = Annotated[bool, typer.Option(
+    "--return-last-frame", help="Also save the last frame as a PNG beside the video.")]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the MP4.",
+                                                dir_okay=False)]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and no "
+                                       "progress bar (for scripts).")]
+Url = Annotated[str, typer.Option(envvar="SEGUE_URL", help="Server URL.")]
+Key = Annotated[Optional[str], typer.Option(envvar="SEGUE_KEY", help="API key.")]
+
+
+def _fields(resolution: str | None, ratio: str | None, duration: int | None, seed: int | None,
+            camera_fixed: bool | None, watermark: bool | None,
+            return_last_frame: bool) -> dict[str, Any]:
+    """Top-level settings; None is "not given", so a text command in the prompt applies."""
+    return {"resolution": resolution, "ratio": ratio, "duration": duration, "seed": seed,
+            "camerafixed": camera_fixed, "watermark": watermark,
+            "return_last_frame": return_last_frame or None}
+
+
+def _fail(code: str, message: str, as_json: bool, param: str = "") -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": {"code": code, "message": message, "param": param}}))
+    else:
+        console.print(f"[bold red]Error[/] ({code}): {message}")
+    raise typer.Exit(1)
+
+
+def _size(path: Path) -> str:
+    size = float(path.stat().st_size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return ""
+
+
+def _eta(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f} s"
+
+
+def _last_frame_path(output: Path) -> Path:
+    return output.with_name(output.stem + "-last.png")
+
+
+# --- generate: a local render --------------------------------------------------------------
+
+
+class _Counted:
+    """Wraps an engine to count frames handed to the encoder (which writes each one at once)."""
+
+    def __init__(self, engine: Any, on_frame: Any) -> None:
+        self.name, self.modes = engine.name, engine.modes
+        self._engine, self._on_frame = engine, on_frame
+
+    def render(self, job: Any) -> Iterator[Any]:
+        for index, frame in enumerate(self._engine.render(job), 1):
+            yield frame
+            self._on_frame(index)  # the encoder has written it when it asks for the next
+
+
+def _load(ref: str, param: str, settings: Any) -> Any:
+    """A local file under the API's image rules (format, sides, aspect, bytes), or a URL."""
+    from segue.errors import InvalidImage
+    from segue.media.images import decode_image, load_image
+
+    path = Path(ref)
+    if path.is_file():
+        if path.stat().st_size > settings.image_max_bytes:
+            raise InvalidImage(param, "TooLarge", f"{ref} is larger than "
+                                                  f"{settings.image_max_bytes} bytes.")
+        return decode_image(path.read_bytes(), param)
+    if ref.lower().startswith(("http://", "https://", "data:")):
+        return load_image(ref, param, settings)
+    raise InvalidImage(param, "NotFound", f"{ref} is neither a file nor an http(s) or data URL.")
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("frames  ETA {task.fields[eta]}"), TimeElapsedColumn(),
+        console=console, disable=not enabled,
+    )
+
+
+def _render(request: Any, engine: Any, images: Any, workdir: Path, settings: Any,
+            show: bool) -> Any:
+    from segue.render import render_video
+
+    with _progress(show) as bar:
+        task = bar.add_task("render", total=request.frames, eta="-")
+
+        def on_frame(done: int) -> None:
+            bar.update(task, completed=done,
+                       description="encode" if done >= request.frames else "render")
+
+        def on_progress(fraction: float, eta: float | None) -> None:
+            bar.update(task, eta=_eta(eta))
+
+        result = render_video(request, _Counted(engine, on_frame), images, workdir,
+                              progress=on_progress, crf=settings.video_crf,
+                              preset=settings.video_preset)
+        bar.update(task, description="done", eta=_eta(0.0))
+    return result
 
 
 def generate(
-    first: Annotated[Path, typer.Option(help="First frame image.", exists=True, dir_okay=False)],
-    last: Annotated[Path, typer.Option(help="Last frame image.", exists=True, dir_okay=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the MP4.")],
-    prompt: Annotated[str, typer.Option(help="Prompt; text commands such as --rs 480p apply.")
-                      ] = "",
-    model: Annotated[str, typer.Option(help="Model id from the registry.")] = "segue-flow",
-    resolution: Annotated[Optional[str], typer.Option(help="480p, 720p or 1080p.")] = None,
-    ratio: Annotated[Optional[str], typer.Option(help="16:9, 4:3, 1:1, 3:4, 9:16, 21:9 or "
-                                                 "adaptive.")] = None,
-    duration: Annotated[Optional[int], typer.Option(help="Seconds, 2-12.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed; -1 for random.")] = None,
-    camerafixed: Annotated[Optional[bool], typer.Option(help="Keep the camera still.")] = None,
-    watermark: Annotated[Optional[bool], typer.Option(help="Draw 'AI generated'.")] = None,
+    first: First, last: Last, output: Output = Path("out.mp4"), prompt: Prompt = "",
+    model: Model = DEFAULT_MODEL, resolution: Resolution = None, ratio: Ratio = None,
+    duration: Duration = None, seed: Seed = None, camera_fixed: CameraFixed = None,
+    watermark: Watermark = None, return_last_frame: ReturnLast = False, as_json: JsonOut = False,
 ) -> None:
-    """Render a video locally, without a server.
+    """Render a video locally, without a server, with a progress bar and a summary.
 
-    [b]Example[/b]: segue generate --first a.png --last b.png --prompt "a slow pan" -o out.mp4
+    [b]Examples[/b]
+
+      segue generate --first a.png --last b.png --prompt "a slow pan" -o out.mp4
+
+      segue generate -f a.png -l b.png -p "dusk --rs 480p --dur 3" --seed 7 --json
     """
-    from PIL import Image
-
-    from segue.models import ModelRegistry
-    from segue.render import render_video
-    from segue.requests import build_request, check_mode
     from segue.domain import ImageInput
     from segue.engines.base import create_engine
+    from segue.errors import SegueError
+    from segue.models import ModelRegistry
+    from segue.requests import build_request, check_mode
     from segue.settings import Settings
 
+    output = output or Path("out.mp4")
     settings = Settings()
-    registry = ModelRegistry.load(settings.models_file)
-    entry = registry.get(model)
-    fields = {"resolution": resolution, "ratio": ratio, "duration": duration, "seed": seed,
-              "camerafixed": camerafixed, "watermark": watermark}
-    request = build_request(entry, model=model, text=prompt,
-                            images=[ImageInput(str(first), "first_frame"),
-                                    ImageInput(str(last), "last_frame")],
-                            fields=fields, surface="ark")
-    engine = create_engine(entry.engine, entry.options)
-    check_mode(entry, engine.modes, request.mode)
-    images = [("first_frame", Image.open(first).convert("RGB")),
-              ("last_frame", Image.open(last).convert("RGB"))]
-    with tempfile.TemporaryDirectory() as tmp:
-        result = render_video(request, engine, images, Path(tmp), crf=settings.video_crf,
-                              preset=settings.video_preset)
-        shutil.move(str(result.video), output)
-    console.print(json.dumps({"output": str(output), "width": result.width,
-                              "height": result.height, "frames": result.frames,
-                              "tokens": result.tokens, "seconds": round(result.seconds, 2)}))
+    try:
+        entry = ModelRegistry.load(settings.models_file).get(model)
+        request = build_request(
+            entry, model=model, text=prompt, surface="ark",
+            images=[ImageInput(first, "first_frame"), ImageInput(last, "last_frame")],
+            fields=_fields(resolution, ratio, duration, seed, camera_fixed, watermark,
+                           return_last_frame))
+        engine = create_engine(entry.engine, entry.options)
+        check_mode(entry, engine.modes, request.mode)
+        images = [("first_frame", _load(first, "first_frame", settings)),
+                  ("last_frame", _load(last, "last_frame", settings))]
+        with tempfile.TemporaryDirectory() as tmp:
+            result = _render(request, engine, images, Path(tmp), settings, show=not as_json)
+            shutil.move(str(result.video), output)
+            last_png = None
+            if result.last_frame is not None:
+                last_png = _last_frame_path(output)
+                shutil.move(str(result.last_frame), last_png)
+    except SegueError as exc:
+        _fail(exc.code, exc.message, as_json, exc.param)
+    summary = {"output": str(output), "bytes": output.stat().st_size, "width": result.width,
+               "height": result.height, "ratio": result.ratio, "frames": result.frames,
+               "seed": request.seed, "tokens": result.tokens,
+               "seconds": round(result.seconds, 2),
+               "last_frame": str(last_png) if last_png else None}
+    if as_json:
+        print(json.dumps(summary))
+        return
+    console.print(f"[green]Wrote[/] {output} ({_size(output)}): {result.frames} frames, "
+                  f"{result.width}x{result.height} {result.ratio}, seed {request.seed}, "
+                  f"{result.tokens} tokens, {result.seconds:.1f} s")
+    if last_png:
+        console.print(f"[green]Wrote[/] {last_png} (last frame)")
+
+
+# --- submit and wait: through a server -----------------------------------------------------
+
+
+def _follow(client: Any, task_id: str, show: bool) -> dict[str, Any]:
+    """Wait for a task with a progress bar driven by the task object's progress and eta."""
+    with Progress(
+        TextColumn("{task.description:<9}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
+        console=console, disable=not show,
+    ) as bar:
+        job = bar.add_task("queued", total=100, eta="-")
+
+        def update(task: dict[str, Any]) -> None:
+            done = 100 if task.get("status") == "succeeded" else task.get("progress", 0) or 0
+            bar.update(job, completed=done, description=task.get("status", "?"),
+                       eta=_eta(task.get("eta")))
+
+        return client.wait(task_id, progress=update, check=False)  # type: ignore[no-any-return]
+
+
+def _finish(client: Any, task: dict[str, Any], output: Path | None, as_json: bool) -> None:
+    if task.get("status") != "succeeded":
+        error = task.get("error") or {}
+        _fail(error.get("code") or task.get("status", "failed"),
+              error.get("message") or f"The task {task.get('id')} is {task.get('status')}.",
+              as_json)
+    content = task.get("content") or {}
+    if output is not None:
+        client.download(content["video_url"], output)
+        if content.get("last_frame_url"):
+            client.download(content["last_frame_url"], _last_frame_path(output))
+    if as_json:
+        print(json.dumps(task))
+        return
+    usage = task.get("usage") or {}
+    length = task.get("duration") or f"{task.get('frames')} frames"
+    console.print(f"[green]Succeeded[/] {task['id']}: {task.get('resolution')} "
+                  f"{task.get('ratio')}, {length} s, seed {task.get('seed')}, "
+                  f"{usage.get('completion_tokens')} tokens, "
+                  f"{task['updated_at'] - task['created_at']} s")
+    if output is not None:
+        console.print(f"[green]Wrote[/] {output} ({_size(output)})")
+    else:
+        console.print(f"Video: {content.get('video_url')}")
+
+
+def _remote(url: str, key: str | None, as_json: bool, action: Any) -> None:
+    from segue.client import APIError, Client
+
+    try:
+        with Client(url, key) as client:
+            action(client)
+    except APIError as exc:
+        _fail(exc.code, exc.message, as_json, exc.param)
+    except FileNotFoundError as exc:
+        _fail("InvalidImageURL.NotFound", str(exc), as_json)
+
+
+def submit(
+    first: First, last: Last, prompt: Prompt = "", model: Model = DEFAULT_MODEL,
+    resolution: Resolution = None, ratio: Ratio = None, duration: Duration = None,
+    seed: Seed = None, camera_fixed: CameraFixed = None, watermark: Watermark = None,
+    return_last_frame: ReturnLast = False, output: Output = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the result with a progress bar.")] = True,
+    url: Url = "http://127.0.0.1:8000", key: Key = None, as_json: JsonOut = False,
+) -> None:
+    """Create a task on a running server, then follow it (Ark task API). Local files travel
+    as data URLs.
+
+    [b]Examples[/b]
+
+      SEGUE_KEY=k1 segue submit -f a.png -l b.png -p "a slow pan" -o out.mp4
+
+      segue submit --url http://gpu-box:8000 --key k1 -f a.png -l b.png --no-wait --json
+    """
+    def action(client: Any) -> None:
+        task_id = client.create(first, last, prompt, model=model, **_fields(
+            resolution, ratio, duration, seed, camera_fixed, watermark, return_last_frame))
+        if not wait:
+            print(json.dumps({"id": task_id}) if as_json else task_id)
+            return
+        if not as_json:
+            console.print(f"Task {task_id}")
+        _finish(client, _follow(client, task_id, not as_json), output, as_json)
+
+    _remote(url, key, as_json, action)
+
+
+def wait(
+    task_id: Annotated[str, typer.Argument(help="The task id (cgt-...).")],
+    output: Output = None, url: Url = "http://127.0.0.1:8000", key: Key = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Follow a task until it ends; with -o, download its video (and last frame).
+
+    [b]Example[/b]
+
+      segue wait cgt-20250910201045-sqz6f -o out.mp4
+    """
+    _remote(url, key, as_json, lambda client: _finish(
+        client, _follow(client, task_id, not as_json), output, as_json))
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(generate)
+    app.command(epilog=None)(generate)
+    app.command(epilog=ENV_HELP)(submit)
+    app.command(epilog=ENV_HELP)(wait)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,9 +25,9 @@ def _services():  # type: ignore[no-untyped-def]
 
 
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Address to bind (SEGUE_HOST).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port (SEGUE_PORT).")] = None,
-    workers: Annotated[Optional[int], typer.Option(
+    host: Annotated[str | None, typer.Option(help="Address to bind (SEGUE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (SEGUE_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(
         help="In-process workers (SEGUE_WORKERS); 0 for an API-only process.")] = None,
 ) -> None:
     """Run the API, the playground and N in-process workers.
@@ -52,7 +52,7 @@ def serve(
 
 def worker(
     burst: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
-    models: Annotated[Optional[str], typer.Option(
+    models: Annotated[str | None, typer.Option(
         help="Comma-separated model ids this worker serves (default: all).")] = None,
     threads: Annotated[int, typer.Option(help="Worker threads in this process.")] = 1,
 ) -> None:
@@ -70,6 +70,7 @@ def worker(
     if burst:
         Worker(services, chosen).run(threading.Event(), burst=True)
         housekeeping(services)
+        services.callbacks.drain()  # first attempts only; retries wait for a running process
         return
     background = Background(services, workers=0)
     background._workers = [Worker(services, chosen, name=None) for _ in range(threads)]
@@ -84,16 +85,31 @@ def worker(
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")],
-    webhook_secret: Annotated[Optional[str], typer.Option(
+    webhook_secret: Annotated[str | None, typer.Option(
         help="Sign this key's callbacks with Standard Webhooks (a whsec_... secret).")] = None,
-    rate_limit: Annotated[Optional[int], typer.Option(help="Creates per window.")] = None,
-    max_queued: Annotated[Optional[int], typer.Option(help="Queued tasks at most.")] = None,
+    rate_limit: Annotated[int | None, typer.Option(help="Creates per window.")] = None,
+    max_queued: Annotated[int | None, typer.Option(help="Queued tasks at most.")] = None,
 ) -> None:
     """Create a key; the key itself is printed once, as the last line."""
+    if webhook_secret is not None:
+        _check_secret(webhook_secret)
     key, row = _services().keys.create(name, webhook_secret=webhook_secret,
                                        rate_limit=rate_limit, max_queued=max_queued)
     console.print(f"Created key {row.id} ({row.name}). Keep it safe; it is not shown again:")
     print(key)
+
+
+def _check_secret(secret: str) -> None:
+    from standardwebhooks import Webhook
+
+    try:
+        if not secret.startswith("whsec_"):
+            raise ValueError("it does not start with whsec_")
+        Webhook(secret)
+    except Exception as exc:
+        raise typer.BadParameter(
+            f"not a Standard Webhooks secret ({exc}); use whsec_ followed by base64, e.g. "
+            "whsec_$(openssl rand -base64 32)", param_hint="--webhook-secret") from exc
 
 
 @keys_app.command("list")
@@ -116,7 +132,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id from `key
 
 @tasks_app.command("list")
 def tasks_list(
-    status: Annotated[Optional[str], typer.Option(help="Only this status.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -143,13 +159,20 @@ def tasks_list(
 
 @tasks_app.command("show")
 def tasks_show(task_id: str) -> None:
-    """Show one task as its owner sees it."""
+    """Show one task as its owner sees it, with its owner and its callback deliveries."""
     from segue.tasks.view import task_object
 
     services = _services()
     row = services.tasks.get(task_id)
     body = task_object(row, services.objects)
     body["key_id"] = row.key_id
+    body["callback_deliveries"] = [
+        {"id": d.id, "status": d.status, "url": d.url, "state": d.state,
+         "attempts": d.attempts, "max_attempts": d.max_attempts,
+         "next_attempt_at": _when(d.next_attempt_at) if d.state == "pending" else None,
+         "last_status_code": d.last_status_code, "last_error": d.last_error}
+        for d in services.callbacks.store.for_task(task_id)
+    ]
     print(json.dumps(body, indent=2))
 
 

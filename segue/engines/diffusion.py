@@ -67,9 +67,8 @@ class DiffusionEngine:
         self.family = FAMILIES[family]
         self.variant = variant or self.family.VARIANTS[0]
         if self.variant not in self.family.VARIANTS:
-            raise ValueError(
-                f"unknown {family} variant {self.variant!r}; known: {', '.join(self.family.VARIANTS)}"
-            )
+            known = ", ".join(self.family.VARIANTS)
+            raise ValueError(f"unknown {family} variant {self.variant!r}; known: {known}")
         if dtype not in ("auto", *_DTYPES):
             raise ValueError(f"dtype must be auto or one of {', '.join(_DTYPES)}, not {dtype!r}")
         self.model = model
@@ -318,10 +317,10 @@ def _import_gpu_stack() -> tuple[Any, Any]:
 
 
 def _dtype_kwarg(diffusers: ModuleType) -> str:
-    """``dtype`` since diffusers 0.40 (``torch_dtype`` is deprecated there), before: the old name."""
+    """``dtype`` from diffusers 0.42 (``torch_dtype`` is deprecated there), before: the old name."""
     from packaging.version import Version
 
-    return "dtype" if Version(diffusers.__version__) >= Version("0.40") else "torch_dtype"
+    return "dtype" if Version(diffusers.__version__) >= Version("0.42") else "torch_dtype"
 
 
 def _uint8() -> Any:

@@ -77,7 +77,7 @@ def estimate_camera(g0: np.ndarray, g1: np.ndarray, seed: int = 0) -> np.ndarray
         return None
     src = np.float32([k0[m.queryIdx].pt for m in good])
     dst = np.float32([k1[m.trainIdx].pt for m in good])
-    cv2.setRNGSeed(seed)
+    cv2.setRNGSeed(seed % 2**31)  # OpenCV takes a C int; request seeds go to 2**32-1
     tol = max(2.0, 0.004 * max(g0.shape))
     h, mask = cv2.findHomography(src, dst, cv2.RANSAC, tol, maxIters=2000, confidence=0.995)
     if h is None or mask is None:
@@ -272,12 +272,13 @@ class _Timeline:
         """Per-unit-time flows from time t to frame 0 and to frame 1."""
         pos = t * (self.keys - 1)
         k = min(int(pos), self.keys - 2)
-        a, b = self._key(k), self._key(k + 1)
         for old in [key for key in self.cache if key < k]:
             del self.cache[old]  # times only move forward in a video
         f = pos - k
+        a = self._key(k)
         if f < 1e-6:
             return a
+        b = self._key(k + 1)
         return (cv2.addWeighted(a[0], 1 - f, b[0], f, 0), cv2.addWeighted(a[1], 1 - f, b[1], f, 0))
 
 

@@ -184,7 +184,7 @@ def check_image_reference(url: str, param: str, settings: Settings) -> None:
         literal = ipaddress.ip_address(host)
     except ValueError:
         return  # a name: resolved (and checked) when the worker downloads it
-    if not settings.allow_private_urls and is_forbidden_address(literal):
+    if refused(literal, settings):
         raise InvalidImage(param, "Forbidden", _forbidden(host, str(literal)))
 
 
@@ -213,6 +213,16 @@ def is_forbidden_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> b
         or ip.is_unspecified
         or not ip.is_global
     )
+
+
+def refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
+    """Whether Segue may not connect to ``ip``; cloud metadata stays refused even when the
+    operator allows private addresses (SEGUE_ALLOW_PRIVATE_URLS), since it holds credentials."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in METADATA_ADDRESSES:
+        return True
+    return not settings.allow_private_urls and is_forbidden_address(ip)
 
 
 def _forbidden(host: str, address: str) -> str:
@@ -244,10 +254,9 @@ def _addresses(url: httpx.URL, param: str, settings: Settings) -> list[str]:
         addresses = resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
     except (OSError, UnicodeError) as exc:
         raise InvalidImage(param, "Unreachable", f"the host {url.host} does not resolve.") from exc
-    if not settings.allow_private_urls:
-        for address in addresses:
-            if is_forbidden_address(ipaddress.ip_address(address.split("%")[0])):
-                raise InvalidImage(param, "Forbidden", _forbidden(url.host, address))
+    for address in addresses:
+        if refused(ipaddress.ip_address(address.split("%")[0]), settings):
+            raise InvalidImage(param, "Forbidden", _forbidden(url.host, address))
     return addresses
 
 
@@ -287,6 +296,10 @@ def _remaining(deadline: float, param: str) -> float:
     return left
 
 
+def _client() -> httpx.Client:
+    return httpx.Client(follow_redirects=False, trust_env=False)
+
+
 def _fetch_hop(url: httpx.URL, param: str, settings: Settings, deadline: float) -> bytes | str:
     """One request pinned to a checked address: the body, or the Location of a redirect.
 
@@ -299,7 +312,7 @@ def _fetch_hop(url: httpx.URL, param: str, settings: Settings, deadline: float) 
     for address in addresses:
         left = _remaining(deadline, param)
         timeout = httpx.Timeout(left, connect=min(settings.image_connect_timeout, left))
-        with httpx.Client(follow_redirects=False, trust_env=False) as client:
+        with _client() as client:
             result = _attempt(client, url, address, timeout, param, settings, deadline)
         if not isinstance(result, Exception):
             return result

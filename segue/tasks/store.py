@@ -34,6 +34,9 @@ class CreateLimits:
     window: int
     tier_models: Sequence[str]  # the model ids counted together with this one
     max_queued: int
+    # the wait suggested (Retry-After) when the queue is full: a hint, since no one knows
+    # when the key's queued tasks will start
+    queue_retry_after: int = 10
 
 
 class TaskStore:
@@ -103,7 +106,7 @@ class TaskStore:
             raise TooManyRequests(
                 f"The request has exceeded the quota: at most {limits.max_queued} tasks may be "
                 "queued at once. Wait for some to finish.",
-                code="QuotaExceeded",
+                code="QuotaExceeded", retry_after=limits.queue_retry_after,
             )
 
     def get(self, task_id: str, key_id: str | None = None) -> TaskRow:

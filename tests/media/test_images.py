@@ -397,3 +397,66 @@ def test_fit_to_keeps_the_centre_in_the_centre() -> None:
     assert abs(int(np.argmax(column)) - 239.5) <= 1
     assert abs(int(np.argmax(row)) - 239.5) <= 1
     assert np.allclose(column, column[::-1], atol=3)  # symmetric about the middle
+
+
+# --- TLS: the connection goes to the checked address, the certificate is checked by name ----
+
+
+def self_signed(tmp_path) -> tuple[str, str]:
+    """A certificate for ``localhost`` made here (no network, no shipped keys)."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))
+    return str(cert_path), str(key_path)
+
+
+def test_https_is_pinned_to_the_address_and_verified_by_name(tmp_path, monkeypatch) -> None:
+    import ssl
+
+    import httpx
+
+    cert, key = self_signed(tmp_path)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.hits, httpd.sent = [], 0  # type: ignore[attr-defined]
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    httpd.socket = server_context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    trusted = ssl.create_default_context(cafile=cert)
+    monkeypatch.setattr(
+        images, "_client", lambda: httpx.Client(follow_redirects=False, trust_env=False,
+                                                verify=trusted)
+    )
+    monkeypatch.setattr(images, "resolve", lambda host, port: ["127.0.0.1"])
+    settings = Settings(data_dir=tmp_path, allow_private_urls=True)
+    try:
+        port = httpd.server_address[1]
+        image = load_image(f"https://localhost:{port}/img.png", P, settings)
+        assert image.size == (640, 360)
+        assert httpd.hits == [("/img.png", f"localhost:{port}")]
+        with pytest.raises(InvalidImage, match="failed"):  # the name the cert lacks
+            load_image(f"https://127.0.0.1:{port}/img.png", P, settings)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

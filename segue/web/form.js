@@ -1,0 +1,136 @@
+// The request form: two frames (drop, paste, choose or URL), the prompt and the settings.
+// A setting the person never touched is not sent, so a text command in the prompt still
+// applies; a setting they changed is sent and wins over the prompt (decisions.md).
+
+const $ = (id) => document.getElementById(id);
+const ROLES = ["first_frame", "last_frame"];
+const PREFIX = { first_frame: "first", last_frame: "last" };
+const SETTINGS = ["resolution", "ratio", "duration", "seed", "camera_fixed", "watermark",
+  "return_last_frame"];
+const NUMBERS = new Set(["duration", "seed"]);
+const defaults = { resolution: "720p", ratio: "adaptive", duration: "5", seed: "-1",
+  camera_fixed: false, watermark: false, return_last_frame: false };
+
+const images = { first_frame: null, last_frame: null }; // {url, name} per role
+const changed = new Set();
+
+function control(name) {
+  return $(name);
+}
+
+function readSetting(name) {
+  const el = control(name);
+  if (el.type === "checkbox") return el.checked;
+  return NUMBERS.has(name) ? Number(el.value) : el.value;
+}
+
+function writeSetting(name, value) {
+  const el = control(name);
+  if (el.type === "checkbox") el.checked = Boolean(value);
+  else el.value = value;
+}
+
+function markChanged(name, isChanged) {
+  const field = document.querySelector(`[data-setting="${name}"]`);
+  if (isChanged) changed.add(name);
+  else changed.delete(name);
+  field.classList.toggle("changed", isChanged);
+}
+
+export function resetSettings() {
+  for (const name of SETTINGS) {
+    writeSetting(name, defaults[name]);
+    markChanged(name, false);
+  }
+}
+
+// The model's own default resolution, applied unless the person chose one.
+export function setModelDefaults(model) {
+  defaults.resolution = (model && model.default_resolution) || "720p";
+  if (!changed.has("resolution")) writeSetting("resolution", defaults.resolution);
+}
+
+function setImage(role, image) {
+  images[role] = image;
+  const zone = $(`${PREFIX[role]}-drop`);
+  const img = zone.querySelector("img");
+  img.hidden = !image;
+  zone.classList.toggle("filled", Boolean(image));
+  if (image) img.src = image.url;
+  else img.removeAttribute("src");
+}
+
+function readFile(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve({ url: reader.result, name: file.name || "image.png" });
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+async function takeFile(role, file) {
+  if (!file) return;
+  $(`${PREFIX[role]}-url`).value = "";
+  setImage(role, await readFile(file));
+}
+
+function wireDropZone(role) {
+  const prefix = PREFIX[role];
+  const zone = $(`${prefix}-drop`);
+  const stop = (event) => { event.preventDefault(); event.stopPropagation(); };
+  zone.addEventListener("dragover", (event) => { stop(event); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    stop(event);
+    zone.classList.remove("over");
+    const file = event.dataTransfer && event.dataTransfer.files[0];
+    if (file) takeFile(role, file);
+  });
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { stop(event); $(`${prefix}-file`).click(); }
+  });
+  $(`${prefix}-file`).addEventListener("change", (event) => takeFile(role, event.target.files[0]));
+  $(`${prefix}-url`).addEventListener("input", (event) => {
+    const url = event.target.value.trim();
+    setImage(role, url ? { url, name: null } : null);
+  });
+}
+
+function onPaste(event) {
+  const items = [...((event.clipboardData && event.clipboardData.items) || [])];
+  const item = items.find((i) => i.kind === "file" && i.type.startsWith("image/"));
+  if (!item) return;
+  event.preventDefault();
+  const focused = document.activeElement && document.activeElement.closest(".drop");
+  const role = focused ? focused.dataset.role : (ROLES.find((r) => !images[r]) || "first_frame");
+  takeFile(role, item.getAsFile());
+}
+
+export function wireForm() {
+  ROLES.forEach(wireDropZone);
+  document.addEventListener("paste", onPaste);
+  for (const name of SETTINGS) {
+    const el = control(name);
+    el.addEventListener(el.type === "checkbox" || el.tagName === "SELECT" ? "change" : "input",
+      () => markChanged(name, !(NUMBERS.has(name) && el.value === "")));
+  }
+  $("reset-settings").addEventListener("click", resetSettings);
+  resetSettings();
+}
+
+// The create body (Ark wire format) and the local file names behind its data URLs.
+export function buildRequest() {
+  const content = [];
+  const prompt = $("prompt").value.trim();
+  if (prompt) content.push({ type: "text", text: prompt });
+  const files = {};
+  for (const role of ROLES) {
+    if (!images[role]) continue;
+    content.push({ type: "image_url", image_url: { url: images[role].url }, role });
+    if (images[role].name) files[role] = images[role].name;
+  }
+  const body = { model: $("model").value, content };
+  for (const name of SETTINGS) if (changed.has(name)) body[name] = readSetting(name);
+  return { body, files, frames: { ...images } };
+}

@@ -1,0 +1,137 @@
+"""The flow engine on drawn scenes: exact ends, sizes, determinism, camera, fallback."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from segue.domain import Mode
+from segue.engines.base import RenderJob, create_engine
+from segue.engines.flow import FlowEngine, estimate_camera, interpolate, iter_interpolate
+from segue.errors import TaskInterrupted
+
+
+def scene(width: int = 160, height: int = 96, seed: int = 0) -> np.ndarray:
+    """A textured RGB picture (smooth noise plus shapes): something flow can lock on to."""
+    rng = np.random.default_rng(seed)
+    noise = rng.random((max(2, height // 8), max(2, width // 8), 3)).astype(np.float32)
+    img = (cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC) * 200 + 20)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    for _ in range(12):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.circle(img, (x, y), int(rng.integers(3, max(4, width // 10))), color, -1)
+    return img
+
+
+def shifted(img: np.ndarray, dx: float, dy: float = 0.0) -> np.ndarray:
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(img, m, img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def test_endpoints_are_exact_and_sizes_kept() -> None:
+    first, last = scene(), shifted(scene(), 6)
+    out = interpolate(first, last, [0.0, 0.25, 0.5, 1.0])
+    assert len(out) == 4
+    assert all(f.shape == first.shape and f.dtype == np.uint8 for f in out)
+    assert np.array_equal(out[0], first) and np.array_equal(out[-1], last)
+
+
+def test_midpoint_of_a_pan_beats_a_blend() -> None:
+    base = scene(200, 120, seed=3)
+    first, mid, last = shifted(base, -4, -2), base, shifted(base, 4, 2)
+    got = interpolate(first, last, [0.5])[0]
+    blend = ((first.astype(np.uint16) + last) // 2).astype(np.uint8)
+    inner = (slice(12, -12), slice(12, -12))  # the borders are not in either frame
+    assert psnr(got[inner], mid[inner]) > psnr(blend[inner], mid[inner]) + 6
+
+
+@pytest.mark.parametrize("size", [(32, 32), (33, 47), (181, 37), (301, 129)])
+def test_odd_and_tiny_sizes(size: tuple[int, int]) -> None:
+    width, height = size
+    first, last = scene(width, height, 1), shifted(scene(width, height, 1), 2, 1)
+    out = interpolate(first, last, [0.0, 0.3, 0.7, 1.0])
+    assert [f.shape for f in out] == [(height, width, 3)] * 4
+    assert np.array_equal(out[0], first) and np.array_equal(out[3], last)
+
+
+def test_deterministic_for_a_seed() -> None:
+    first, last = scene(seed=5), shifted(scene(seed=5), 5, 3)
+    a = interpolate(first, last, [0.2, 0.6], seed=11)
+    b = interpolate(first, last, [0.2, 0.6], seed=11)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert interpolate(first, last, [0.5], seed=2**32 - 1)[0].shape == first.shape  # max seed
+
+
+def test_camera_is_found_and_ignored_when_fixed() -> None:
+    base = scene(320, 200, seed=2)
+    last = shifted(base, 15, 5)
+    g0, g1 = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (base, last))
+    h = estimate_camera(g0, g1, seed=1)
+    assert h is not None
+    assert np.allclose(h[:2, 2], [15, 5], atol=1.0)
+    moving = interpolate(base, last, [0.5], camera_fixed=False)[0]
+    fixed = interpolate(base, last, [0.5], camera_fixed=True)[0]
+    inner = (slice(20, -20), slice(30, -30))
+    want = shifted(base, 7.5, 2.5)
+    assert psnr(moving[inner], want[inner]) > 28
+    assert psnr(fixed[inner], want[inner]) > 25  # flow alone still follows the pan
+
+
+def test_unrelated_frames_fall_back_to_a_dissolve() -> None:
+    first, last = scene(seed=10), scene(seed=99)
+    mid = interpolate(first, last, [0.5], camera_fixed=True)[0]
+    blend = cv2.addWeighted(first, 0.5, last, 0.5, 0)
+    assert np.abs(mid.astype(int) - blend).max() <= 1
+
+
+def test_bad_inputs_are_refused() -> None:
+    with pytest.raises(ValueError):
+        interpolate(scene(), scene(120, 80), [0.5])
+    with pytest.raises(ValueError):
+        interpolate(scene(20, 20), scene(20, 20), [0.5])
+    with pytest.raises(ValueError):
+        interpolate(scene(), scene(), [1.5])
+
+
+def test_streams_lazily() -> None:
+    frames = iter_interpolate(scene(), shifted(scene(), 3), (i / 4 for i in range(5)))
+    assert np.array_equal(next(frames), scene())
+    assert len(list(frames)) == 4
+
+
+def job(frames: int, **extra: object) -> RenderJob:
+    first = scene(128, 72, seed=4)
+    return RenderJob(prompt="", mode=Mode.FIRST_LAST, width=128, height=72, frames=frames,
+                     seed=3, first=first, last=shifted(first, 5), **extra)  # type: ignore[arg-type]
+
+
+def test_engine_renders_the_job() -> None:
+    engine = create_engine("flow", {"preset": "fast"})
+    assert isinstance(engine, FlowEngine) and engine.name == "flow"
+    seen: list[float] = []
+    j = job(25, progress=seen.append)
+    out = list(engine.render(j))
+    assert len(out) == 25 and out[0].shape == (72, 128, 3)
+    assert np.array_equal(out[0], j.first) and np.array_equal(out[-1], j.last)
+    assert seen[-1] == 1.0 and seen == sorted(seen) and len(seen) >= 25
+
+
+def test_engine_lets_interruption_through() -> None:
+    def progress(fraction: float) -> None:
+        if fraction > 0.2:
+            raise TaskInterrupted("cancelled")
+
+    with pytest.raises(TaskInterrupted):
+        list(FlowEngine().render(job(30, progress=progress)))
+
+
+def test_unknown_preset_is_refused() -> None:
+    with pytest.raises(ValueError):
+        FlowEngine(preset="ludicrous")
