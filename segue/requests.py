@@ -63,10 +63,42 @@ def check_mode(entry: ModelEntry, engine_modes: frozenset[Mode], mode: Mode) -> 
         )
 
 
-def _range(name: str, value: int, low: int, high: int) -> int:
-    if not low <= value <= high:
-        raise InvalidParameter(name, f"must be between {low} and {high}, got {value}.")
-    return value
+class _Settings:
+    """The settings of one request: body fields over text commands over defaults.
+
+    Errors name the setting as the client spelled it (``--dur`` or ``duration``).
+    """
+
+    def __init__(self, fields: Mapping[str, object], commands: dict[str, object],
+                 flags: dict[str, str]) -> None:
+        self._fields = {k: v for k, v in fields.items() if v is not None}
+        self._values = {**commands, **self._fields}
+        self._flags = flags
+
+    def name(self, setting: str) -> str:
+        return setting if setting in self._fields else self._flags.get(setting, setting)
+
+    def has(self, setting: str) -> bool:
+        return setting in self._values
+
+    def choice(self, setting: str, default: str, allowed: Sequence[str]) -> str:
+        value = self._values.get(setting, default)
+        if value not in allowed:
+            raise InvalidParameter(self.name(setting), f"must be one of {', '.join(allowed)}.")
+        return str(value)
+
+    def int(self, setting: str, default: int, low: int, high: int) -> int:
+        value = parse_int(self.name(setting), self._values.get(setting, default))
+        if not low <= value <= high:
+            raise InvalidParameter(self.name(setting), f"must be between {low} and {high}, "
+                                                       f"got {value}.")
+        return value
+
+    def bool(self, setting: str) -> bool:
+        return parse_bool(self.name(setting), self._values.get(setting, False))
+
+    def invalid(self, setting: str, detail: str) -> InvalidParameter:
+        return InvalidParameter(self.name(setting), detail)
 
 
 def build_request(
@@ -83,71 +115,44 @@ def build_request(
     prompt, commands, flags = parse_commands(text or "")
     if mode is Mode.TEXT and not prompt:
         raise MissingParameter("text")
-    fields = {k: v for k, v in fields.items() if v is not None}
-    given = {**commands, **fields}
+    given = _Settings(fields, commands, flags)
+    image_mode = mode in (Mode.FIRST_FRAME, Mode.FIRST_LAST)
 
-    def name(setting: str) -> str:
-        """How the client spelled a setting, so that errors name what it sent."""
-        return setting if setting in fields else flags.get(setting, setting)
-
-    resolution = str(given.get("resolution", entry.resolution))
-    if resolution not in RESOLUTIONS:
-        raise InvalidParameter(name("resolution"), f"must be one of {', '.join(RESOLUTIONS)}.")
+    resolution = given.choice("resolution", entry.resolution, RESOLUTIONS)
     if mode is Mode.REFERENCE and resolution == "1080p":
-        raise InvalidParameter(name("resolution"), "1080p is not available in reference-image mode.")
+        raise given.invalid("resolution", "1080p is not available in reference-image mode.")
+    ratio = given.choice("ratio", ADAPTIVE if image_mode else "16:9", (*RATIOS, ADAPTIVE))
+    if ratio == ADAPTIVE and not image_mode:
+        raise given.invalid("ratio", "adaptive follows the first frame and needs one.")
 
-    default_ratio = ADAPTIVE if mode in (Mode.FIRST_FRAME, Mode.FIRST_LAST) else "16:9"
-    ratio = str(given.get("ratio", default_ratio))
-    if ratio not in (*RATIOS, ADAPTIVE):
-        raise InvalidParameter(name("ratio"), f"must be one of {', '.join(RATIOS)} or adaptive.")
-    if ratio == ADAPTIVE and mode not in (Mode.FIRST_FRAME, Mode.FIRST_LAST):
-        raise InvalidParameter(name("ratio"), "adaptive follows the first frame and needs one.")
-
-    duration: int | None
-    if given.get("frames") is not None:
-        frames = _range(name("frames"), parse_int(name("frames"), given["frames"]), *FRAMES_RANGE)
+    duration: int | None = None
+    if given.has("frames"):
+        frames = given.int("frames", 0, *FRAMES_RANGE)
         if (frames - 25) % 4:
-            raise InvalidParameter(name("frames"), f"must be 25 + 4n, got {frames}.")
-        duration = None
+            raise given.invalid("frames", f"must be 25 + 4n, got {frames}.")
     else:
-        low, high = DURATION_RANGE[surface]
-        duration = _range(name("duration"), parse_int(name("duration"), given.get("duration", 5)), low, high)
+        duration = given.int("duration", 5, *DURATION_RANGE[surface])
         frames = frames_for(duration)
+    given.int("framespersecond", FPS, FPS, FPS)
 
-    fps = parse_int(name("framespersecond"), given.get("framespersecond", FPS))
-    if fps != FPS:
-        raise InvalidParameter(name("framespersecond"), f"only {FPS} is supported, got {fps}.")
-
-    seed = _range(name("seed"), parse_int(name("seed"), given.get("seed", -1)), -1, SEED_MAX)
-    if seed == -1:
-        seed = secrets.randbelow(SEED_MAX + 1)
-
-    camera_fixed = parse_bool(name("camerafixed"), given.get("camerafixed", False))
+    seed = given.int("seed", -1, -1, SEED_MAX)
+    camera_fixed = given.bool("camerafixed")
     if camera_fixed and mode is Mode.REFERENCE:
-        raise InvalidParameter(name("camerafixed"), "is not available in reference-image mode.")
-
-    tier = str(given.get("service_tier", ServiceTier.DEFAULT.value))
-    if tier not in (ServiceTier.DEFAULT.value, ServiceTier.FLEX.value):
-        raise InvalidParameter(name("service_tier"), "must be default or flex.")
-    expires = _range(
-        "execution_expires_after",
-        parse_int(name("execution_expires_after"), given.get("execution_expires_after",
-                                                       DEFAULT_EXPIRES_AFTER)),
-        *EXPIRES_AFTER_RANGE,
-    )
-    callback_url = given.get("callback_url")
-    if callback_url is not None and (
-        not isinstance(callback_url, str)
-        or not callback_url.lower().startswith(("http://", "https://"))
-    ):
-        raise InvalidParameter("callback_url", "must be an http or https URL.")
+        raise given.invalid("camerafixed", "is not available in reference-image mode.")
+    callback_url = fields.get("callback_url")
+    if callback_url is not None and not str(callback_url).lower().startswith(
+            ("http://", "https://")):
+        raise given.invalid("callback_url", "must be an http or https URL.")
 
     return GenerationRequest(
         model=model, prompt=prompt, mode=mode, images=tuple(images),
-        resolution=resolution, ratio=ratio, duration=duration, frames=frames, seed=seed,
-        camera_fixed=camera_fixed,
-        watermark=parse_bool(name("watermark"), given.get("watermark", False)),
-        return_last_frame=parse_bool(name("return_last_frame"), given.get("return_last_frame", False)),
-        service_tier=ServiceTier(tier), execution_expires_after=expires,
-        callback_url=callback_url,
+        resolution=resolution, ratio=ratio, duration=duration, frames=frames,
+        seed=secrets.randbelow(SEED_MAX + 1) if seed == -1 else seed,
+        camera_fixed=camera_fixed, watermark=given.bool("watermark"),
+        return_last_frame=given.bool("return_last_frame"),
+        service_tier=ServiceTier(given.choice(
+            "service_tier", ServiceTier.DEFAULT.value, [t.value for t in ServiceTier])),
+        execution_expires_after=given.int(
+            "execution_expires_after", DEFAULT_EXPIRES_AFTER, *EXPIRES_AFTER_RANGE),
+        callback_url=str(callback_url) if callback_url is not None else None,
     )

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from segue.commands import parse_commands
-from segue.domain import SIZES, Mode, frames_for, nearest_ratio, tokens_for
+from segue.domain import SIZES, ImageInput, Mode, frames_for, nearest_ratio, tokens_for
 from segue.errors import InvalidParameter
 from segue.models import ModelRegistry
 from segue.requests import build_request, detect_mode
-from segue.domain import ImageInput
 
 REG = ModelRegistry.load()
 FL = [ImageInput("data:x", "first_frame"), ImageInput("data:y", "last_frame")]

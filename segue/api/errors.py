@@ -18,8 +18,13 @@ from starlette.exceptions import HTTPException
 from segue.api.ark import errors as ark_errors
 from segue.api.pixazo import errors as pixazo_errors
 from segue.errors import (
-    AuthenticationError, BadRequest, InvalidParameter, MissingParameter, NotFound,
-    PayloadTooLarge, SegueError,
+    AuthenticationError,
+    BadRequest,
+    InvalidParameter,
+    MissingParameter,
+    NotFound,
+    PayloadTooLarge,
+    SegueError,
 )
 
 log = logging.getLogger("segue.api")

@@ -12,12 +12,17 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
 )
 
 console = Console(stderr=True, highlight=False)
@@ -31,24 +36,24 @@ Prompt = Annotated[str, typer.Option(
     "--prompt", "-p", help="Prompt; text commands such as --rs 480p apply unless an option "
     "below overrides them.")]
 Model = Annotated[str, typer.Option(help="Model id (GET /api/v3/models lists them).")]
-Resolution = Annotated[Optional[str], typer.Option(help="480p, 720p or 1080p (default: the "
+Resolution = Annotated[str | None, typer.Option(help="480p, 720p or 1080p (default: the "
                                                    "model's).")]
-Ratio = Annotated[Optional[str], typer.Option(help="16:9, 4:3, 1:1, 3:4, 9:16, 21:9 or adaptive "
+Ratio = Annotated[str | None, typer.Option(help="16:9, 4:3, 1:1, 3:4, 9:16, 21:9 or adaptive "
                                               "(default: adaptive).")]
-Duration = Annotated[Optional[int], typer.Option(help="Seconds, 2-12 (default: 5).")]
-Seed = Annotated[Optional[int], typer.Option(help="0 to 4294967295; -1 for random (default: -1).")]
-CameraFixed = Annotated[Optional[bool], typer.Option(
+Duration = Annotated[int | None, typer.Option(help="Seconds, 2-12 (default: 5).")]
+Seed = Annotated[int | None, typer.Option(help="0 to 4294967295; -1 for random (default: -1).")]
+CameraFixed = Annotated[bool | None, typer.Option(
     "--camera-fixed/--no-camera-fixed", help="Keep the camera still (default: no).")]
-Watermark = Annotated[Optional[bool], typer.Option(
+Watermark = Annotated[bool | None, typer.Option(
     "--watermark/--no-watermark", help="Draw 'AI generated' (default: no).")]
 ReturnLast = Annotated[bool, typer.Option(
     "--return-last-frame", help="Also save the last frame as a PNG beside the video.")]
-Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the MP4.",
+Output = Annotated[Path | None, typer.Option("--output", "-o", help="Where to write the MP4.",
                                                 dir_okay=False)]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and no "
                                        "progress bar (for scripts).")]
 Url = Annotated[str, typer.Option(envvar="SEGUE_URL", help="Server URL.")]
-Key = Annotated[Optional[str], typer.Option(envvar="SEGUE_KEY", help="API key.")]
+Key = Annotated[str | None, typer.Option(envvar="SEGUE_KEY", help="API key.")]
 
 
 def _fields(resolution: str | None, ratio: str | None, duration: int | None, seed: int | None,
@@ -64,7 +69,7 @@ def _fail(code: str, message: str, as_json: bool, param: str = "") -> NoReturn:
     if as_json:
         print(json.dumps({"error": {"code": code, "message": message, "param": param}}))
     else:
-        console.print(f"[bold red]Error[/] ({code}): {message}")
+        console.print(f"[bold red]Error[/] ({code}): {message}", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -199,9 +204,9 @@ def generate(
         return
     console.print(f"[green]Wrote[/] {output} ({_size(output)}): {result.frames} frames, "
                   f"{result.width}x{result.height} {result.ratio}, seed {request.seed}, "
-                  f"{result.tokens} tokens, {result.seconds:.1f} s")
+                  f"{result.tokens} tokens, {result.seconds:.1f} s", soft_wrap=True)
     if last_png:
-        console.print(f"[green]Wrote[/] {last_png} (last frame)")
+        console.print(f"[green]Wrote[/] {last_png} (last frame)", soft_wrap=True)
 
 
 # --- submit and wait: through a server -----------------------------------------------------
@@ -243,9 +248,9 @@ def _finish(client: Any, task: dict[str, Any], output: Path | None, as_json: boo
     console.print(f"[green]Succeeded[/] {task['id']}: {task.get('resolution')} "
                   f"{task.get('ratio')}, {length} s, seed {task.get('seed')}, "
                   f"{usage.get('completion_tokens')} tokens, "
-                  f"{task['updated_at'] - task['created_at']} s")
+                  f"{task['updated_at'] - task['created_at']} s", soft_wrap=True)
     if output is not None:
-        console.print(f"[green]Wrote[/] {output} ({_size(output)})")
+        console.print(f"[green]Wrote[/] {output} ({_size(output)})", soft_wrap=True)
     else:
         console.print(f"Video: {content.get('video_url')}")
 

@@ -38,7 +38,6 @@ class RenderJob:
     first: np.ndarray | None = None  # H×W×3 uint8 RGB at (height, width)
     last: np.ndarray | None = None
     references: list[np.ndarray] = field(default_factory=list)
-    options: dict[str, object] = field(default_factory=dict)  # engine options from the model registry
     progress: ProgressFn = _no_progress
 
 

@@ -295,9 +295,10 @@ class TaskStore:
             rows = list(s.scalars(select(TaskRow).where(
                 TaskRow.links_expire_at <= now, TaskRow.video_key.is_not(None),
             )).all())
-            for row in rows:
-                s.execute(update(TaskRow).where(TaskRow.id == row.id)
-                          .values(video_key=None, last_frame_key=None))
+            if rows:  # the rows returned keep their keys, so the caller can delete the files
+                s.execute(update(TaskRow).where(TaskRow.id.in_([r.id for r in rows]))
+                          .values(video_key=None, last_frame_key=None)
+                          .execution_options(synchronize_session=False))
         return rows
 
     def counts(self) -> dict[str, int]:

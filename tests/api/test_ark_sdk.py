@@ -8,7 +8,9 @@ import httpx
 import pytest
 from byteplussdkarkruntime import Ark
 from byteplussdkarkruntime._exceptions import (
-    ArkAuthenticationError, ArkBadRequestError, ArkNotFoundError,
+    ArkAuthenticationError,
+    ArkBadRequestError,
+    ArkNotFoundError,
 )
 
 from segue.media.video import probe

@@ -69,26 +69,27 @@ class Received:
 class Receiver:
     """A callback receiver: answers per task status, as told, and records every request.
 
-    ``plan`` maps a task status to the answers its first requests get, in order:
-    an HTTP status, or ``"hang"`` (wait ``hang_seconds``, then answer 200 too late).
-    Requests beyond the plan are answered 200.
+    ``plan`` maps a task status to the answers each task's first requests for that status
+    get, in order: an HTTP status, or ``"hang"`` (wait ``hang_seconds``, then answer 200,
+    too late). Requests beyond the plan are answered 200.
     """
 
     def __init__(self, plan: dict[str, list[int | str]] | None = None,
                  hang_seconds: float = 3.0) -> None:
-        self.plan = {k: list(v) for k, v in (plan or {}).items()}
+        self.plan = plan or {}
         self.hang_seconds = hang_seconds
         self.received: list[Received] = []
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # plan lookups and appends
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = json.loads(raw).get("status", "")
+                task = json.loads(raw)
                 with receiver.lock:
-                    steps = receiver.plan.get(status) or []
-                    action = steps.pop(0) if steps else 200
+                    steps = receiver.plan.get(task.get("status", ""), [])
+                    seen = len(receiver.of(task.get("id", ""), task.get("status")))
+                    action = steps[seen] if seen < len(steps) else 200
                     record = Received(time.time(), dict(self.headers.items()), raw, None)
                     receiver.received.append(record)
                 if action == "hang":
@@ -112,9 +113,9 @@ class Receiver:
         self._thread.start()
 
     def of(self, task_id: str, status: str | None = None) -> list[Received]:
-        with self.lock:
-            return [r for r in self.received if r.json.get("id") == task_id
-                    and (status is None or r.status == status)]
+        """The requests about ``task_id`` (of that status), oldest first."""
+        return [r for r in self.received if r.json.get("id") == task_id
+                and (status is None or r.status == status)]
 
     def close(self) -> None:
         self.httpd.shutdown()

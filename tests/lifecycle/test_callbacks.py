@@ -35,7 +35,6 @@ def test_every_status_is_posted_and_a_failing_receiver_gets_retries(launch, rece
     assert 0.6 <= got[4].at - got[3].at < 0.6 * 1.25 + 0.5
     assert "webhook-signature" not in got[0].headers  # this key has no signing secret
 
-    rows = {d.status: d for d in deliveries(server, task_id)}
     wait_until(lambda: deliveries(server, task_id)[-1].state == "delivered")
     rows = {d.status: d for d in deliveries(server, task_id)}
     assert rows["succeeded"].attempts == 3 and rows["succeeded"].max_attempts == 4

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from segue.domain import TaskStatus, new_task_id
-from segue.errors import OperationDenied, NotFound
+from segue.errors import NotFound, OperationDenied
 from segue.tasks.db import make_engine, migrate
 from segue.tasks.schema import TaskRow
 from segue.tasks.store import TaskStore

@@ -10,7 +10,10 @@ from fastapi import APIRouter
 from segue.api.ark.protocol import CreateTaskRequest
 from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep
 from segue.api.pixazo.protocol import (
-    Frame2VideoRequest, Image2VideoRequest, TextToVideoRequest, VideoResultRequest,
+    Frame2VideoRequest,
+    Image2VideoRequest,
+    TextToVideoRequest,
+    VideoResultRequest,
 )
 from segue.domain import ImageInput
 from segue.keys import Principal
@@ -40,7 +43,8 @@ def generate_frame_to_video(
     body: Frame2VideoRequest, services: ServicesDep, principal: PrincipalDep,
     digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
 ) -> dict[str, str]:
-    images = [ImageInput(body.first_frame, "first_frame"), ImageInput(body.last_frame, "last_frame")]
+    images = [ImageInput(body.first_frame, "first_frame"),
+              ImageInput(body.last_frame, "last_frame")]
     return _create(services, principal, model=body.model, text=body.text, images=images,
                    fields=body.settings(), digest=digest, idempotency_key=idempotency_key)
 

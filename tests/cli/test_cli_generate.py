@@ -1,0 +1,141 @@
+"""``segue generate``, ``submit`` and ``wait`` run as real processes on a pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import pytest
+from PIL import Image
+
+from tests.conftest import KEY, LiveServer, make_settings, scene, start_server
+
+pexpect = pytest.importorskip("pexpect")
+ENTRY = "import sys; from segue.cli import app; sys.argv[0] = 'segue'; app()"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+TASKS = "/api/v3/contents/generations/tasks"
+
+
+def terminal(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal (so rich draws its progress bar); (exit code, text)."""
+    child = pexpect.spawn(sys.executable, ["-c", ENTRY, *args], encoding="utf-8",
+                          dimensions=(40, 120), env={**os.environ, "TERM": "xterm-256color",
+                                                     "COLUMNS": "120", **(env or {})})
+    child.expect(pexpect.EOF, timeout=90)
+    child.close()
+    return child.exitstatus, " ".join(ANSI.sub("\n", child.before or "").split())
+
+
+def piped(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", ENTRY, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=90)
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("frames")
+    first, last = folder / "first.png", folder / "last.jpg"
+    Image.fromarray(scene(640, 360)).save(first)
+    Image.fromarray(scene(640, 360, shift=30, seed=2)).save(last, quality=92)
+    return first, last
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(make_settings(tmp_path_factory.mktemp("cli")))
+    yield server
+    server.stop()
+
+
+def remote_env(live: LiveServer) -> dict[str, str]:
+    return {"SEGUE_URL": live.url, "SEGUE_KEY": KEY}
+
+
+def test_generate_shows_progress_and_summary(frames: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "clip.mp4"
+    code, text = terminal(["generate", "--first", str(frames[0]), "--last", str(frames[1]),
+                           "--prompt", "a pan --rs 480p", "--duration", "2", "--model",
+                           "segue-blend", "--return-last-frame", "-o", str(out)])
+    assert code == 0, text
+    assert "49/49 frames" in text and "ETA" in text
+    assert re.search(r"Wrote .*clip\.mp4 \(\d+\.\d kB\): 49 frames, 864x480 16:9, seed \d+, "
+                     r"19845 tokens, \d+\.\d s", text), text
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        decoded = sum(1 for _ in container.decode(stream))
+        assert (stream.codec_context.width, stream.codec_context.height) == (864, 480)
+    assert decoded == 49
+    assert Image.open(tmp_path / "clip-last.png").size == (864, 480)
+
+
+def test_generate_refuses_what_the_api_refuses(frames: tuple[Path, Path], tmp_path: Path) -> None:
+    code, text = terminal(["generate", "-f", str(frames[0]), "-l", str(frames[1]),
+                           "--duration", "20", "-o", str(tmp_path / "x.mp4")])
+    assert code == 1
+    assert "The parameter `duration` specified in the request is not valid: must be between " \
+           "2 and 12, got 20." in text
+    assert not (tmp_path / "x.mp4").exists()
+
+    small = tmp_path / "small.png"
+    Image.fromarray(scene(300, 300)).save(small)
+    result = piped(["generate", "-f", str(small), "-l", str(frames[1]), "--json",
+                    "-o", str(tmp_path / "y.mp4")])
+    assert result.returncode == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["param"] == "first_frame" and "more than 300" in error["message"]
+
+
+def test_generate_json_for_scripts(frames: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "s.mp4"
+    result = piped(["generate", "-f", str(frames[0]), "-l", str(frames[1]), "--model",
+                    "segue-blend", "-p", "x --rs 480p --dur 2 --seed 7", "--json", "-o", str(out)])
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["frames"] == 49 and summary["seed"] == 7 and summary["tokens"] == 19845
+    assert summary["bytes"] == out.stat().st_size > 0
+    assert "━" not in result.stderr  # no progress bar when scripted
+
+
+def test_submit_follows_the_task_and_downloads(frames: tuple[Path, Path], live: LiveServer,
+                                               tmp_path: Path) -> None:
+    out = tmp_path / "remote.mp4"
+    code, text = terminal(["submit", "-f", str(frames[0]), "-l", str(frames[1]), "-p",
+                           "dusk --rs 480p", "--duration", "2", "--model", "segue-blend",
+                           "--return-last-frame", "-o", str(out)], remote_env(live))
+    assert code == 0, text
+    task_id = re.search(r"Task (cgt-\S+)", text).group(1)  # type: ignore[union-attr]
+    assert "succeeded" in text and "100%" in text
+    assert re.search(rf"Succeeded {task_id}: 480p 16:9, 2 s, seed \d+, 19845 tokens", text)
+    assert out.stat().st_size > 0 and (tmp_path / "remote-last.png").exists()
+
+    code, text = terminal(["wait", task_id, "--json"], remote_env(live))
+    assert code == 0 and json.loads(text)["id"] == task_id
+
+
+def test_submit_and_wait_report_api_errors(frames: tuple[Path, Path], live: LiveServer) -> None:
+    code, text = terminal(["submit", "-f", str(frames[0]), "-l", str(frames[1]),
+                           "--duration", "20", "--model", "segue-blend"], remote_env(live))
+    assert code == 1
+    assert "Error (InvalidParameter): The parameter `duration`" in text and "Request id:" in text
+
+    code, text = terminal(["wait", "cgt-20250101000000-nope0"], remote_env(live))
+    assert code == 1 and "The specified task cgt-20250101000000-nope0 is not found" in text
+
+    result = piped(["submit", "-f", str(frames[0]), "-l", str(frames[1]), "--model",
+                    "segue-blend", "-p", "--rs 480p --dur 2", "--no-wait", "--json"],
+                   {**remote_env(live), "SEGUE_KEY": "wrong"})
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["code"] == "AuthenticationError"
+
+
+def test_help_has_examples() -> None:
+    for command in ("generate", "submit", "wait"):
+        result = piped([command, "--help"], {"COLUMNS": "120"})
+        assert result.returncode == 0 and "Example" in result.stdout
+    assert "SEGUE_KEY" in piped(["submit", "--help"], {"COLUMNS": "120"}).stdout

@@ -1,0 +1,47 @@
+"""Retention with compressed lifetimes: links lapse (files deleted), cancelled records go
+after their short lifetime, finished records after theirs, deliveries with them."""
+
+from __future__ import annotations
+
+import httpx
+
+from segue.worker import Worker
+from tests.lifecycle.support import TASKS, create, deliveries, wait_until
+
+
+def test_links_files_and_records_lapse(launch, receiver) -> None:
+    server = launch(workers=0, link_ttl=2, cancelled_ttl=2, record_ttl=5)
+    objects = server.settings.data_dir / "objects"
+    done = create(server, callback_url=receiver.url, return_last_frame=True)
+    assert Worker(server.services).run_once()
+    cancelled = create(server)
+    with server.client() as c:
+        assert c.delete(f"{TASKS}/{cancelled}").json() == {}
+        task = c.get(f"{TASKS}/{done}").json()
+        assert task["status"] == "succeeded"
+        video = task["content"]["video_url"]
+        assert httpx.get(video).status_code == 200
+        assert (objects / "videos" / f"{done}.mp4").exists()
+        assert (objects / "frames" / f"{done}-last.png").exists()
+
+        # after the link lifetime: the link is refused and the files are gone
+        wait_until(lambda: not (objects / "videos" / f"{done}.mp4").exists(), timeout=5,
+                   what="the video file to be swept")
+        assert not (objects / "frames" / f"{done}-last.png").exists()
+        assert httpx.get(video).status_code == 403
+        task = c.get(f"{TASKS}/{done}").json()
+        assert task["status"] == "succeeded" and "video_url" not in task["content"]
+
+        # after the cancelled lifetime: the cancelled record is gone, the finished one kept
+        wait_until(lambda: c.get(f"{TASKS}/{cancelled}").status_code == 404, timeout=5,
+                   what="the cancelled record to be swept")
+        assert c.get(f"{TASKS}/{done}").status_code == 200
+
+        # after the record lifetime: the finished record and its deliveries are gone
+        wait_until(lambda: c.get(f"{TASKS}/{done}").status_code == 404, timeout=6,
+                   what="the finished record to be swept")
+        error = c.get(f"{TASKS}/{done}").json()["error"]
+    assert error["code"] == "ResourceNotFound"
+    assert f"The specified task {done} is not found." in error["message"]
+    assert deliveries(server, done) == []
+    assert len(receiver.of(done)) == 3  # queued, running, succeeded were sent before

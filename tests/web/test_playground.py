@@ -1,0 +1,175 @@
+"""The playground page, driven end to end in Debian's Chromium against a live server."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import KEY, LiveServer, data_url, make_settings, png_bytes, scene, start_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TASKS = "/api/v3/contents/generations/tasks"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(make_settings(tmp_path_factory.mktemp("web")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, live: LiveServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live.url + "/")
+    page.fill("#api-key", KEY)
+    page.dispatch_event("#api-key", "change")
+    page.wait_for_selector("#model option[value='segue-blend']", state="attached")
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def drop(page: Any, selector: str, png: bytes, name: str) -> None:
+    """Drop a file on an element the way a desktop drag does (a DataTransfer with a File)."""
+    transfer = page.evaluate_handle(
+        """([b64, name]) => {
+            const bin = atob(b64);
+            const bytes = new Uint8Array(bin.length);
+            for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, { type: "image/png" }));
+            return dt;
+        }""",
+        [base64.b64encode(png).decode(), name],
+    )
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
+def fill_pair(page: Any) -> None:
+    drop(page, "#first-drop", png_bytes(scene(640, 360)), "first.png")
+    drop(page, "#last-drop", png_bytes(scene(640, 360, shift=40, seed=1)), "last.png")
+    page.wait_for_selector("#last-drop.filled")
+    page.wait_for_selector("#first-drop.filled")
+    page.select_option("#model", "segue-blend")
+
+
+def test_drop_submit_and_watch_the_video(page: Any, live: LiveServer) -> None:
+    streams: list[str] = []
+    page.on("response", lambda r: streams.append(r.headers.get("content-type", ""))
+            if r.url.endswith("/events") else None)
+    fill_pair(page)
+    # the resolution is left alone, so the prompt's --rs applies; the duration is changed
+    # on the page, so it wins over the prompt's --dur
+    page.fill("#prompt", "a slow pan --rs 480p --dur 3")
+    page.fill("#duration", "2")
+    page.check("#return_last_frame")
+    page.click("#submit")
+
+    page.wait_for_selector("#status-text.state-succeeded", timeout=30_000)
+    page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=15_000)
+    duration = page.eval_on_selector("#video", "v => v.duration")
+    assert duration == pytest.approx(2.0, abs=0.1)
+    assert streams and streams[0].startswith("text/event-stream")  # followed by SSE
+
+    task_id = page.text_content("#task-id")
+    with live.client() as c:
+        task = c.get(f"{TASKS}/{task_id}").json()
+    assert (task["status"], task["resolution"], task["duration"]) == ("succeeded", "480p", 2)
+    assert page.get_attribute("#download-video", "href") == task["content"]["video_url"]
+    assert page.get_attribute("#download-last", "href") == task["content"]["last_frame_url"]
+    assert httpx.get(task["content"]["last_frame_url"]).headers["content-type"] == "image/png"
+    assert page.is_visible("#out-first") and page.is_visible("#out-last")
+
+    # the scrubber seeks the video frame by frame
+    page.eval_on_selector("#scrubber", "s => { s.value = '24'; s.dispatchEvent(new Event("
+                                       "'input')); }")
+    assert page.text_content("#frame-no") == "25 / 49"
+    assert page.eval_on_selector("#video", "v => v.currentTime") == pytest.approx(24.5 / 24)
+
+    curl = page.text_content("#curl-snippet")
+    python = page.text_content("#python-snippet")
+    assert '"duration": 2' in curl and "base64 -w0 'first.png'" in curl
+    assert "--rs 480p" in curl and '"resolution"' not in curl
+    assert "tasks.create(" in python and "return_last_frame=True" in python
+    assert 'data_url("last.png", "image/png")' in python
+
+    page.wait_for_selector(f"#history-table tr[data-task-id='{task_id}']")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page_width = page.evaluate("document.documentElement.scrollWidth")
+    page.screenshot(path=str(ARTIFACTS / "playground-phone.png"), full_page=True)
+    assert page_width <= 390, "the page scrolls sideways at phone width"
+
+
+def test_falls_back_to_polling_without_the_event_stream(page: Any) -> None:
+    page.route("**/events", lambda route: route.fulfill(status=404, body="Not Found"))
+    polled: list[str] = []
+    page.on("request", lambda r: polled.append(r.url) if "/tasks/cgt-" in r.url else None)
+    fill_pair(page)
+    page.fill("#prompt", "--rs 480p --dur 2")
+    page.click("#submit")
+    page.wait_for_selector("#status-text.state-succeeded", timeout=30_000)
+    assert any(not url.endswith("/events") for url in polled)
+
+
+def test_invalid_input_shows_the_api_message(page: Any) -> None:
+    fill_pair(page)
+    page.fill("#duration", "20")
+    page.click("#submit")
+    page.wait_for_selector("#error:not([hidden])")
+    message = page.text_content("#error")
+    assert "The parameter `duration` specified in the request is not valid" in message
+    assert "must be between 2 and 12, got 20" in message and "Request id:" in message
+
+
+def test_history_filters_and_deletes(page: Any, live: LiveServer) -> None:
+    body = {"model": "segue-blend", "content": [
+        {"type": "text", "text": "history --rs 480p --dur 2"},
+        {"type": "image_url", "image_url": {"url": data_url(scene(640, 360))},
+         "role": "first_frame"}]}
+    with live.client() as c:
+        task_id = c.post(TASKS, json=body).json()["id"]
+    live.wait(task_id)
+    page.click("#refresh")
+    row = f"#history-table tr[data-task-id='{task_id}']"
+    page.wait_for_selector(row)
+    page.select_option("#status-filter", "failed")
+    page.wait_for_selector(row, state="detached")
+    page.select_option("#status-filter", "succeeded")
+    page.wait_for_selector(row)
+
+    page.click(f"{row} button:has-text('Open')")
+    page.wait_for_selector("#status-text.state-succeeded")
+    assert page.text_content("#task-id") == task_id
+
+    page.click(f"{row} button:has-text('Delete')")
+    page.wait_for_selector(row, state="detached")
+    with live.client() as c:
+        assert c.get(f"{TASKS}/{task_id}").status_code == 404
