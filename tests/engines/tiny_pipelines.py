@@ -76,9 +76,11 @@ def tiny_text_encoder(umt5: bool = False) -> T5EncoderModel | UMT5EncoderModel:
     return T5EncoderModel(T5Config(**sizes)).eval()
 
 
-def tiny_ltx() -> LTXConditionPipeline:
-    """LTXConditionPipeline with a 4x spatial / 4x temporal VAE (real LTX: 32x / 8x)."""
+def tiny_ltx(real_compression: bool = False) -> LTXConditionPipeline:
+    """LTXConditionPipeline with a 4x spatial / 4x temporal VAE, or with the real LTX VAE's
+    32x / 8x compression (so that Seedance output sizes stay cheap in the worker tests)."""
     torch.manual_seed(0)
+    scaling = (True, True, True, False) if real_compression else (True, True, False, False)
     transformer = LTXVideoTransformer3DModel(
         in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4,
         attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=TEXT_DIM,
@@ -87,11 +89,10 @@ def tiny_ltx() -> LTXConditionPipeline:
         in_channels=3, out_channels=3, latent_channels=8,
         block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
         layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1, 1),
-        spatio_temporal_scaling=(True, True, False, False),
-        decoder_spatio_temporal_scaling=(True, True, False, False),
+        spatio_temporal_scaling=scaling, decoder_spatio_temporal_scaling=scaling,
         decoder_inject_noise=(False, False, False, False, False),
         upsample_residual=(False, False, False, False), upsample_factor=(1, 1, 1, 1),
-        timestep_conditioning=False, patch_size=1, patch_size_t=1,
+        timestep_conditioning=False, patch_size=4 if real_compression else 1, patch_size_t=1,
         encoder_causal=True, decoder_causal=False,
     )
     vae.use_framewise_encoding = False
@@ -150,7 +151,10 @@ def tiny_wan(version: str = "2.1") -> WanImageToVideoPipeline:
 
 def save_tiny(kind: str, directory: Path) -> Path:
     """Write a tiny pipeline in the diffusers folder layout (what SEGUE_MODELS_DIR holds)."""
-    builders = {"ltx": tiny_ltx, "wan21": lambda: tiny_wan("2.1"), "wan22": lambda: tiny_wan("2.2")}
+    builders = {
+        "ltx": tiny_ltx, "ltx-480p": lambda: tiny_ltx(real_compression=True),
+        "wan21": lambda: tiny_wan("2.1"), "wan22": lambda: tiny_wan("2.2"),
+    }
     pipe = builders[kind]()
     pipe.save_pretrained(directory, safe_serialization=True)
     return directory
