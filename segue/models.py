@@ -9,6 +9,7 @@ same entries.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -69,5 +70,10 @@ class ModelRegistry:
             )
         return entry
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ModelEntry]:
         return iter(self._entries.values())
+
+    @staticmethod
+    def spellings(model_ids: Iterable[str]) -> list[str]:
+        """Every id a task of these models may be stored under (Volcengine adds doubao-)."""
+        return [spelling for m in model_ids for spelling in (m, f"doubao-{m}")]

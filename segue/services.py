@@ -66,13 +66,19 @@ class Services:
             except Exception:
                 log.exception("status listener failed", extra={"task_id": row.id})
 
-    def engine_for(self, entry: ModelEntry) -> Engine:
-        """One engine object per model id per process, kept between tasks."""
+    def engine_for(self, entry: ModelEntry, load: bool = False) -> Engine:
+        """One engine object per model id per process, kept between tasks.
+
+        ``load`` also loads its weights (engines with a ``load`` method), once: worker
+        threads of one process share the engine, and a GPU pipeline must not load twice.
+        """
         with self._engines_lock:
             engine = self._engines.get(entry.id)
             if engine is None:
                 engine = create_engine(entry.engine, entry.options)
                 self._engines[entry.id] = engine
+            if load and hasattr(engine, "load"):
+                engine.load()
             return engine
 
     def engine_modes(self, entry: ModelEntry) -> frozenset[Mode]:
@@ -109,7 +115,6 @@ class Services:
         default_rate = s.rate_limit_pro if entry.tier == "pro" else s.rate_limit_lite
         return CreateLimits(
             rate=principal.rate_limit or default_rate, window=s.rate_window,
-            tier_models=[m.id for m in self.models if m.tier == entry.tier]
-            + [f"doubao-{m.id}" for m in self.models if m.tier == entry.tier],
+            tier_models=self.models.spellings(m.id for m in self.models if m.tier == entry.tier),
             max_queued=principal.max_queued or s.max_queued,
         )

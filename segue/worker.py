@@ -69,10 +69,34 @@ class Worker:
         self.services = services
         self.models = list(models) if models else None
         self.id = name or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10_000}"
+        self._claimable: list[str] | None = None
+
+    def prepare(self) -> list[str]:
+        """Build (and load) the engine of every model this worker serves, before any task.
+
+        A model whose engine cannot load (weights missing, no GPU) is logged as a clear
+        error for that model id and left to other workers; it never fails a task here.
+        """
+        ready = []
+        for entry in self.services.models:
+            if self.models is not None and entry.id not in self.models:
+                continue
+            try:
+                self.services.engine_for(entry, load=True)
+            except Exception as exc:
+                log.error("model unavailable on this worker",
+                          extra={"model": entry.id, "engine": entry.engine, "reason": str(exc)})
+                continue
+            ready.append(entry.id)
+        self._claimable = self.services.models.spellings(ready)
+        return ready
 
     def run_once(self) -> bool:
         """Claim and run one task; False when there was nothing to do."""
-        row = self.services.tasks.claim(self.id, self.services.settings.lease_ttl, self.models)
+        if self._claimable is None:
+            self.prepare()
+        row = self.services.tasks.claim(self.id, self.services.settings.lease_ttl,
+                                        self._claimable)
         if row is None:
             return False
         self.services.on_status_change(row)
@@ -172,14 +196,15 @@ def housekeeping(services: Services) -> None:
 class Background:
     """The threads of one server process: N workers and the periodic jobs."""
 
-    def __init__(self, services: Services, workers: int = 0) -> None:
+    def __init__(self, services: Services, workers: int = 0,
+                 models: Sequence[str] | None = None) -> None:
         self.services = services
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.periodic: list[tuple[float, Callable[[Services], None]]] = [
             (services.settings.sweep_interval, housekeeping),
         ]
-        self._workers = [Worker(services, name=f"{socket.gethostname()}-{os.getpid()}-w{i}")
+        self._workers = [Worker(services, models, f"{socket.gethostname()}-{os.getpid()}-w{i}")
                          for i in range(workers)]
 
     def start(self) -> None:

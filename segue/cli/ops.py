@@ -72,8 +72,7 @@ def worker(
         housekeeping(services)
         services.callbacks.drain()  # first attempts only; retries wait for a running process
         return
-    background = Background(services, workers=0)
-    background._workers = [Worker(services, chosen, name=None) for _ in range(threads)]
+    background = Background(services, workers=threads, models=chosen)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
