@@ -39,6 +39,7 @@ class RequestContext(BaseHTTPMiddleware):
         request.state.request_id = rid
         token = logs.request_id.set(rid)
         started = time.perf_counter()
+        response: Response
         try:
             limit = request.app.state.services.settings.max_body_bytes
             length = request.headers.get("content-length")

@@ -9,10 +9,11 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-def _split(value: object) -> list[str]:
+def _split(value: str | list[str]) -> list[str]:
+    """``SEGUE_API_KEYS=k1,k2`` style lists (a list passed in code is kept)."""
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
-    return list(value)  # type: ignore[arg-type]
+    return list(value)
 
 
 class Settings(BaseSettings):

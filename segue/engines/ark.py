@@ -68,13 +68,13 @@ class ArkEngine:
     def _body(self, job: RenderJob) -> dict[str, object]:
         resolution, ratio = _size_names(job.width, job.height)
         content: list[dict[str, object]] = [{"type": "text", "text": job.prompt}]
-        images: list[tuple[str, np.ndarray | None]] = {
+        by_mode: dict[Mode, list[tuple[str, np.ndarray | None]]] = {
             Mode.TEXT: [],
             Mode.FIRST_FRAME: [("first_frame", job.first)],
             Mode.FIRST_LAST: [("first_frame", job.first), ("last_frame", job.last)],
             Mode.REFERENCE: [("reference_image", image) for image in job.references],
-        }[job.mode]
-        for role, image in images:
+        }
+        for role, image in by_mode[job.mode]:
             assert image is not None
             content.append({"type": "image_url", "image_url": {"url": _data_url(image)},
                             "role": role})

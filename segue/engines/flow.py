@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from segue.domain import Mode
+from segue.engines._flow_warp import Timeline, Warper, grid, sample
 from segue.engines.base import RenderJob
 
 
@@ -44,12 +45,14 @@ class Preset:
     patch_stride: int
     refine_iters: int
     key_times: int  # times at which flows are reversed exactly; others are interpolated
+    upsample: int  # end frames are Lanczos-enlarged this much before bilinear warping
+    occlusion: bool  # visibility-weighted blending (else by time only)
 
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset(480, cv2.DISOPTICAL_FLOW_PRESET_FAST, 1, 8, 4, 5, 5),
-    "medium": Preset(640, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0, 8, 3, 5, 9),
-    "high": Preset(1024, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0, 8, 2, 10, 17),
+    "fast": Preset(480, cv2.DISOPTICAL_FLOW_PRESET_FAST, 1, 8, 4, 5, 3, 1, False),
+    "medium": Preset(640, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0, 8, 3, 5, 5, 2, True),
+    "high": Preset(1024, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0, 8, 2, 10, 9, 3, True),
 }
 
 _MIN_INLIERS = 40  # matches that must agree before the homography is believed
@@ -123,16 +126,6 @@ def _clean(flow: np.ndarray) -> np.ndarray:
     return cv2.medianBlur(flow, 5)
 
 
-def _grid(w: int, hgt: int) -> np.ndarray:
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(hgt, dtype=np.float32))
-    return np.dstack([xs, ys])
-
-
-def _sample(field: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    """``field`` read at absolute positions ``coords`` (H×W×2), bilinear, edges replicated."""
-    return cv2.remap(field, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
 def _total_flows(
     g0: np.ndarray, g1: np.ndarray, h: np.ndarray | None, preset: Preset
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -146,12 +139,12 @@ def _total_flows(
                                    borderMode=cv2.BORDER_REPLICATE)
     r01 = _clean(dis.calc(g0, aligned1, None))  # frame 0 -> aligned frame 1
     r10 = _clean(dis.calc(aligned1, g0, None))
-    grid = _grid(w, hgt)
+    xy = grid(w, hgt)
     # F01(x) = H(x + r01(x)) - x
-    f01 = cv2.perspectiveTransform(grid + r01, h) - grid
+    f01 = cv2.perspectiveTransform(xy + r01, h) - xy
     # F10(y) = z + r10(z) - y with z = H^-1(y)
-    z = cv2.perspectiveTransform(grid, inv)
-    f10 = z + _sample(r10, z) - grid
+    z = cv2.perspectiveTransform(xy, inv)
+    f10 = z + sample(r10, z) - xy
     return f01.astype(np.float32), f10.astype(np.float32)
 
 
@@ -161,7 +154,7 @@ def _consistent_share(f01: np.ndarray, f10: np.ndarray, grid: np.ndarray) -> flo
     Following F01 then F10 should come back to the start; where it does not, the pixel is
     occluded or the flow is wrong. Too few agreeing pixels means the flow is not trusted.
     """
-    back = _sample(f10, grid + f01)
+    back = sample(f10, grid + f01)
     err = np.sum((f01 + back) ** 2, axis=2)
     bound = 0.01 * (np.sum(f01**2, axis=2) + np.sum(back**2, axis=2)) + 0.5
     return float(np.mean(err < bound))
@@ -196,111 +189,26 @@ def analyse(
     g0, g1 = _gray(first, size), _gray(last, size)
     h = None if camera_fixed else estimate_camera(g0, g1, seed)
     f01, f10 = _total_flows(g0, g1, h, preset)
-    grid = _grid(*size)
-    ok0, ok1 = _consistent_share(f01, f10, grid), _consistent_share(f10, f01, grid)
+    xy = grid(*size)
+    ok0, ok1 = _consistent_share(f01, f10, xy), _consistent_share(f10, f01, xy)
     camera = None
     if h is not None:
         to_work = np.diag([scale, size[1] / hgt, 1.0])
         camera = np.linalg.inv(to_work) @ h @ to_work
-    if min(ok0, ok1) < _MIN_CONSISTENT or not _flow_explains(g0, g1, f01, grid):
+    if min(ok0, ok1) < _MIN_CONSISTENT or not _flow_explains(g0, g1, f01, xy):
         return _Motion(None, None, camera, scale)
     return _Motion(f01, f10, camera, scale)
 
 
 def _flow_explains(g0: np.ndarray, g1: np.ndarray, f01: np.ndarray, grid: np.ndarray) -> bool:
     """Flow is trusted only if warping with it explains frame 1 much better than not moving."""
-    warped = _sample(g1, grid + f01)
+    warped = sample(g1, grid + f01)
     before = float(np.mean(cv2.absdiff(g0, g1)))
     after = float(np.mean(cv2.absdiff(g0, warped)))
     return after < 12.0 or after < 0.5 * before
 
 
 # --------------------------------------------------------------------------- per-frame work
-
-
-def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, grid: np.ndarray) -> np.ndarray:
-    """Flow from time t back to the source frame, divided by t, by forward splatting.
-
-    Each source pixel p lands at ``p + t·fwd(p)`` at time t and carries ``-fwd(p)`` there
-    (bilinear splat, averaged); pixels nothing lands on (disocclusions) take ``bwd(x)``, the
-    other direction's flow, which is right for the background that appears there.
-    """
-    hgt, w = fwd.shape[:2]
-    pos = (grid + t * fwd).reshape(-1, 2)
-    base = np.floor(pos)
-    frac = pos - base
-    x0, y0 = base[:, 0].astype(np.int64), base[:, 1].astype(np.int64)
-    acc = np.zeros((3, hgt * w), np.float64)
-    values = (-fwd).reshape(-1, 2)
-    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        wx = frac[:, 0] if dx else 1.0 - frac[:, 0]
-        wy = frac[:, 1] if dy else 1.0 - frac[:, 1]
-        xi, yi = x0 + dx, y0 + dy
-        ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < hgt)
-        idx, wt = yi[ok] * w + xi[ok], (wx * wy)[ok]
-        acc[0] += np.bincount(idx, wt * values[ok, 0], minlength=hgt * w)
-        acc[1] += np.bincount(idx, wt * values[ok, 1], minlength=hgt * w)
-        acc[2] += np.bincount(idx, wt, minlength=hgt * w)
-    cover = acc[2].reshape(hgt, w)
-    flow = (acc[:2] / np.maximum(acc[2], 1e-6)).T.reshape(hgt, w, 2).astype(np.float32)
-    holes = cover < 0.05
-    flow[holes] = bwd[holes]
-    return flow
-
-
-class _Timeline:
-    """Reversed flows at a few key times, interpolated for the others (splatting is costly).
-
-    Fields are stored divided by t (or 1-t), so they change slowly with time and a linear
-    blend of the two neighbouring key times is a good estimate in between.
-    """
-
-    def __init__(self, m: _Motion, keys: int) -> None:
-        assert m.f01 is not None and m.f10 is not None
-        self.m, self.keys = m, keys
-        self.grid = _grid(m.f01.shape[1], m.f01.shape[0])
-        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def _key(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if k not in self.cache:
-            t = min(max(k / (self.keys - 1), 1e-3), 1 - 1e-3)
-            self.cache[k] = (reverse_flow(self.m.f01, self.m.f10, t, self.grid),
-                             reverse_flow(self.m.f10, self.m.f01, 1.0 - t, self.grid))
-        return self.cache[k]
-
-    def flows(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per-unit-time flows from time t to frame 0 and to frame 1."""
-        pos = t * (self.keys - 1)
-        k = min(int(pos), self.keys - 2)
-        for old in [key for key in self.cache if key < k]:
-            del self.cache[old]  # times only move forward in a video
-        f = pos - k
-        a = self._key(k)
-        if f < 1e-6:
-            return a
-        b = self._key(k + 1)
-        return (cv2.addWeighted(a[0], 1 - f, b[0], f, 0), cv2.addWeighted(a[1], 1 - f, b[1], f, 0))
-
-
-def _warp(img: np.ndarray, flow: np.ndarray, gain: float, full: np.ndarray) -> np.ndarray:
-    """``img`` sampled at ``x + gain·upsampled(flow)(x)`` (fixed-point maps: faster remap)."""
-    hgt, w = img.shape[:2]
-    up = cv2.resize(flow, (w, hgt), interpolation=cv2.INTER_LINEAR)
-    coords = cv2.scaleAdd(up, gain, full)
-    m1, m2 = cv2.convertMaps(coords, None, cv2.CV_16SC2)
-    return cv2.remap(img, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def _frame_at(first: np.ndarray, last: np.ndarray, line: _Timeline | None,
-              camera: np.ndarray | None, t: float, *, scale: float, full: np.ndarray | None
-              ) -> np.ndarray:
-    """One in-between frame: warp both ends to time t and blend them by time."""
-    if line is None or full is None:
-        return _dissolve(first, last, camera, t)
-    to0, to1 = line.flows(t)
-    a = _warp(first, to0, t / scale, full)
-    b = _warp(last, to1, (1.0 - t) / scale, full)
-    return cv2.addWeighted(a, 1.0 - t, b, t, 0.0)
 
 
 def _dissolve(first: np.ndarray, last: np.ndarray, camera: np.ndarray | None, t: float
@@ -327,6 +235,17 @@ def _check(first: np.ndarray, last: np.ndarray) -> None:
         raise ValueError(f"first {first.shape} and last {last.shape} differ in size")
     if min(first.shape[:2]) < 32:
         raise ValueError("frames must be at least 32×32")
+
+
+def _renderer(first: np.ndarray, last: np.ndarray, params: Preset, camera_fixed: bool,
+              seed: int) -> Callable[[float], np.ndarray]:
+    """Analyse the pair once; return the function that makes the frame at a time t."""
+    m = analyse(first, last, params, camera_fixed, seed)
+    if m.f01 is None or m.f10 is None:
+        return partial(_dissolve, first, last, m.camera)
+    line = Timeline(m.f01, m.f10, params.key_times, params.occlusion)
+    warper = Warper(first, last, (m.f01.shape[1], m.f01.shape[0]), params.upsample)
+    return partial(warper.frame, line)
 
 
 def iter_interpolate(
@@ -356,10 +275,7 @@ def iter_interpolate(
             yield (first if t == 0.0 else last).copy()
             continue
         if render is None:
-            m = analyse(first, last, params, camera_fixed, seed)
-            line = _Timeline(m, params.key_times) if m.f01 is not None else None
-            full = _grid(w, hgt) if line is not None else None
-            render = partial(_frame_at, first, last, line, m.camera, scale=m.scale, full=full)
+            render = _renderer(first, last, params, camera_fixed, seed)
         yield render(t)
 
 

@@ -117,7 +117,7 @@ class TaskStore:
             raise task_not_found(task_id)
         return row
 
-    def list(
+    def list_page(
         self, key_id: str, *, page_num: int = 1, page_size: int = 10,
         status: str | None = None, task_ids: Sequence[str] = (), model: str | None = None,
         service_tier: str | None = None, since: float | None = None,
@@ -222,7 +222,7 @@ class TaskStore:
                        TaskRow.status == S.RUNNING, TaskRow.expires_at > now)
                 .values(**values)
             )
-        return bool(result.rowcount)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def finish(
         self, task_id: str, worker_id: str, status: TaskStatus, *,

@@ -11,6 +11,7 @@ import io
 import pytest
 from PIL import Image
 
+from segue.keys import hash_key
 from tests.conftest import KEY, LiveServer, data_url, scene
 
 ARK = "/api/v3/contents/generations/tasks"
@@ -122,8 +123,7 @@ def test_create_errors(server: LiveServer, case, path, body, status, code, words
         message = err["message"]
     assert words in message
     assert message.endswith(f"Request id: {rid}")
-    assert server.services.tasks.list("env-" + __import__("hashlib").sha256(
-        KEY.encode()).hexdigest()[:12])[0] == 0  # nothing was stored
+    assert server.services.tasks.list_page("env-" + hash_key(KEY)[:12])[0] == 0  # none stored
 
 
 def test_not_json_and_wrong_shapes(server: LiveServer) -> None:

@@ -57,7 +57,7 @@ def test_an_idempotency_key_returns_the_same_task_for_the_same_body(launch) -> N
         task_id = first.json()["id"]
         again = c.post(TASKS, json=body(), headers=headers)  # e.g. the SDK retrying a 5xx
         assert again.status_code == 200 and again.json()["id"] == task_id
-        assert tasks.list(tasks.get(task_id).key_id)[0] == 1
+        assert tasks.list_page(tasks.get(task_id).key_id)[0] == 1
 
         changed = c.post(TASKS, json=body(text="another --rs 480p --dur 2"), headers=headers)
         assert changed.status_code == 400

@@ -165,12 +165,12 @@ def test_expire_and_sweep(store: TaskStore) -> None:
 def test_list_filters_and_paging(store: TaskStore) -> None:
     t0 = time.time()
     ids = [store.create(task(model="a" if i % 2 else "b", at=t0 - i)).id for i in range(7)]
-    total, rows = store.list("k", page_num=1, page_size=3)
+    total, rows = store.list_page("k", page_num=1, page_size=3)
     assert total == 7 and [r.id for r in rows] == ids[:3]  # newest first
-    total, rows = store.list("k", page_num=3, page_size=3)
+    total, rows = store.list_page("k", page_num=3, page_size=3)
     assert [r.id for r in rows] == ids[6:]
-    total, rows = store.list("k", model="a")
+    total, rows = store.list_page("k", model="a")
     assert total == 3
-    total, rows = store.list("k", task_ids=ids[:2])
+    total, rows = store.list_page("k", task_ids=ids[:2])
     assert total == 2
-    assert store.list("other")[0] == 0
+    assert store.list_page("other")[0] == 0

@@ -50,7 +50,7 @@ def list_tasks(
 ) -> dict[str, Any]:
     if status and status not in {s.value for s in TaskStatus}:
         raise InvalidParameter("filter.status", f"unknown status {status!r}.")
-    total, rows = services.tasks.list(
+    total, rows = services.tasks.list_page(
         principal.key_id, page_num=_page("page_num", page_num),
         page_size=_page("page_size", page_size), status=status, task_ids=task_ids or (),
         model=model, service_tier=service_tier, since=time.time() - LIST_WINDOW,
