@@ -23,23 +23,22 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Engine, and_, delete, exists, func, or_, select, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import aliased
 from standardwebhooks import Webhook
 
 from segue.domain import TaskStatus
 from segue.errors import InvalidParameter
-from segue.media.images import is_forbidden_address, resolve
+from segue.media.images import refused, resolve
 from segue.metrics import Metrics
 from segue.settings import Settings
 from segue.storage.base import ObjectStore
+from segue.tasks.db import SqlStore
 from segue.tasks.schema import ApiKeyRow, DeliveryRow, TaskRow
 from segue.tasks.view import task_object
 
@@ -69,23 +68,14 @@ def check_callback_url(url: str | None, settings: Settings) -> None:
         literal = ipaddress.ip_address(host)
     except ValueError:
         return
-    if not settings.allow_private_urls and is_forbidden_address(literal):
+    if refused(literal, settings):
         raise InvalidParameter(
             "callback_url", f"{host} is a loopback, private, link-local or metadata address; "
             "such callback URLs are refused (an operator may allow them).")
 
 
-class DeliveryStore:
+class DeliveryStore(SqlStore):
     """The rows of ``callback_deliveries``: small transactions, one per step."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._postgres = engine.dialect.name == "postgresql"
-
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
 
     def add(self, row: DeliveryRow) -> bool:
         """Insert unless this task's status was already recorded (a repeated notification)."""
@@ -304,12 +294,11 @@ def post(url: str, body: str, headers: dict[str, str], settings: Settings) -> in
         addresses = resolve(target.host, port)
     except (OSError, UnicodeError) as exc:
         raise httpx.ConnectError(f"the host {target.host} does not resolve") from exc
-    if not settings.allow_private_urls:
-        for address in addresses:
-            if is_forbidden_address(ipaddress.ip_address(address.split("%")[0])):
-                raise Refused(f"the host {target.host} resolves to {address}, a loopback, "
-                              "private, link-local or metadata address; callbacks there are "
-                              "refused.")
+    for address in addresses:
+        if refused(ipaddress.ip_address(address.split("%")[0]), settings):
+            raise Refused(f"the host {target.host} resolves to {address}, a loopback, "
+                          "private, link-local or metadata address; callbacks there are "
+                          "refused.")
     with httpx.Client(follow_redirects=False, trust_env=False,
                       timeout=settings.callback_timeout) as client:
         request = client.build_request(

@@ -8,10 +8,10 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import Engine, select
 
 from segue.errors import AuthenticationError, NotFound
+from segue.tasks.db import SqlStore
 from segue.tasks.schema import ApiKeyRow
 
 OPEN_KEY_ID = "public"  # the owner of every task while no key is configured
@@ -32,9 +32,9 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class KeyStore:
-    def __init__(self, engine, env_keys: list[str]) -> None:  # type: ignore[no-untyped-def]
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+class KeyStore(SqlStore):
+    def __init__(self, engine: Engine, env_keys: list[str]) -> None:
+        super().__init__(engine)
         self._env = {hash_key(k): Principal(key_id="env-" + hash_key(k)[:12], name="env")
                      for k in env_keys}
 
@@ -48,16 +48,16 @@ class KeyStore:
             created_at=time.time(), webhook_secret=webhook_secret, rate_limit=rate_limit,
             max_queued=max_queued,
         )
-        with self._sessions.begin() as s:
+        with self._tx() as s:
             s.add(row)
         return key, row
 
     def list(self) -> list[ApiKeyRow]:
-        with self._sessions.begin() as s:
+        with self._tx() as s:
             return list(s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)).all())
 
     def revoke(self, key_id: str) -> ApiKeyRow:
-        with self._sessions.begin() as s:
+        with self._tx() as s:
             row = s.get(ApiKeyRow, key_id)
             if row is None:
                 raise NotFound(f"The specified key {key_id} is not found.")
@@ -68,7 +68,7 @@ class KeyStore:
         """True while no key is configured at all: then every request is let in."""
         if self._env:
             return False
-        with self._sessions.begin() as s:
+        with self._tx() as s:
             return s.scalars(select(ApiKeyRow.id).limit(1)).first() is None
 
     def authenticate(self, key: str | None) -> Principal:
@@ -80,7 +80,7 @@ class KeyStore:
         for known, principal in self._env.items():
             if hmac.compare_digest(known, digest):
                 return principal
-        with self._sessions.begin() as s:
+        with self._tx() as s:
             row = s.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest)).first()
         if row is None or row.revoked_at is not None:
             raise AuthenticationError()

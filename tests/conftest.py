@@ -96,6 +96,34 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     live.stop()
 
 
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A database URL on a fresh, private schema of the PostgreSQL service (skips without it)."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from segue.tasks.db import make_engine
+
+    admin = make_engine(PG_URL)
+    try:
+        with admin.connect():
+            pass
+    except Exception:
+        admin.dispose()
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    schema = "t_" + uuid.uuid4().hex[:10]
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
 def scene(width: int, height: int, shift: int = 0, seed: int = 0) -> np.ndarray:
     """A smooth, textured RGB test picture; ``shift`` moves its content right by that many px."""
     rng = np.random.default_rng(seed)

@@ -6,40 +6,29 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
 from segue.media.video import probe  # noqa: E402
-from segue.tasks.db import make_engine  # noqa: E402
 from tests.conftest import KEY, data_url, make_settings, scene, start_server  # noqa: E402
-from tests.tasks.test_store import PG_URL, _pg_available  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def cluster_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    if not _pg_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    schema = "c_" + uuid.uuid4().hex[:10]
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
+def cluster_env(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     s3 = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     s3.start()
     host, port = s3.get_host_and_port()
     env = {
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "SEGUE_DATABASE_URL": f"{PG_URL}?options=-csearch_path%3D{schema}",
+        "AWS_DEFAULT_REGION": "us-east-1", "SEGUE_DATABASE_URL": pg_url,
         "SEGUE_STORAGE_URL": "s3://segue-cluster/out", "SEGUE_S3_ENDPOINT_URL":
         f"http://{host}:{port}", "SEGUE_API_KEYS": KEY, "SEGUE_ALLOW_PRIVATE_URLS": "true",
     }
@@ -51,9 +40,6 @@ def cluster_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
         Bucket="segue-cluster")
     yield env
     s3.stop()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 def test_api_replica_and_two_worker_processes(cluster_env: dict[str, str], tmp_path: Path

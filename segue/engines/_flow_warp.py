@@ -47,24 +47,19 @@ def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, xy: np.ndarray) -> 
     base = np.floor(pos)
     frac = pos - base
     x0, y0 = base[:, 0].astype(np.int64), base[:, 1].astype(np.int64)
-    idx, wts, src = [], [], []
+    acc = np.zeros((3, n), np.float64)
+    vx, vy = fwd[..., 0].ravel(), fwd[..., 1].ravel()
     for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
         wx = frac[:, 0] if dx else 1.0 - frac[:, 0]
         wy = frac[:, 1] if dy else 1.0 - frac[:, 1]
         xi, yi = x0 + dx, y0 + dy
-        ok = np.flatnonzero((xi >= 0) & (xi < w) & (yi >= 0) & (yi < hgt))
-        idx.append(yi[ok] * w + xi[ok])
-        wts.append((wx * wy)[ok])
-        src.append(ok)
-    at, wt, from_ = np.concatenate(idx), np.concatenate(wts), np.concatenate(src)
-    values = fwd.reshape(-1, 2)[from_]
-    cover = np.bincount(at, wt, minlength=n)
-    norm = -1.0 / np.maximum(cover, 1e-6)
-    flow = np.empty((n, 2), np.float32)
-    flow[:, 0] = np.bincount(at, wt * values[:, 0], minlength=n) * norm
-    flow[:, 1] = np.bincount(at, wt * values[:, 1], minlength=n) * norm
-    flow = flow.reshape(hgt, w, 2)
-    holes = cover.reshape(hgt, w) < 0.05
+        ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < hgt)
+        idx, wt = yi[ok] * w + xi[ok], (wx * wy)[ok]
+        acc[0] += np.bincount(idx, wt * vx[ok], minlength=n)
+        acc[1] += np.bincount(idx, wt * vy[ok], minlength=n)
+        acc[2] += np.bincount(idx, wt, minlength=n)
+    flow = (acc[:2] / -np.maximum(acc[2], 1e-6)).T.reshape(hgt, w, 2).astype(np.float32)
+    holes = acc[2].reshape(hgt, w) < 0.05
     flow[holes] = bwd[holes]
     return flow
 
@@ -97,7 +92,10 @@ class _Key:
     to0: np.ndarray  # flow from time t to frame 0, per unit of time (working size)
     to1: np.ndarray
     w1: np.ndarray | None  # blend weight of frame 1; None where it is just t everywhere
-    rows: tuple[int, int]  # working-size rows where w1 differs from t
+    tiles: np.ndarray  # TILES×TILES booleans: where w1 differs from t
+
+
+TILES = 8  # the frame is cut into TILES×TILES blocks; only those with occlusion are re-blended
 
 
 class Timeline:
@@ -116,16 +114,16 @@ class Timeline:
             t = k / (self.keys - 1)
             to0 = reverse_flow(self.f01, self.f10, t, self.xy)
             to1 = reverse_flow(self.f10, self.f01, 1.0 - t, self.xy)
-            w1, rows = None, (0, 0)
+            w1, tiles = None, np.zeros((TILES, TILES), bool)
             if self.occlusion and 0.0 < t < 1.0:
                 w1 = visibility_weight(to0, to1, self.f01, self.f10, t, self.xy)
-                busy = np.flatnonzero(np.abs(w1 - t).max(axis=1) > 0.02)
-                rows = (int(busy[0]), int(busy[-1]) + 1) if busy.size else (0, 0)
-            self.cache[k] = _Key(to0, to1, w1, rows)
+                off = (np.abs(w1 - t) > 0.02).astype(np.float32)
+                tiles = cv2.resize(off, (TILES, TILES), interpolation=cv2.INTER_AREA) > 0
+            self.cache[k] = _Key(to0, to1, w1, tiles)
         return self.cache[k]
 
-    def at(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[int, int]]:
-        """(to0, to1, weight of frame 1 or None, busy rows) at time t."""
+    def at(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """(to0, to1, weight of frame 1 or None, busy tiles) at time t."""
         pos = t * (self.keys - 1)
         k = min(int(pos), self.keys - 2)
         for old in [key for key in self.cache if key < k]:
@@ -134,13 +132,12 @@ class Timeline:
         a, b = self._key(k), self._key(k + 1)
         to0 = cv2.addWeighted(a.to0, 1 - f, b.to0, f, 0)
         to1 = cv2.addWeighted(a.to1, 1 - f, b.to1, f, 0)
-        weights = [(x.w1 if x.w1 is not None else None, g) for x, g in ((a, 1 - f), (b, f))]
-        if all(w is None for w, _ in weights):
-            return to0, to1, None, (0, 0)
-        w1 = sum(g * (w if w is not None else np.float32(t)) for w, g in weights)
-        spans = [x.rows for x in (a, b) if x.rows[1] > x.rows[0]]
-        rows = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else (0, 0)
-        return to0, to1, w1.astype(np.float32), rows
+        tiles = a.tiles | b.tiles
+        if not tiles.any() or (a.w1 is None and b.w1 is None):
+            return to0, to1, None, tiles
+        wa = a.w1 if a.w1 is not None else np.full_like(b.w1, t)
+        wb = b.w1 if b.w1 is not None else np.full_like(wa, t)
+        return to0, to1, cv2.addWeighted(wa, 1 - f, wb, f, 0), tiles
 
 
 class Warper:
@@ -193,16 +190,25 @@ class Warper:
 
     def frame(self, line: Timeline, t: float) -> np.ndarray:
         """The in-between frame at time t: both ends warped to t and blended."""
-        to0, to1, w1, (r0, r1) = line.at(t)
+        to0, to1, w1, tiles = line.at(t)
         m0, m1 = self._maps(to0, t), self._maps(to1, 1.0 - t)
         border = cv2.BORDER_REPLICATE
         a = cv2.remap(self.big[0], m0[0], m0[1], cv2.INTER_LINEAR, borderMode=border)
         b = cv2.remap(self.big[1], m1[0], m1[1], cv2.INTER_LINEAR, borderMode=border)
         out = cv2.addWeighted(a, 1.0 - t, b, t, 0.0)
-        if w1 is not None and r1 > r0:
-            w, hgt = self.size
-            sy = hgt / w1.shape[0]
-            y0, y1 = max(0, int(r0 * sy) - 2), min(hgt, int(np.ceil(r1 * sy)) + 2)
-            wf = cv2.resize(w1, (w, hgt), interpolation=cv2.INTER_LINEAR)[y0:y1]
-            out[y0:y1] = cv2.blendLinear(a[y0:y1], b[y0:y1], 1.0 - wf, wf)
+        if w1 is not None:
+            self._reblend(out, a, b, cv2.resize(w1, self.size), tiles)
         return out
+
+    def _reblend(self, out: np.ndarray, a: np.ndarray, b: np.ndarray, w1: np.ndarray,
+                 tiles: np.ndarray) -> None:
+        """Blend by visibility, only over the runs of tiles where it differs from time."""
+        w, hgt = self.size
+        for i in range(TILES):
+            y0, y1 = hgt * i // TILES, hgt * (i + 1) // TILES
+            row = np.flatnonzero(np.diff(np.r_[0, tiles[i].astype(np.int8), 0]))
+            for j0, j1 in zip(row[::2], row[1::2], strict=True):
+                x0, x1 = w * j0 // TILES, w * j1 // TILES
+                wf = w1[y0:y1, x0:x1]
+                out[y0:y1, x0:x1] = cv2.blendLinear(a[y0:y1, x0:x1], b[y0:y1, x0:x1],
+                                                    1.0 - wf, wf)

@@ -9,15 +9,15 @@ IMMEDIATE`` (see ``db.py``), which makes select-then-update atomic.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, delete, exists, func, or_, select, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from segue.domain import ServiceTier, TaskStatus
 from segue.errors import BadRequest, TooManyRequests, task_not_found
+from segue.tasks.db import SqlStore
 from segue.tasks.schema import TaskRow
 from segue.tasks.states import can_move, delete_action
 
@@ -39,17 +39,7 @@ class CreateLimits:
     queue_retry_after: int = 10
 
 
-class TaskStore:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._postgres = engine.dialect.name == "postgresql"
-
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
-
+class TaskStore(SqlStore):
     # -- creating and reading -------------------------------------------------
 
     def create(self, row: TaskRow, limits: CreateLimits | None = None) -> TaskRow:

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
 
 from segue.domain import TaskStatus, new_task_id
 from segue.errors import NotFound, OperationDenied
@@ -16,41 +15,15 @@ from segue.tasks.db import make_engine, migrate
 from segue.tasks.schema import TaskRow
 from segue.tasks.store import TaskStore
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_available() -> bool:
-    try:
-        import psycopg
-
-        psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                        connect_timeout=2).close()
-        return True
-    except Exception:
-        return False
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[TaskStore]:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'segue.db'}")
-        migrate(engine)
-        yield TaskStore(engine)
-        engine.dispose()
-        return
-    if not _pg_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    schema = "t_" + uuid.uuid4().hex[:10]
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = make_engine(PG_URL + f"?options=-csearch_path%3D{schema}")
+    url = (f"sqlite:///{tmp_path / 'segue.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    engine = make_engine(url)
     migrate(engine)
     yield TaskStore(engine)
     engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 def task(model: str = "m", tier: str = "default", key: str = "k", at: float | None = None,
