@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite:///<data_dir>/segue.db
     storage_url: str | None = None  # default: the local folder <data_dir>/objects; or s3://bucket/prefix
     s3_endpoint_url: str | None = None
-    public_url: str = "http://127.0.0.1:8000"  # base of the links handed out
+    public_url: str | None = None  # base of the links handed out; default: from host and port
     models_file: Path | None = None  # a JSON model registry replacing the built-in one
 
     # the server
@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     _split_lists = field_validator("api_keys", "callback_backoff", mode="before")(
         lambda value: _split(value)
     )
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def resolved_database_url(self) -> str:

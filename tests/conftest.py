@@ -66,8 +66,8 @@ class LiveServer:
 
 def start_server(settings: Settings, workers: int = 1) -> LiveServer:
     app = create_app(settings, workers=workers)
-    config = uvicorn.Config(app, host="127.0.0.1", port=int(settings.public_url.rsplit(":", 1)[1]),
-                            log_level="warning", log_config=None)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
+                            log_config=None)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -76,13 +76,13 @@ def start_server(settings: Settings, workers: int = 1) -> LiveServer:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("server did not start")
         time.sleep(0.02)
-    return LiveServer(settings.public_url, settings, app, server, thread)
+    return LiveServer(settings.resolved_public_url, settings, app, server, thread)
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     port = free_port()
     values: dict[str, object] = dict(
-        data_dir=data_dir, public_url=f"http://127.0.0.1:{port}", api_keys=[KEY, OTHER_KEY],
+        data_dir=data_dir, port=port, api_keys=[KEY, OTHER_KEY],
         allow_private_urls=True, poll_interval=0.05, sweep_interval=0.5,
     )
     values.update(overrides)

@@ -39,14 +39,15 @@ def serve(
     from segue import logs
     from segue.app import create_app
 
-    settings = Settings()
+    overrides = {"host": host, "port": port, "workers": workers}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     logs.configure(settings.log_level)
-    app = create_app(settings, workers=settings.workers if workers is None else workers)
+    app = create_app(settings, workers=settings.workers)
     if app.state.services.keys.is_open():
         console.print("[yellow]No API key is configured: every request is accepted. Set "
                       "SEGUE_API_KEYS or run `segue keys create` before exposing this server."
                       "[/yellow]", highlight=False)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port,
+    uvicorn.run(app, host=settings.host, port=settings.port,
                 log_config=None, timeout_graceful_shutdown=30)
 
 

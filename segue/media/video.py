@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 import av
+import cv2
 import numpy as np
 from av.video.frame import PictureType
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
@@ -33,6 +34,38 @@ def _threads() -> int:
     except AttributeError:  # not on Linux
         available = os.cpu_count() or 1
     return max(1, min(8, available))
+
+
+# BT.709, limited range: Y in 16..235, Cb/Cr in 16..240 (rows: Y, Cb, Cr; last column: offset)
+_KR, _KB = 0.2126, 0.0722
+_KG = 1.0 - _KR - _KB
+_Y = np.float32([[_KR, _KG, _KB, 0.0]]) * np.float32([219 / 255, 219 / 255, 219 / 255, 1.0])
+_Y[0, 3] = 16.0
+_CBCR = np.float32([
+    [-_KR / (2 - 2 * _KB), -_KG / (2 - 2 * _KB), 0.5, 0.0],
+    [0.5, -_KG / (2 - 2 * _KR), -_KB / (2 - 2 * _KR), 0.0],
+]) * np.float32([224 / 255, 224 / 255, 224 / 255, 1.0])
+_CBCR[:, 3] = 128.0
+
+
+def rgb_to_yuv420(frame: np.ndarray) -> np.ndarray:
+    """RGB uint8 -> planar yuv420p (BT.709, limited range) as PyAV's (3H/2)×W layout.
+
+    Why not libswscale: its accurate-rounding path costs ~4 ms a 720p frame, a third of the
+    whole encode. Two small matrix products in OpenCV do the same job in well under 1 ms:
+    luma at full size; chroma from the 2×2-averaged picture (the matrix is linear, so
+    averaging first is the same as subsampling the chroma planes by averaging).
+    """
+    hgt, w = frame.shape[:2]
+    out = np.empty((hgt * 3 // 2, w), np.uint8)
+    cv2.transform(frame, _Y, dst=out[:hgt].reshape(hgt, w, 1))
+    half = cv2.resize(frame, (w // 2, hgt // 2), interpolation=cv2.INTER_AREA)
+    cbcr = cv2.transform(half, _CBCR)
+    quarter = hgt * w // 4
+    chroma = out[hgt:].reshape(-1)
+    chroma[:quarter] = cbcr[..., 0].reshape(-1)
+    chroma[quarter:] = cbcr[..., 1].reshape(-1)
+    return out
 
 
 class VideoEncoder:
@@ -97,15 +130,7 @@ class VideoEncoder:
                 f"a frame must be {self.height}x{self.width}x3 uint8, "
                 f"got {frame.shape} {frame.dtype}"
             )
-        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        yuv = rgb.reformat(
-            format="yuv420p",
-            src_colorspace=Colorspace.ITU709,
-            dst_colorspace=Colorspace.ITU709,
-            src_color_range=ColorRange.JPEG,
-            dst_color_range=ColorRange.MPEG,
-            interpolation=_TO_YUV,
-        )
+        yuv = av.VideoFrame.from_ndarray(rgb_to_yuv420(frame), format="yuv420p")
         yuv.pts = self.written
         yuv.time_base = Fraction(1, self.fps)
         if self.written == self.frames - 1:

@@ -47,7 +47,7 @@ def open_store(settings: Settings) -> ObjectStore:
         folder = (parts.netloc + parts.path) if parts is not None else ""
         root = Path(folder) if folder else settings.data_dir / "objects"
         secret = load_secret(settings.data_dir / "secret.key")
-        return LocalStore(root, secret, settings.public_url)
+        return LocalStore(root, secret, settings.resolved_public_url)
     if parts.scheme == "s3":
         if not parts.netloc:
             raise ValueError(f"SEGUE_STORAGE_URL {raw!r} names no bucket (s3://bucket/prefix)")
