@@ -31,8 +31,10 @@ log = logging.getLogger("segue.worker")
 class _Lease:
     """Renews a task's lease in the background; remembers when it was lost."""
 
-    def __init__(self, services: Services, task_id: str, worker_id: str) -> None:
+    def __init__(self, services: Services, task_id: str, worker_id: str,
+                 shutdown: threading.Event) -> None:
         self._services, self._task_id, self._worker_id = services, task_id, worker_id
+        self.shutdown = shutdown  # the process is stopping: hand the task back
         self._stop = threading.Event()
         self.lost = threading.Event()
         self.progress: tuple[float, float | None] | None = None
@@ -57,8 +59,9 @@ class _Lease:
                 return
 
     def report(self, fraction: float, eta: float | None) -> None:
-        """The render's progress callback: it stops the render once the task is not ours."""
-        if self.lost.is_set():
+        """The render's progress callback: it stops the render once the task is not ours,
+        or when the process is shutting down."""
+        if self.lost.is_set() or self.shutdown.is_set():
             raise TaskInterrupted(self._task_id)
         self.progress = (round(fraction * 100, 1), eta)
 
@@ -70,6 +73,7 @@ class Worker:
         self.models = list(models) if models else None
         self.id = name or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10_000}"
         self._claimable: list[str] | None = None
+        self._shutdown = threading.Event()
 
     def prepare(self) -> list[str]:
         """Build (and load) the engine of every model this worker serves, before any task.
@@ -104,7 +108,12 @@ class Worker:
         return True
 
     def run(self, stop: threading.Event, burst: bool = False) -> None:
-        """Work until ``stop`` is set; in burst mode, until the queue is empty."""
+        """Work until ``stop`` is set; in burst mode, until the queue is empty.
+
+        Setting ``stop`` also stops a render in progress and hands its task back to the
+        queue, so that a restart (a deploy) picks it up at once instead of after its lease.
+        """
+        self._shutdown = stop
         while not stop.is_set():
             try:
                 worked = self.run_once()
@@ -122,7 +131,7 @@ class Worker:
         services, request = self.services, GenerationRequest.from_json(row.request)
         entry = services.models.get(row.model)
         started = time.monotonic()
-        with _Lease(services, row.id, self.id) as lease, \
+        with _Lease(services, row.id, self.id, self._shutdown) as lease, \
                 tempfile.TemporaryDirectory(prefix=f"segue-{row.id}-") as tmp:
             try:
                 images = self._load_images(request)
@@ -134,7 +143,11 @@ class Worker:
                 fields = self._store(row.id, output)
                 status, code, message = TaskStatus.SUCCEEDED, None, None
             except TaskInterrupted:
-                self._interrupted(row)
+                if lease.shutdown.is_set() and not lease.lost.is_set():
+                    services.tasks.release(row.id, self.id)
+                    log.info("task handed back on shutdown", extra={"task_id": row.id})
+                else:
+                    self._interrupted(row)
                 return
             except SegueError as exc:
                 status, code, message, fields = TaskStatus.FAILED, exc.code, exc.message, {}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
 
 from segue.services import Services
 from segue.worker import Worker
-from tests.conftest import make_settings
+from tests.conftest import data_url, make_settings, scene, start_server
 
 
 def test_a_model_that_cannot_load_is_a_clear_error_and_left_queued(
@@ -35,3 +36,33 @@ def test_a_model_that_cannot_load_is_a_clear_error_and_left_queued(
 def test_only_the_named_models_are_served(tmp_path: Path) -> None:
     services = Services.build(make_settings(tmp_path / "data"))
     assert Worker(services, models=["segue-flow"]).prepare() == ["segue-flow"]
+
+
+def test_a_clean_shutdown_hands_the_running_task_back(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    server = start_server(settings)
+    with server.client() as c:
+        task_id = c.post("/api/v3/contents/generations/tasks", json={
+            "model": "segue-blend", "content": [
+                {"type": "text", "text": "long --rs 720p --dur 12"},
+                {"type": "image_url", "image_url": {"url": data_url(scene(640, 360))},
+                 "role": "first_frame"},
+                {"type": "image_url", "image_url": {"url": data_url(scene(640, 360, 9))},
+                 "role": "last_frame"}]}).json()["id"]
+        deadline = time.monotonic() + 30
+        while c.get(f"/api/v3/contents/generations/tasks/{task_id}").json()["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 10  # the render stopped at once, not at its end
+    row = server.services.tasks.get(task_id)
+    assert (row.status, row.attempts, row.worker_id) == ("queued", 0, None)
+
+    again = start_server(settings)
+    try:
+        body = again.wait(task_id, timeout=120)
+    finally:
+        again.stop()
+    assert body["status"] == "succeeded"
+    assert again.services.tasks.get(task_id).attempts == 1

@@ -229,10 +229,17 @@ class TaskStore(SqlStore):
             self._set_final(row, status, now, error_code, error_message)
         return row
 
-    def update_output(self, task_id: str, **fields: object) -> None:
-        """Record what the worker learned (resolved ratio, size, tokens) before the end."""
+    def release(self, task_id: str, worker_id: str) -> bool:
+        """Hand a running task back to the queue (its worker is shutting down cleanly)."""
         with self._tx() as s:
-            s.execute(update(TaskRow).where(TaskRow.id == task_id).values(**fields))
+            result = s.execute(
+                update(TaskRow)
+                .where(TaskRow.id == task_id, TaskRow.worker_id == worker_id,
+                       TaskRow.status == S.RUNNING)
+                .values(status=S.QUEUED, worker_id=None, lease_until=None, progress=0.0,
+                        eta=None, attempts=TaskRow.attempts - 1, updated_at=time.time())
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     @staticmethod
     def _set_final(row: TaskRow, status: TaskStatus, now: float,
