@@ -58,7 +58,8 @@ def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, xy: np.ndarray) -> 
         acc[0] += np.bincount(idx, wt * vx[ok], minlength=n)
         acc[1] += np.bincount(idx, wt * vy[ok], minlength=n)
         acc[2] += np.bincount(idx, wt, minlength=n)
-    flow = (acc[:2] / -np.maximum(acc[2], 1e-6)).T.reshape(hgt, w, 2).astype(np.float32)
+    flow = np.ascontiguousarray((acc[:2] / -np.maximum(acc[2], 1e-6)).T, dtype=np.float32)
+    flow = flow.reshape(hgt, w, 2)
     holes = acc[2].reshape(hgt, w) < 0.05
     flow[holes] = bwd[holes]
     return flow
@@ -140,24 +141,56 @@ class Timeline:
         return to0, to1, cv2.addWeighted(wa, 1 - f, wb, f, 0), tiles
 
 
-class Warper:
-    """Makes full-resolution frames from working-size flows (see the module docstring)."""
+def map_levels(w: int, hgt: int, work_side: int) -> int:
+    """How many times the per-frame maps are halved (then rebuilt with ``cv2.pyrUp``).
 
-    def __init__(self, first: np.ndarray, last: np.ndarray, work: tuple[int, int],
-                 upsample: int) -> None:
+    Maps are made at about the flow's working size, but always at a power-of-two fraction
+    of the output size, so that doubling them back is a single, exact, fast ``pyrUp``.
+    """
+    levels = 0
+    while max(w, hgt) / 2**levels > 1.5 * work_side:
+        levels += 1
+    return levels
+
+
+def map_size(w: int, hgt: int, levels: int) -> tuple[int, int]:
+    for _ in range(levels):
+        w, hgt = (w + 1) // 2, (hgt + 1) // 2
+    return w, hgt
+
+
+def resample_flow(flow: np.ndarray, size: tuple[int, int], levels: int) -> np.ndarray:
+    """A working-size flow expressed on the map grid of an output of ``size`` (w, h).
+
+    Map pixel i sits on output pixel ``2**levels · i`` (the ``pyrUp`` alignment); the flow
+    is read there (bilinear) and converted to map pixels.
+    """
+    w, hgt = size
+    mw, mh = map_size(w, hgt, levels)
+    sx, sy = flow.shape[1] / w, flow.shape[0] / hgt
+    step = 2**levels
+    xs = (np.arange(mw, dtype=np.float32) * step + 0.5) * sx - 0.5
+    ys = (np.arange(mh, dtype=np.float32) * step + 0.5) * sy - 0.5
+    at = np.dstack(np.meshgrid(xs, ys)).astype(np.float32)
+    out = sample(flow, at) / np.float32([sx * step, sy * step])
+    return out.astype(np.float32)
+
+
+class Warper:
+    """Makes full-resolution frames from map-size flows (see the module docstring)."""
+
+    def __init__(self, first: np.ndarray, last: np.ndarray, levels: int, upsample: int) -> None:
         hgt, w = first.shape[:2]
-        self.size, self.up = (w, hgt), max(1, upsample)
-        self.first, self.last = first, last
+        self.size, self.up, self.levels = (w, hgt), max(1, upsample), levels
         self.big = [self._enlarge(first), self._enlarge(last)]
-        ws, hs = work
-        # work-size flow -> big-source displacement, per axis
-        self.gain = np.float32([self.up * w / ws, self.up * hgt / hs])
-        # big-source coordinates of the working-size pixel centres
-        xs = (np.arange(ws, dtype=np.float32) + 0.5) * (w / ws) - 0.5
-        ys = (np.arange(hs, dtype=np.float32) + 0.5) * (hgt / hs) - 0.5
-        bx, by = np.meshgrid(xs * self.up + (self.up - 1) / 2, ys * self.up + (self.up - 1) / 2)
-        self.base = np.dstack([bx, by]).astype(np.float32)
+        self.sizes = [map_size(w, hgt, k) for k in range(levels, -1, -1)]  # small -> full
+        self.gain = float(self.up * 2**levels)  # map-pixel flow -> big-source displacement
+        mw, mh = self.sizes[0]
+        xs = np.arange(mw, dtype=np.float32) * self.gain + (self.up - 1) / 2
+        ys = np.arange(mh, dtype=np.float32) * self.gain + (self.up - 1) / 2
+        self.base = np.dstack(np.meshgrid(xs, ys)).astype(np.float32)
         self._fixes(w, hgt)
+        self.bands = self._bands()
 
     def _enlarge(self, img: np.ndarray) -> np.ndarray:
         if self.up == 1:
@@ -165,13 +198,19 @@ class Warper:
         w, hgt = self.size
         return cv2.resize(img, (w * self.up, hgt * self.up), interpolation=cv2.INTER_LANCZOS4)
 
-    def _fixes(self, w: int, hgt: int) -> None:
-        """Border columns/rows where upsampling the base grid is not exact (it clamps there).
+    def _grow(self, small: np.ndarray) -> np.ndarray:
+        for size in self.sizes[1:]:
+            small = cv2.pyrUp(small, dstsize=size)
+        return small
 
-        Resizing the working-size coordinates reproduces the exact full-size ones everywhere
-        except within half a working pixel of the border; those few lines get a correction.
+    def _fixes(self, w: int, hgt: int) -> None:
+        """Columns/rows where growing the base grid is not exact (borders, odd sizes).
+
+        ``pyrUp`` reproduces a linear ramp exactly except at the borders (it reflects
+        there); the x error depends on the column only and the y error on the row only,
+        so a few per-column and per-row corrections make the maps exact.
         """
-        up = cv2.resize(self.base, (w, hgt), interpolation=cv2.INTER_LINEAR)
+        up = self._grow(self.base)
         ex = np.arange(w, dtype=np.float32) * self.up + (self.up - 1) / 2
         ey = np.arange(hgt, dtype=np.float32) * self.up + (self.up - 1) / 2
         dx, dy = ex - up[0, :, 0], ey - up[:, 0, 1]
@@ -179,36 +218,68 @@ class Warper:
         self.rows = np.flatnonzero(np.abs(dy) > 1e-3)
         self.dx, self.dy = dx[self.cols], dy[self.rows]
 
-    def _maps(self, flow: np.ndarray, gain: float) -> tuple[np.ndarray, np.ndarray]:
-        small = self.base + flow * (self.gain * np.float32(gain))
-        full = cv2.resize(small, self.size, interpolation=cv2.INTER_LINEAR)
+    def _bands(self) -> list[tuple[int, int, int, int]]:
+        """Row bands (y0, y1 at full size; a, b at map size, with a margin for ``pyrUp``).
+
+        Frames are made band by band so that the maps, both warps and the blend of a band
+        stay in the CPU cache: per frame, memory traffic rather than arithmetic is the cost.
+        """
+        w, hgt = self.size
+        step, (_, mh) = 2**self.levels, self.sizes[0]
+        rows = max(32, 8 * step)
+        bands = []
+        for y0 in range(0, hgt, rows):
+            y1 = min(hgt, y0 + rows)
+            a, b = max(0, y0 // step - 3), min(mh, -(-y1 // step) + 3)
+            bands.append((y0, y1, a, b))
+        return bands
+
+    def _grow_band(self, small: np.ndarray, a: int, y0: int, y1: int) -> np.ndarray:
+        """Rows y0:y1 of ``_grow(whole map)``, made from its map rows a:b only."""
+        top = a
+        for w, hgt in self.sizes[1:]:
+            rows = min(hgt - 2 * top, 2 * small.shape[0])
+            small = cv2.pyrUp(small, dstsize=(w, rows))
+            top *= 2
+        return small[y0 - top:y1 - top]
+
+    def _maps(self, small: np.ndarray, band: tuple[int, int, int, int]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        y0, y1, a, b = band
+        full = self._grow_band(small[a:b], a, y0, y1)
         if self.cols.size:
             full[:, self.cols, 0] += self.dx
-        if self.rows.size:
-            full[self.rows, :, 1] += self.dy[:, None]
+        rows = self.rows[(self.rows >= y0) & (self.rows < y1)]
+        if rows.size:
+            full[rows - y0, :, 1] += self.dy[np.searchsorted(self.rows, rows)][:, None]
         return cv2.convertMaps(full, None, cv2.CV_16SC2)
 
     def frame(self, line: Timeline, t: float) -> np.ndarray:
-        """The in-between frame at time t: both ends warped to t and blended."""
+        """The in-between frame at time t: both ends warped to t and blended, band by band."""
         to0, to1, w1, tiles = line.at(t)
-        m0, m1 = self._maps(to0, t), self._maps(to1, 1.0 - t)
+        s0 = cv2.scaleAdd(to0, self.gain * t, self.base)
+        s1 = cv2.scaleAdd(to1, self.gain * (1.0 - t), self.base)
+        w, hgt = self.size
+        out = np.empty((hgt, w, 3), np.uint8)
         border = cv2.BORDER_REPLICATE
-        a = cv2.remap(self.big[0], m0[0], m0[1], cv2.INTER_LINEAR, borderMode=border)
-        b = cv2.remap(self.big[1], m1[0], m1[1], cv2.INTER_LINEAR, borderMode=border)
-        out = cv2.addWeighted(a, 1.0 - t, b, t, 0.0)
-        if w1 is not None:
-            self._reblend(out, a, b, cv2.resize(w1, self.size), tiles)
+        for band in self.bands:
+            y0, y1, a, b = band
+            m0, m1 = self._maps(s0, band), self._maps(s1, band)
+            x = cv2.remap(self.big[0], m0[0], m0[1], cv2.INTER_LINEAR, borderMode=border)
+            y = cv2.remap(self.big[1], m1[0], m1[1], cv2.INTER_LINEAR, borderMode=border)
+            cv2.addWeighted(x, 1.0 - t, y, t, 0.0, dst=out[y0:y1])
+            busy = tiles[y0 * TILES // hgt:(y1 - 1) * TILES // hgt + 1].any(axis=0)
+            if w1 is not None and busy.any():
+                wf = self._grow_band(w1[a:b], a, y0, y1)
+                self._reblend(out[y0:y1], x, y, wf, busy)
         return out
 
     def _reblend(self, out: np.ndarray, a: np.ndarray, b: np.ndarray, w1: np.ndarray,
-                 tiles: np.ndarray) -> None:
+                 busy: np.ndarray) -> None:
         """Blend by visibility, only over the runs of tiles where it differs from time."""
-        w, hgt = self.size
-        for i in range(TILES):
-            y0, y1 = hgt * i // TILES, hgt * (i + 1) // TILES
-            row = np.flatnonzero(np.diff(np.r_[0, tiles[i].astype(np.int8), 0]))
-            for j0, j1 in zip(row[::2], row[1::2], strict=True):
-                x0, x1 = w * j0 // TILES, w * j1 // TILES
-                wf = w1[y0:y1, x0:x1]
-                out[y0:y1, x0:x1] = cv2.blendLinear(a[y0:y1, x0:x1], b[y0:y1, x0:x1],
-                                                    1.0 - wf, wf)
+        w = self.size[0]
+        edges = np.flatnonzero(np.diff(np.r_[0, busy.astype(np.int8), 0]))
+        for j0, j1 in zip(edges[::2], edges[1::2], strict=True):
+            x0, x1 = w * j0 // TILES, w * j1 // TILES
+            wf = w1[:, x0:x1]
+            out[:, x0:x1] = cv2.blendLinear(a[:, x0:x1], b[:, x0:x1], 1.0 - wf, wf)

@@ -26,6 +26,7 @@ import numpy as np
 
 from segue.domain import Mode
 from segue.engines import _ltx, _wan
+from segue.engines._timing import StageTimer
 from segue.engines.base import RenderJob
 from segue.errors import InvalidParameter, SegueError, ServiceUnavailable
 
@@ -61,6 +62,12 @@ class DiffusionEngine:
         vae_tiling: bool | str = "auto",
         step_cache: float | None = None,
         cpu_offload: bool = False,
+        upscaler: str | None = None,
+        upscale_steps: int | None = None,
+        upscale_strength: float | None = None,
+        upscale_adain: float = 1.0,
+        upscale_tone_map: float = 0.0,
+        upscale_base: float = _ltx.BASE_SCALE,
     ) -> None:
         if family not in FAMILIES:
             raise ValueError(f"unknown diffusion family {family!r}; known: {', '.join(FAMILIES)}")
@@ -82,6 +89,12 @@ class DiffusionEngine:
         self.local_only = local_only
         self.compile, self.attention_backend = compile, attention_backend
         self.vae_tiling, self.step_cache, self.cpu_offload = vae_tiling, step_cache, cpu_offload
+        if upscaler and self.family is not _ltx:
+            raise ValueError("the latent upscaler option exists for the ltx family only")
+        self.upscale = _ltx.upscale_settings(
+            self.variant, upscaler, upscale_steps, upscale_strength, upscale_adain,
+            upscale_tone_map, upscale_base,
+        )
         self.pipe: Any = None
         self.timer = StageTimer()
 
@@ -94,13 +107,24 @@ class DiffusionEngine:
     # -- loading -------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Load the pipeline onto its device once; a missing model fails here, clearly."""
-        if self.pipe is not None:
-            return
+        """Load the pipeline (and latent upscaler) once; missing weights fail here, clearly."""
+        up = self.upscale
+        if up is not None and up.pipe is None:
+            up_source = self._find_weights(up.upsampler, "latent upscaler",
+                                           ("model_index.json", "config.json"))
+        if self.pipe is None:
+            self._load_pipeline()
+        if up is not None and up.pipe is None:
+            _, diffusers = _import_gpu_stack()
+            dtype = {_dtype_kwarg(diffusers): self.pipe.transformer.dtype}
+            _ltx.load_upsampler(up, self.pipe, up_source, self.local_only, dtype)
+
+    def _load_pipeline(self) -> None:
+        """Build the family's pipeline from its weights and adopt it (``use_pipeline``)."""
         torch, diffusers = _import_gpu_stack()
         device = _resolve_device(torch, self.device)
         dtype = _resolve_dtype(torch, self.dtype, device)
-        source = self._find_weights()
+        source = self._find_weights(self.model)
         pipeline_class = getattr(diffusers, self.family.PIPELINE)
         started = time.perf_counter()
         try:
@@ -130,29 +154,32 @@ class DiffusionEngine:
         self.timer.install(pipe)
         self.pipe = pipe
 
-    def _find_weights(self) -> str:
+    def _find_weights(
+        self, name: str, what: str = "diffusion model",
+        markers: tuple[str, ...] = ("model_index.json",),
+    ) -> str:
         """A local diffusers folder if there is one, else the hub id (unless local_only)."""
-        path = Path(self.model).expanduser()
+        path = Path(name).expanduser()
         looked = []
-        candidates = [path] if path.is_absolute() or self.model.startswith((".", "~")) else []
+        candidates = [path] if path.is_absolute() or name.startswith((".", "~")) else []
         if not candidates and self.models_dir:
-            candidates = [Path(self.models_dir) / self.model]
+            candidates = [Path(self.models_dir) / name]
         for candidate in candidates:
             looked.append(str(candidate))
-            if (candidate / "model_index.json").is_file():
+            if any((candidate / marker).is_file() for marker in markers):
                 return str(candidate)
         if candidates and (path.is_absolute() or self.local_only):
             raise ServiceUnavailable(
-                f"The diffusion model {self.model!r} was not found: no diffusers folder "
-                f"(with model_index.json) at {', '.join(looked)}. Download it into "
+                f"The {what} {name!r} was not found: no diffusers folder "
+                f"(with {' or '.join(markers)}) at {', '.join(looked)}. Download it into "
                 "SEGUE_MODELS_DIR (see docs/gpu.md) or correct the model registry."
             )
         if self.local_only:
             raise ServiceUnavailable(
-                f"The diffusion model {self.model!r} is not a local folder, SEGUE_MODELS_DIR is "
+                f"The {what} {name!r} is not a local folder, SEGUE_MODELS_DIR is "
                 "not set and hub downloads are off (local_only). Set SEGUE_MODELS_DIR."
             )
-        return self.model
+        return name
 
     def _component_dtypes(self, torch: Any, dtype: Any) -> Any:
         if self.family is _wan and dtype != torch.float32:
@@ -207,13 +234,14 @@ class DiffusionEngine:
         torch, _ = _import_gpu_stack()
         kwargs = self.family.call_kwargs(self.pipe, job, prompt_for(job))
         kwargs.update(self._sampling_kwargs())
-        kwargs["generator"] = torch.Generator("cpu").manual_seed(job.seed)
-        kwargs["callback_on_step_end"] = _progress_callback(job, self.timer)
-        self._set_tiling(job)
+        self._set_tiling(job.width, job.height)
         self.timer.start()
         oom = None
         try:
-            video = self.pipe(output_type="pt", **kwargs).frames[0]
+            if self.upscale is None:
+                video = self._pass(job, kwargs, (0.0, 0.9), "denoise", "pt")
+            else:
+                video = self._two_passes(job, kwargs)
         except Exception as exc:
             if not _is_oom(torch, exc):
                 raise
@@ -232,6 +260,33 @@ class DiffusionEngine:
         job.progress(0.95)
         return video
 
+    def _pass(
+        self, job: RenderJob, kwargs: dict[str, Any], span: tuple[float, float], stage: str,
+        output_type: str,
+    ) -> Any:
+        """One pipeline call, seeded afresh, reporting its steps over ``span`` of progress."""
+        torch, _ = _import_gpu_stack()
+        generator = torch.Generator("cpu").manual_seed(job.seed)
+        self.timer.denoise_stage = stage
+        out = self.pipe(output_type=output_type, generator=generator,
+                        callback_on_step_end=_progress_callback(job, self.timer, span), **kwargs)
+        return out.frames if output_type == "latent" else out.frames[0]
+
+    def _two_passes(self, job: RenderJob, kwargs: dict[str, Any]) -> Any:
+        """The latent upscaler recipe: latents at ``upscale_base`` of the size, 2x latent
+        upsampling, a short refine pass at the upscaled size, then an exact resize."""
+        up = self.upscale
+        first = len(kwargs.get("timesteps") or ()) or kwargs["num_inference_steps"]
+        split = 0.9 * first / (first + up.refine_steps)
+        width, height = _ltx.low_res_size(job, up)
+        low = {**kwargs, "width": width, "height": height}
+        self._set_tiling(2 * width, 2 * height)  # the refine pass decodes at the upscaled size
+        latents = self._pass(job, low, (0.0, split), "denoise", "latent")
+        latents = self.timer.measure("upsample", _ltx.upsample, up, latents)
+        refine = _ltx.refine_kwargs(up, low, latents)
+        video = self._pass(job, refine, (split, 0.9), "refine", "pt")
+        return self.timer.measure("resize", _ltx.fit, video, job.width, job.height)
+
     def _sampling_kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.sampling)
         steps = kwargs.pop("steps")
@@ -244,11 +299,11 @@ class DiffusionEngine:
             kwargs["negative_prompt"] = self.negative_prompt
         return kwargs
 
-    def _set_tiling(self, job: RenderJob) -> None:
+    def _set_tiling(self, width: int, height: int) -> None:
         vae = self.pipe.vae
         tile = self.vae_tiling
         if tile == "auto":
-            tile = job.width * job.height > TILING_PIXELS
+            tile = width * height > TILING_PIXELS
         vae.enable_tiling() if tile else vae.disable_tiling()
 
     def free_memory(self) -> None:
@@ -287,12 +342,14 @@ def _sampling(
     return sampling
 
 
-def _progress_callback(job: RenderJob, timer: StageTimer) -> Any:
-    """``callback_on_step_end``: report the step; ``TaskInterrupted`` propagates from here."""
+def _progress_callback(job: RenderJob, timer: StageTimer, span: tuple[float, float]) -> Any:
+    """``callback_on_step_end``: report the step within ``span`` of the task's progress;
+    ``TaskInterrupted`` propagates from here."""
+    start, end = span
 
     def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
         timer.step()
-        job.progress(0.9 * (step + 1) / max(pipe.num_timesteps, 1))
+        job.progress(start + (end - start) * (step + 1) / max(pipe.num_timesteps, 1))
         return {}
 
     return on_step_end
@@ -344,62 +401,3 @@ def _resolve_dtype(torch: Any, dtype: str, device: str) -> Any:
     if dtype == "auto":
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
     return getattr(torch, dtype)
-
-
-class StageTimer:
-    """Seconds per stage of the last render: text_encode, image_encode, vae_encode, denoise,
-    vae_decode, to_frames. It wraps the pipeline's own stage methods (not the transformer,
-    so torch.compile sees nothing of it) and synchronises CUDA at each boundary, so the
-    numbers are GPU time, not launch time. ``denoise`` runs from the end of the encoders
-    to the last step; ``steps`` holds the seconds of each step."""
-
-    STAGES = {"encode_prompt": "text_encode", "encode_image": "image_encode"}
-    VAE_STAGES = {"encode": "vae_encode", "decode": "vae_decode"}
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.steps: list[float] = []
-        self._mark = 0.0
-        self._sync: Any = lambda: None
-
-    def install(self, pipe: Any) -> None:
-        import torch
-
-        if torch.cuda.is_available():
-            self._sync = torch.cuda.synchronize
-        for attr, stage in self.STAGES.items():
-            if hasattr(pipe, attr):
-                setattr(pipe, attr, self._wrap(getattr(pipe, attr), stage))
-        for attr, stage in self.VAE_STAGES.items():
-            setattr(pipe.vae, attr, self._wrap(getattr(pipe.vae, attr), stage))
-
-    def _wrap(self, method: Any, stage: str) -> Any:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            self._sync()
-            started = time.perf_counter()
-            result = method(*args, **kwargs)
-            self._sync()
-            self._mark = time.perf_counter()
-            self.add(stage, self._mark - started)
-            return result
-
-        return timed
-
-    def start(self) -> None:
-        self.seconds, self.steps = {}, []
-        self._sync()
-        self._mark = time.perf_counter()
-
-    def step(self) -> None:
-        self._sync()
-        now = time.perf_counter()
-        self.steps.append(now - self._mark)
-        self.add("denoise", now - self._mark)
-        self._mark = now
-
-    def stop(self) -> None:
-        self._sync()
-        self.add("pipeline_other", time.perf_counter() - self._mark)
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds

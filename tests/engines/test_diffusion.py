@@ -13,9 +13,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from tiny_pipelines import save_tiny  # noqa: E402
+from tiny_pipelines import save_tiny, save_tiny_upsampler  # noqa: E402
 
 from segue.domain import Mode  # noqa: E402
+from segue.engines import _ltx  # noqa: E402
 from segue.engines.base import RenderJob, create_engine  # noqa: E402
 from segue.engines.diffusion import CAMERA_FIXED_INSTRUCTION, prompt_for  # noqa: E402
 from segue.errors import (  # noqa: E402
@@ -31,7 +32,9 @@ SIZE, FRAMES = 64, 9
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    return {kind: str(save_tiny(kind, root / kind)) for kind in ("ltx", "wan21", "wan22")}
+    paths = {kind: str(save_tiny(kind, root / kind)) for kind in ("ltx", "wan21", "wan22")}
+    paths["upsampler"] = str(save_tiny_upsampler(root / "upsampler"))
+    return paths
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +230,99 @@ def test_out_of_memory_fails_the_task_clearly_and_the_engine_keeps_serving(ltx, 
     assert render(ltx, job()).shape[0] == FRAMES
 
 
+# -- the latent upscaler stage (LTX 0.9.7/0.9.8 recipe) ---------------------------------------
+
+UPSCALED = {"upscale_steps": 4, "upscale_strength": 0.5}  # 2 first-pass + 2 refine steps
+
+
+@pytest.fixture(scope="module")
+def ltx_up(models):
+    options = {"family": "ltx", "model": models["ltx"], "steps": 2,
+               "upscaler": models["upsampler"], **UPSCALED}
+    engine = create_engine("diffusion", options)
+    engine.load()
+    return engine
+
+
+def test_upscaler_renders_low_res_upsamples_refines_and_fits_the_size(ltx_up, monkeypatch):
+    upsampled = spy(monkeypatch, ltx_up.upscale.pipe.latent_upsampler, "forward")
+    latents = spy(monkeypatch, ltx_up.pipe, "prepare_latents")
+    seen: list[float] = []
+    video = render(ltx_up, job(progress=seen.append))
+    assert video.shape == (FRAMES, SIZE, SIZE, 3) and video.dtype == np.uint8
+    assert len(upsampled) == 1 and upsampled[0][0][0].shape[-2:] == (8, 8)  # 32 px / 4
+    (low_args, low), (high_args, high) = latents
+    assert (low["height"], low["width"], high["height"], high["width"]) == (32, 32, 64, 64)
+    assert low_args[2] == high_args[2] == [0, FRAMES - 1]  # both keyframes in both passes
+    assert low["latents"] is None and high["latents"].shape[-2:] == (16, 16)
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    assert [f for f in seen if 0 < f <= 0.9] == pytest.approx([0.225, 0.45, 0.675, 0.9])
+    assert {"denoise", "upsample", "refine", "vae_decode", "resize"} <= set(ltx_up.timer.seconds)
+    assert len(ltx_up.timer.steps) == 4
+    wide = render(ltx_up, job(Mode.TEXT, width=96))  # 64x32 -> 128x64 -> resized to 96x64
+    assert wide.shape == (FRAMES, SIZE, 96, 3)
+
+
+def test_upscaler_is_reproducible_and_differs_from_the_single_pass(ltx_up, ltx):
+    a = render(ltx_up, job(seed=3))
+    assert np.array_equal(a, render(ltx_up, job(seed=3)))
+    assert not np.array_equal(a, render(ltx_up, job(seed=4)))
+    assert not np.array_equal(a, render(ltx, job(seed=3)))
+
+
+def test_cancel_during_the_refine_pass_stops_at_its_step_boundary(ltx_up):
+    forwards: list[int] = []
+    hook = ltx_up.pipe.transformer.register_forward_pre_hook(lambda *a: forwards.append(1))
+    upsampled: list[int] = []
+    up_hook = ltx_up.upscale.pipe.latent_upsampler.register_forward_pre_hook(
+        lambda *a: upsampled.append(1))
+
+    def cancel_in_the_refine_pass(fraction: float) -> None:
+        if fraction > 0.5:  # the first refine step reports 0.675
+            raise TaskInterrupted("cancelled")
+
+    try:
+        with pytest.raises(TaskInterrupted):
+            list(ltx_up.render(job(progress=cancel_in_the_refine_pass)))
+    finally:
+        hook.remove()
+        up_hook.remove()
+    assert len(forwards) == 3 and len(upsampled) == 1  # 2 first-pass steps + 1 refine step
+    assert render(ltx_up, job()).shape[0] == FRAMES  # still serving
+
+
+def test_upscaler_weights_resolve_like_models_and_fail_clearly(models, tmp_path, monkeypatch):
+    root = tmp_path / "weights"
+    root.mkdir()
+    (root / "tiny-ltx").symlink_to(models["ltx"])
+    save_tiny_upsampler(root / "acme" / "upscaler", pipeline_layout=True)
+    monkeypatch.setenv("SEGUE_MODELS_DIR", str(root))
+    options = {"family": "ltx", "model": "tiny-ltx", "local_only": True}
+    engine = create_engine("diffusion", {**options, "upscaler": "acme/upscaler"})
+    engine.load()
+    assert engine.upscale.pipe.vae is engine.pipe.vae
+    missing = create_engine("diffusion", {**options, "upscaler": "acme/absent"})
+    with pytest.raises(ServiceUnavailable, match="latent upscaler 'acme/absent'.*not found"):
+        missing.load()
+    assert missing.pipe is None  # refused before loading the large model
+    with pytest.raises(ValueError, match="ltx family only"):
+        create_engine("diffusion", {"family": "wan", "model": "x", "upscaler": "y"})
+    with pytest.raises(ValueError, match="upscale_strength"):
+        create_engine("diffusion", {**options, "upscaler": "y", "upscale_strength": 1.0})
+
+
+def test_upscaler_schedules_and_sizes_follow_the_published_recipe():
+    distilled = _ltx.upscale_settings("distilled", "up")
+    assert distilled.timesteps == (1000, 909, 725, 421, 0) and distilled.refine_steps == 4
+    assert _ltx.upscale_settings("dev", "up").refine_steps == 4  # 10 steps at strength 0.4
+    assert _ltx.upscale_settings("distilled", "up", steps=6).timesteps is None
+    assert _ltx.upscale_settings("dev", None) is None
+    sizes = {(w, h): _ltx.low_res_size(job(width=w, height=h), distilled)
+             for w, h in [(1152, 768), (1280, 720), (864, 480), (1920, 1088)]}
+    assert sizes == {(1152, 768): (768, 512), (1280, 720): (864, 480),
+                     (864, 480): (576, 320), (1920, 1088): (1280, 736)}
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_bf16_on_cuda_renders_and_is_reproducible(models):
@@ -234,6 +330,20 @@ def test_bf16_on_cuda_renders_and_is_reproducible(models):
     engine.load()
     assert engine.pipe.transformer.dtype == torch.bfloat16
     assert engine.pipe.device.type == "cuda"
+    a = render(engine, job(seed=5))
+    assert a.shape == (FRAMES, SIZE, SIZE, 3)
+    assert np.array_equal(a, render(engine, job(seed=5)))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_upscaler_on_cuda_renders_and_is_reproducible(models):
+    options = {"family": "ltx", "model": models["ltx"], "steps": 2,
+               "upscaler": models["upsampler"], **UPSCALED}
+    engine = create_engine("diffusion", options)
+    engine.load()
+    upsampler = engine.upscale.pipe.latent_upsampler
+    assert upsampler.dtype == torch.bfloat16 and upsampler.device.type == "cuda"
     a = render(engine, job(seed=5))
     assert a.shape == (FRAMES, SIZE, SIZE, 3)
     assert np.array_equal(a, render(engine, job(seed=5)))

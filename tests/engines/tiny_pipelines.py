@@ -20,10 +20,12 @@ from diffusers import (
     AutoencoderKLWan,
     FlowMatchEulerDiscreteScheduler,
     LTXConditionPipeline,
+    LTXLatentUpsamplePipeline,
     LTXVideoTransformer3DModel,
     WanImageToVideoPipeline,
     WanTransformer3DModel,
 )
+from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (
     CLIPImageProcessor,
@@ -157,4 +159,25 @@ def save_tiny(kind: str, directory: Path) -> Path:
     }
     pipe = builders[kind]()
     pipe.save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
+def tiny_ltx_upsampler(latent_channels: int = 8) -> LTXLatentUpsamplerModel:
+    """A latent spatial upsampler (2x) for the tiny LTX VAE's latents, random weights."""
+    torch.manual_seed(0)
+    return LTXLatentUpsamplerModel(
+        in_channels=latent_channels, mid_channels=32, num_blocks_per_stage=1, dims=3,
+        spatial_upsample=True, temporal_upsample=False,
+    )
+
+
+def save_tiny_upsampler(directory: Path, pipeline_layout: bool = False) -> Path:
+    """Write the tiny upsampler as a bare model folder (``config.json``) or, as Lightricks
+    publishes it, an ``LTXLatentUpsamplePipeline`` folder (``model_index.json``)."""
+    model = tiny_ltx_upsampler()
+    if pipeline_layout:
+        pipe = LTXLatentUpsamplePipeline(vae=tiny_ltx().vae, latent_upsampler=model)
+        pipe.save_pretrained(directory, safe_serialization=True)
+    else:
+        model.save_pretrained(directory, safe_serialization=True)
     return directory
