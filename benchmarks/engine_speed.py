@@ -4,7 +4,7 @@ A synthetic 1280×720 pair (a textured scene, a known camera pan and zoom, and a
 moves on its own) is rendered to a 5 s, 24 fps clip. Every measurement runs in a fresh child
 process so its peak RSS is its own (``os.wait4``); times are wall clock, median of ``--repeat``.
 
-- ``generate``: the real ``segue generate`` command, when the CLI is installed;
+- ``generate``: the real ``segue generate`` command of this checkout (``python -m segue``);
 - ``pipeline``: the same work in process: load PNGs -> fit to size -> FlowEngine.render ->
   VideoEncoder (product defaults);
 - ``floor``: encoding the same 121 (or 121) ready frames with the product's encoder defaults;
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -83,7 +82,7 @@ def make_pair(width: int = 1280, height: int = 720, seed: int = 7) -> tuple[np.n
 # --------------------------------------------------------------------------- workers
 
 
-def worker(kind: str, first: Path, last: Path, size: str, out: Path) -> None:
+def worker(kind: str, first: Path, last: Path, size: str, out: Path, preset: str) -> None:
     """One measured job, run in its own process; prints its wall time in seconds."""
     from PIL import Image
 
@@ -99,7 +98,7 @@ def worker(kind: str, first: Path, last: Path, size: str, out: Path) -> None:
     b = fit_to(Image.open(last), width, height)
     job = RenderJob(prompt="", mode=Mode.FIRST_LAST, width=width, height=height,
                     frames=FRAMES, seed=1, first=a, last=b)
-    frames = FlowEngine().render(job)
+    frames = FlowEngine(preset=preset).render(job)
     if kind == "floor":
         frames = list(frames)  # ready frames: only the encoding below is timed
         start = time.perf_counter()
@@ -109,8 +108,8 @@ def worker(kind: str, first: Path, last: Path, size: str, out: Path) -> None:
     print(f"{time.perf_counter() - start:.4f}")
 
 
-def _measure(cmd: list[str], timed_by_child: bool) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one child process."""
+def _measure(cmd: list[str], timed_by_child: bool) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MB, CPU seconds) of one child process."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -119,27 +118,26 @@ def _measure(cmd: list[str], timed_by_child: bool) -> tuple[float, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
     seconds = float(out.strip().splitlines()[-1]) if timed_by_child else wall
-    return seconds, usage.ru_maxrss / 1024.0
+    return seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
 
 
-def _commands(tmp: Path, size: str) -> dict[str, tuple[list[str], bool]]:
+def _commands(tmp: Path, size: str, preset: str) -> dict[str, tuple[list[str], bool]]:
     first, last, out = tmp / "first.png", tmp / "last.png", tmp / f"out-{size}.mp4"
     me = [sys.executable, str(Path(__file__).resolve()), "--worker"]
     cmds = {
-        "pipeline": ([*me, "pipeline", str(first), str(last), size, str(out)], True),
-        "floor": ([*me, "floor", str(first), str(last), size, str(out)], True),
+        "floor": ([*me, "floor", str(first), str(last), size, str(out), preset], True),
+        "pipeline": ([*me, "pipeline", str(first), str(last), size, str(out), preset], True),
     }
-    segue = shutil.which("segue")
-    if segue and _has_generate(segue):
-        res = size if size != "1080p" else "1080p"
-        cmds["generate"] = ([segue, "generate", "--first", str(first), "--last", str(last),
-                             "--prompt", "benchmark", "--resolution", res, "--ratio", "16:9",
+    segue = [sys.executable, "-m", "segue"]  # this checkout's CLI (the cwd is the repo root)
+    if preset == "medium" and _has_generate(segue):  # the CLI uses the engine's default
+        cmds["generate"] = ([*segue, "generate", "--first", str(first), "--last", str(last),
+                             "--prompt", "benchmark", "--resolution", size, "--ratio", "16:9",
                              "--duration", "5", "-o", str(out)], False)
     return cmds
 
 
-def _has_generate(segue: str) -> bool:
-    probe = subprocess.run([segue, "generate", "--help"], capture_output=True)
+def _has_generate(segue: list[str]) -> bool:
+    probe = subprocess.run([*segue, "generate", "--help"], capture_output=True, cwd=ROOT)
     return probe.returncode == 0
 
 
@@ -151,8 +149,12 @@ def _minterpolate_cmd(tmp: Path, size: str) -> list[str]:
             "-i", str(tmp / "seq%d.png"), "-vf", vf, "-frames:v", str(FRAMES), "-f", "null", "-"]
 
 
-def run(repeat: int, mi_repeat: int, sizes: list[str]) -> dict[str, object]:
-    results: dict[str, object] = {"frames": FRAMES, "repeat": repeat, "cpus": _cpus()}
+def run(repeat: int, mi_repeat: int, sizes: list[str], preset: str) -> dict[str, object]:
+    results: dict[str, object] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "frames": FRAMES,
+        "repeat": repeat, "cpus": _cpus(), "preset": preset,
+        "load_before": os.getloadavg()[0],
+    }
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         first, last = make_pair()
@@ -160,18 +162,41 @@ def run(repeat: int, mi_repeat: int, sizes: list[str]) -> dict[str, object]:
                           ("seq2", last)):
             cv2.imwrite(str(tmp / f"{name}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         for size in sizes:
-            jobs = {k: (c, child, repeat) for k, (c, child) in _commands(tmp, size).items()}
+            cmds = _commands(tmp, size, preset).items()
+            jobs = {k: (c, child, repeat) for k, (c, child) in cmds}
             if mi_repeat and size == "720p":
                 jobs["minterpolate"] = (_minterpolate_cmd(tmp, size), False, mi_repeat)
             row = {}
             for name, (cmd, child, n) in jobs.items():
                 runs = [_measure(cmd, child) for _ in range(n)]
                 row[name] = {"seconds": statistics.median(r[0] for r in runs),
+                             "all_seconds": [round(r[0], 3) for r in runs],
+                             "cpu_seconds": statistics.median(r[2] for r in runs),
                              "peak_rss_mb": max(r[1] for r in runs), "runs": n}
-                print(f"{size} {name:>12}: {row[name]['seconds']:.2f} s, "
+                print(f"{size} {name:>12}: {row[name]['seconds']:.2f} s "
+                      f"(CPU {row[name]['cpu_seconds']:.2f} s), "
                       f"peak RSS {row[name]['peak_rss_mb']:.0f} MB", flush=True)
             results[size] = row
+    results["load_after"] = os.getloadavg()[0]
     return results
+
+
+def report(results: dict[str, object]) -> str:
+    """A markdown table: every job against the encode-only floor of the same run."""
+    lines = [f"{results['date']}, {results['cpus']} CPUs, preset `{results['preset']}`, "
+             f"load average {results['load_before']:.2f} before / "
+             f"{results['load_after']:.2f} after; median of {results['repeat']}.", "",
+             "| size | job | seconds | × floor | CPU s | peak RSS MB |",
+             "|---|---|---|---|---|---|"]
+    for size in SIZES:
+        row = results.get(size)
+        if not isinstance(row, dict):
+            continue
+        floor = row["floor"]["seconds"]
+        for name, r in row.items():
+            lines.append(f"| {size} | {name} | {r['seconds']:.2f} | {r['seconds'] / floor:.2f} | "
+                         f"{r['cpu_seconds']:.2f} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
 
 
 def _cpus() -> int:
@@ -181,19 +206,21 @@ def _cpus() -> int:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         sys.path.insert(0, str(ROOT))
-        kind, first, last, size, out = sys.argv[2:7]
-        worker(kind, Path(first), Path(last), size, Path(out))
+        kind, first, last, size, out, preset = sys.argv[2:8]
+        worker(kind, Path(first), Path(last), size, Path(out), preset)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--mi-repeat", type=int, default=1, help="minterpolate runs (0: skip)")
     parser.add_argument("--sizes", default="720p,1080p")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--preset", default="medium", help="flow engine preset")
+    parser.add_argument("--out", type=Path, default=None, help="write JSON (and .md) here")
     args = parser.parse_args()
-    results = run(args.repeat, args.mi_repeat, args.sizes.split(","))
-    print(json.dumps(results, indent=1))
+    results = run(args.repeat, args.mi_repeat, args.sizes.split(","), args.preset)
+    print(report(results))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(report(results) + "\n")
 
 
 if __name__ == "__main__":

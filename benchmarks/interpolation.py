@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -120,20 +121,23 @@ def run(data: Path, preset: str, use_ffmpeg: bool) -> dict[str, object]:
             "seconds": seconds[m]}
         for m in methods
     }
-    return {"dataset": data.name, "sequences": len(per_seq), "preset": preset,
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "dataset": data.name, "sequences": len(per_seq), "preset": preset,
             "machine": {"cpus": _cpus(), "python": platform.python_version(),
-                        "opencv": cv2.__version__},
+                        "opencv": cv2.__version__, "load_average": os.getloadavg()[0]},
             "summary": summary, "per_sequence": per_seq}
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def report(result: dict[str, object]) -> str:
-    lines = ["| sequence | " + " | ".join(result["summary"]) + " |",
+    machine = result["machine"]
+    lines = [f"{result['date']}, preset `{result['preset']}`, {result['sequences']} sequences, "
+             f"PSNR dB / IE (load average {machine['load_average']:.2f}; times do not "
+             "matter here).", "",
+             "| sequence | " + " | ".join(result["summary"]) + " |",
              "|---|" + "---|" * len(result["summary"])]
     for name, scores in result["per_sequence"].items():
         cells = [f"{s['psnr']:.2f} / {s['ie']:.2f}" for s in scores.values()]
