@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,7 +39,7 @@ def serve(
     from segue import logs
     from segue.app import create_app
 
-    overrides = {"host": host, "port": port, "workers": workers}
+    overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     logs.configure(settings.log_level)
     app = create_app(settings, workers=settings.workers)

@@ -209,7 +209,7 @@ def resample_flow(flow: np.ndarray, size: tuple[int, int], levels: int) -> np.nd
     xs = (np.arange(mw, dtype=np.float32) * step + 0.5) * sx - 0.5
     ys = (np.arange(mh, dtype=np.float32) * step + 0.5) * sy - 0.5
     at = np.dstack(np.meshgrid(xs, ys)).astype(np.float32)
-    out = sample(flow, at) / np.float32([sx * step, sy * step])
+    out = sample(flow, at) / np.asarray([sx * step, sy * step], np.float32)
     return out.astype(np.float32)
 
 
@@ -277,7 +277,10 @@ class Warper:
         Fresh band-sized temporaries every frame cost page faults and let each worker's
         allocator arena grow; reusing them keeps the per-frame work in cache and RSS flat.
         """
-        store = self.scratch.__dict__
+        store: dict[tuple[str, tuple[int, ...]], np.ndarray] | None = getattr(
+            self.scratch, "arrays", None)
+        if store is None:
+            store = self.scratch.arrays = {}
         key = (name, shape)
         if key not in store:
             store[key] = np.empty(shape, dtype)
@@ -326,7 +329,7 @@ class Warper:
             y = cv2.remap(self.big[1], m1[0], m1[1], cv2.INTER_LINEAR, borderMode=border,
                           dst=self._buf("y", shape, np.uint8))
             cv2.addWeighted(x, 1.0 - t, y, t, 0.0, dst=out[y0:y1])
-            busy = tiles[y0 * TILES // hgt:(y1 - 1) * TILES // hgt + 1].any(axis=0)
+            busy = np.asarray(tiles[y0 * TILES // hgt:(y1 - 1) * TILES // hgt + 1].any(axis=0))
             if w1 is not None and busy.any():
                 wf = self._grow_band(w1[a:b], a, y0, y1, "weight")
                 self._reblend(out[y0:y1], x, y, wf, busy)

@@ -162,6 +162,7 @@ def load_upsampler(
 
     root = Path(source)
     local = local_only or root.is_dir()
+    tries: list[str | None]
     if root.is_dir():
         tries = ["latent_upsampler"] if (root / "model_index.json").is_file() else [None]
     else:

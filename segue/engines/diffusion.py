@@ -276,6 +276,7 @@ class DiffusionEngine:
         """The latent upscaler recipe: latents at ``upscale_base`` of the size, 2x latent
         upsampling, a short refine pass at the upscaled size, then an exact resize."""
         up = self.upscale
+        assert up is not None
         first = len(kwargs.get("timesteps") or ()) or kwargs["num_inference_steps"]
         split = 0.9 * first / (first + up.refine_steps)
         width, height = _ltx.low_res_size(job, up)

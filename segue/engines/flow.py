@@ -82,7 +82,7 @@ def estimate_camera(g0: np.ndarray, g1: np.ndarray, seed: int = 0) -> np.ndarray
     Why: dense flow loses large global moves (pans, zooms); a robust global model recovers
     them, and the residual flow is then small. Only trusted with many, mostly agreeing matches.
     """
-    orb = cv2.ORB_create(nfeatures=1500, fastThreshold=12)
+    orb = cv2.ORB_create(nfeatures=1500, fastThreshold=12)  # type: ignore[attr-defined]
     k0, d0 = orb.detectAndCompute(g0, None)
     k1, d1 = orb.detectAndCompute(g1, None)
     if d0 is None or d1 is None or len(k0) < _MIN_INLIERS or len(k1) < _MIN_INLIERS:
@@ -91,8 +91,8 @@ def estimate_camera(g0: np.ndarray, g1: np.ndarray, seed: int = 0) -> np.ndarray
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
     if len(good) < _MIN_INLIERS:
         return None
-    src = np.float32([k0[m.queryIdx].pt for m in good])
-    dst = np.float32([k1[m.trainIdx].pt for m in good])
+    src = np.asarray([k0[m.queryIdx].pt for m in good], np.float32)
+    dst = np.asarray([k1[m.trainIdx].pt for m in good], np.float32)
     cv2.setRNGSeed(seed % 2**31)  # OpenCV takes a C int; request seeds go to 2**32-1
     tol = max(2.0, 0.004 * max(g0.shape))
     h, mask = cv2.findHomography(src, dst, cv2.RANSAC, tol, maxIters=2000, confidence=0.995)
@@ -106,7 +106,7 @@ def estimate_camera(g0: np.ndarray, g1: np.ndarray, seed: int = 0) -> np.ndarray
 
 def _plausible(h: np.ndarray, w: int, hgt: int) -> bool:
     """Reject homographies that fold, flip or blow the frame up: not a camera move."""
-    corners = np.float32([[0, 0], [w, 0], [w, hgt], [0, hgt]]).reshape(-1, 1, 2)
+    corners = np.asarray([[0, 0], [w, 0], [w, hgt], [0, hgt]], np.float32).reshape(-1, 1, 2)
     moved = cv2.perspectiveTransform(corners, h).reshape(-1, 2)
     area = cv2.contourArea(moved)
     if not cv2.isContourConvex(moved.astype(np.float32)) or area <= 0:
@@ -116,7 +116,7 @@ def _plausible(h: np.ndarray, w: int, hgt: int) -> bool:
 
 def _camera_at(h: np.ndarray, t: float, w: int, hgt: int) -> np.ndarray:
     """Homography from frame 0 to time t: frame corners moved linearly along the path."""
-    c = np.float32([[0, 0], [w, 0], [w, hgt], [0, hgt]])
+    c = np.asarray([[0, 0], [w, 0], [w, hgt], [0, hgt]], np.float32)
     c1 = cv2.perspectiveTransform(c.reshape(-1, 1, 2), h).reshape(-1, 2)
     return cv2.getPerspectiveTransform(c, (c + t * (c1 - c)).astype(np.float32))
 
@@ -125,7 +125,7 @@ def _camera_at(h: np.ndarray, t: float, w: int, hgt: int) -> np.ndarray:
 
 
 def _dis(preset: Preset) -> cv2.DISOpticalFlow:
-    dis = cv2.DISOpticalFlow_create(preset.dis_preset)
+    dis = cv2.DISOpticalFlow_create(preset.dis_preset)  # type: ignore[attr-defined]
     dis.setFinestScale(preset.finest_scale)
     dis.setPatchSize(preset.patch_size)
     dis.setPatchStride(preset.patch_stride)

@@ -44,12 +44,13 @@ _FASTER = {"veryfast": "subme=1:me=dia"}
 # BT.709, limited range: Y in 16..235, Cb/Cr in 16..240 (rows: Y, Cb, Cr; last column: offset)
 _KR, _KB = 0.2126, 0.0722
 _KG = 1.0 - _KR - _KB
-_Y = np.float32([[_KR, _KG, _KB, 0.0]]) * np.float32([219 / 255, 219 / 255, 219 / 255, 1.0])
+_Y = np.asarray([[_KR, _KG, _KB, 0.0]], np.float32) * np.asarray(
+    [219 / 255, 219 / 255, 219 / 255, 1.0], np.float32)
 _Y[0, 3] = 16.0
-_CBCR = np.float32([
+_CBCR = np.asarray([
     [-_KR / (2 - 2 * _KB), -_KG / (2 - 2 * _KB), 0.5, 0.0],
     [0.5, -_KG / (2 - 2 * _KR), -_KB / (2 - 2 * _KR), 0.0],
-]) * np.float32([224 / 255, 224 / 255, 224 / 255, 1.0])
+], np.float32) * np.asarray([224 / 255, 224 / 255, 224 / 255, 1.0], np.float32)
 _CBCR[:, 3] = 128.0
 
 
