@@ -378,7 +378,7 @@ class FlowEngine:
     name = "flow"
     modes = frozenset({Mode.FIRST_LAST})
 
-    def __init__(self, preset: str = "medium", workers: int = 2, **_ignored: object) -> None:
+    def __init__(self, preset: str = "medium", workers: int = 2) -> None:
         if preset not in PRESETS:
             raise ValueError(f"unknown flow preset {preset!r}; known: {', '.join(PRESETS)}")
         self.preset, self.workers = preset, max(1, int(workers))
