@@ -20,6 +20,7 @@ from PIL import Image
 from segue.app import create_app
 from segue.settings import Settings
 
+TASKS = "/api/v3/contents/generations/tasks"
 KEY = "test-key-1"
 OTHER_KEY = "test-key-2"
 
@@ -146,3 +147,13 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 def data_url(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(array)).decode()
+
+
+def ark_task(model: str, text: str, shift: int = 9) -> dict:
+    """An Ark create body: a prompt and a 640x360 first/last pair ``shift`` px apart."""
+    return {"model": model, "content": [
+        {"type": "text", "text": text},
+        {"type": "image_url", "image_url": {"url": data_url(scene(640, 360))},
+         "role": "first_frame"},
+        {"type": "image_url", "image_url": {"url": data_url(scene(640, 360, shift))},
+         "role": "last_frame"}]}

@@ -11,7 +11,7 @@ import pytest
 
 from segue.services import Services
 from segue.worker import Worker
-from tests.conftest import data_url, make_settings, scene, start_server
+from tests.conftest import TASKS, ark_task, make_settings, start_server
 
 
 def test_a_model_that_cannot_load_is_a_clear_error_and_left_queued(
@@ -42,13 +42,8 @@ def test_a_clean_shutdown_hands_the_running_task_back(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     server = start_server(settings)
     with server.client() as c:
-        task_id = c.post("/api/v3/contents/generations/tasks", json={
-            "model": "segue-blend", "content": [
-                {"type": "text", "text": "long --rs 720p --dur 12"},
-                {"type": "image_url", "image_url": {"url": data_url(scene(640, 360))},
-                 "role": "first_frame"},
-                {"type": "image_url", "image_url": {"url": data_url(scene(640, 360, 9))},
-                 "role": "last_frame"}]}).json()["id"]
+        body = ark_task("segue-blend", "long --rs 720p --dur 12")
+        task_id = c.post(TASKS, json=body).json()["id"]
         deadline = time.monotonic() + 30
         while c.get(f"/api/v3/contents/generations/tasks/{task_id}").json()["status"] != "running":
             assert time.monotonic() < deadline

@@ -9,7 +9,7 @@ import logging
 import httpx
 
 from segue.logs import JsonFormatter
-from tests.conftest import LiveServer, data_url, scene
+from tests.conftest import TASKS, LiveServer, ark_task
 
 
 def test_health_ready_docs(server: LiveServer) -> None:
@@ -25,13 +25,7 @@ def test_health_ready_docs(server: LiveServer) -> None:
 
 def test_metrics_count_requests_and_tasks(server: LiveServer) -> None:
     with server.client() as c:
-        r = c.post("/api/v3/contents/generations/tasks", json={
-            "model": "segue-blend", "content": [
-                {"type": "text", "text": "x --rs 480p --dur 2"},
-                {"type": "image_url", "image_url": {"url": data_url(scene(640, 360))},
-                 "role": "first_frame"},
-                {"type": "image_url", "image_url": {"url": data_url(scene(640, 360, 5))},
-                 "role": "last_frame"}]})
+        r = c.post(TASKS, json=ark_task("segue-blend", "x --rs 480p --dur 2", 5))
         server.wait(r.json()["id"])
         c.get("/api/v3/contents/generations/tasks/cgt-none")
     text = httpx.get(server.url + "/metrics").text

@@ -14,7 +14,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from segue.media.video import VideoEncoder, probe
-from tests.conftest import LiveServer, data_url, free_port, make_settings, scene, start_server
+from tests.conftest import (
+    TASKS,
+    LiveServer,
+    ark_task,
+    data_url,
+    free_port,
+    make_settings,
+    scene,
+    start_server,
+)
 
 UPSTREAM_KEY = "upstream-secret"
 
@@ -95,13 +104,8 @@ def test_forwards_and_returns_the_upstream_video(tmp_path: Path, upstream_frames
         server = _segue(tmp_path, upstream)
         try:
             with server.client() as c:
-                r = c.post("/api/v3/contents/generations/tasks", json={
-                    "model": "seedance-1-0-lite-i2v-250428", "content": [
-                        {"type": "text", "text": "a pan --rs 480p --dur 2 --seed 7"},
-                        {"type": "image_url", "image_url": {"url": data_url(scene(640, 360))},
-                         "role": "first_frame"},
-                        {"type": "image_url", "image_url": {"url": data_url(scene(640, 360, 9))},
-                         "role": "last_frame"}]})
+                r = c.post(TASKS, json=ark_task("seedance-1-0-lite-i2v-250428",
+                                                "a pan --rs 480p --dur 2 --seed 7"))
                 assert r.status_code == 200, r.text
             body = server.wait(r.json()["id"])
             assert body["status"] == "succeeded", body

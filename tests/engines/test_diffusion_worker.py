@@ -14,7 +14,7 @@ pytest.importorskip("diffusers")
 from tiny_pipelines import save_tiny  # noqa: E402
 
 from segue.media.video import probe  # noqa: E402
-from tests.conftest import data_url, make_settings, scene, start_server  # noqa: E402
+from tests.conftest import TASKS, ark_task, make_settings, start_server  # noqa: E402
 
 
 def test_a_task_renders_through_the_worker(tmp_path: Path) -> None:
@@ -34,13 +34,7 @@ def test_a_task_renders_through_the_worker(tmp_path: Path) -> None:
         with server.client() as c:
             modes = c.get("/api/v3/models").json()["data"][0]["modes"]
             assert "first_last_frame" in modes
-            r = c.post("/api/v3/contents/generations/tasks", json={
-                "model": f"segue-{kind}", "content": [
-                    {"type": "text", "text": "a red kite --dur 2 --seed 3"},
-                    {"type": "image_url", "image_url": {"url": data_url(scene(640, 360))},
-                     "role": "first_frame"},
-                    {"type": "image_url", "image_url": {"url": data_url(scene(640, 360, 30))},
-                     "role": "last_frame"}]})
+            r = c.post(TASKS, json=ark_task(f"segue-{kind}", "a red kite --dur 2 --seed 3", 30))
             assert r.status_code == 200, r.text
         body = server.wait(r.json()["id"], timeout=240)
         assert body["status"] == "succeeded", body
