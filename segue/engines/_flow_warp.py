@@ -39,7 +39,10 @@ def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, xy: np.ndarray) -> 
 
     Each source pixel p lands at ``p + t·fwd(p)`` at time t and carries ``-fwd(p)`` there
     (bilinear splat, averaged); pixels nothing lands on (disocclusions) take ``bwd(x)``, the
-    other direction's flow, which is right for the background that appears there.
+    other direction's flow, which is right for the background that appears there. Where
+    several pixels land on one spot, those moving against the bulk of the frame (by more than
+    4 px) weigh exponentially more: an object that moves on its own is in front of what it
+    passes over, which a plain average would smear into the background.
     """
     if t <= 0.0:
         return -fwd
@@ -51,12 +54,14 @@ def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, xy: np.ndarray) -> 
     x0, y0 = base[:, 0].astype(np.int64), base[:, 1].astype(np.int64)
     acc = np.zeros((3, n), np.float64)
     vx, vy = fwd[..., 0].ravel(), fwd[..., 1].ravel()
+    rel = np.hypot(vx - np.median(vx), vy - np.median(vy))
+    front = np.exp(np.minimum(np.maximum(rel - 4.0, 0.0), 40.0) * 0.3)
     for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
         wx = frac[:, 0] if dx else 1.0 - frac[:, 0]
         wy = frac[:, 1] if dy else 1.0 - frac[:, 1]
         xi, yi = x0 + dx, y0 + dy
         ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < hgt)
-        idx, wt = yi[ok] * w + xi[ok], (wx * wy)[ok]
+        idx, wt = yi[ok] * w + xi[ok], (wx * wy * front)[ok]
         acc[0] += np.bincount(idx, wt * vx[ok], minlength=n)
         acc[1] += np.bincount(idx, wt * vy[ok], minlength=n)
         acc[2] += np.bincount(idx, wt, minlength=n)

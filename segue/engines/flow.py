@@ -7,6 +7,8 @@ How one video is made (all the heavy work happens once, on the pair):
    that dense flow only has to find what the camera did not explain.
 2. Dense flow both ways with OpenCV DIS (plus variational refinement) at a working size,
    cleaned with a median filter; the homography is folded back in, so the flows are total.
+   Objects that move farther than about their size are lost by DIS: the regions its flow
+   does not explain are found again by template matching (``_flow_motion``).
 3. Per key time (a few evenly spaced t, at the map size, about the working size): the flows
    from t back to each end, by forward splatting the pair's flows (holes, where something
    is uncovered, take the other direction's flow); and a visibility weight checked in the
@@ -36,6 +38,7 @@ import cv2
 import numpy as np
 
 from segue.domain import Mode
+from segue.engines._flow_motion import recover_large_moves
 from segue.engines._flow_warp import (
     Timeline,
     Warper,
@@ -139,6 +142,11 @@ def _clean(flow: np.ndarray) -> np.ndarray:
     return cv2.medianBlur(flow, 5)
 
 
+def _flows(dis: cv2.DISOpticalFlow, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
+    """Dense flow ga -> gb, large moves of objects recovered, cleaned."""
+    return _clean(recover_large_moves(ga, gb, dis.calc(ga, gb, None)))
+
+
 def _total_flows(
     g0: np.ndarray, g1: np.ndarray, h: np.ndarray | None, preset: Preset
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -146,12 +154,12 @@ def _total_flows(
     dis = _dis(preset)
     hgt, w = g0.shape
     if h is None:
-        return _clean(dis.calc(g0, g1, None)), _clean(dis.calc(g1, g0, None))
+        return _flows(dis, g0, g1), _flows(dis, g1, g0)
     inv = np.linalg.inv(h)
     aligned1 = cv2.warpPerspective(g1, inv, (w, hgt), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REPLICATE)
-    r01 = _clean(dis.calc(g0, aligned1, None))  # frame 0 -> aligned frame 1
-    r10 = _clean(dis.calc(aligned1, g0, None))
+    r01 = _flows(dis, g0, aligned1)  # frame 0 -> aligned frame 1
+    r10 = _flows(dis, aligned1, g0)
     xy = grid(w, hgt)
     # F01(x) = H(x + r01(x)) - x
     f01 = cv2.perspectiveTransform(xy + r01, h) - xy
