@@ -61,7 +61,10 @@ def check_callback_url(url: str | None, settings: Settings) -> None:
     """
     if url is None:
         return
-    host = urlsplit(url).hostname
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        raise InvalidParameter("callback_url", f"the URL {url!r} is malformed.") from None
     if not host:
         raise InvalidParameter("callback_url", f"the URL {url!r} names no host.")
     try:

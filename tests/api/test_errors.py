@@ -83,6 +83,8 @@ CASES = [
      "execution_expires_after"),
     ("callback not http", ARK, ark_body(callback_url="ftp://x/y"), 400, "InvalidParameter",
      "callback_url"),
+    ("callback URL malformed", ARK, ark_body(callback_url="http://[::1"), 400,
+     "InvalidParameter", "malformed"),
     ("image scheme", PIX, pix_body(first_frame="ftp://example.com/a.png"), 400,
      "InvalidImageURL.InvalidFormat", "first_frame"),
     ("data url not base64", PIX, pix_body(last_frame="data:image/png;base64,@@@"), 400,
