@@ -16,7 +16,6 @@ retries, so a receiver can drop duplicates.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import random
@@ -34,7 +33,7 @@ from standardwebhooks import Webhook
 
 from segue.domain import TaskStatus
 from segue.errors import InvalidParameter
-from segue.media.images import refused, resolve
+from segue.media.images import first_refused, refused_literal, resolve
 from segue.metrics import Metrics
 from segue.settings import Settings
 from segue.storage.base import ObjectStore
@@ -67,11 +66,7 @@ def check_callback_url(url: str | None, settings: Settings) -> None:
         raise InvalidParameter("callback_url", f"the URL {url!r} is malformed.") from None
     if not host:
         raise InvalidParameter("callback_url", f"the URL {url!r} names no host.")
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if refused(literal, settings):
+    if refused_literal(host, settings) is not None:
         raise InvalidParameter(
             "callback_url", f"{host} is a loopback, private, link-local or metadata address; "
             "such callback URLs are refused (an operator may allow them).")
@@ -297,11 +292,10 @@ def post(url: str, body: str, headers: dict[str, str], settings: Settings) -> in
         addresses = resolve(target.host, port)
     except (OSError, UnicodeError) as exc:
         raise httpx.ConnectError(f"the host {target.host} does not resolve") from exc
-    for address in addresses:
-        if refused(ipaddress.ip_address(address.split("%")[0]), settings):
-            raise Refused(f"the host {target.host} resolves to {address}, a loopback, "
-                          "private, link-local or metadata address; callbacks there are "
-                          "refused.")
+    address = first_refused(addresses, settings)
+    if address is not None:
+        raise Refused(f"the host {target.host} resolves to {address}, a loopback, "
+                      "private, link-local or metadata address; callbacks there are refused.")
     with httpx.Client(follow_redirects=False, trust_env=False,
                       timeout=settings.callback_timeout) as client:
         request = client.build_request(

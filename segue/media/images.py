@@ -21,6 +21,7 @@ import ipaddress
 import re
 import socket
 import time
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import httpx
@@ -180,12 +181,9 @@ def check_image_reference(url: str, param: str, settings: Settings) -> None:
         decode_image(_decode_data_url(url.strip(), param, settings.image_max_bytes), param)
         return
     host = _host(url.strip(), param)
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        return  # a name: resolved (and checked) when the worker downloads it
-    if refused(literal, settings):
-        raise InvalidImage(param, "Forbidden", _forbidden(host, str(literal)))
+    literal = refused_literal(host, settings)  # a name is checked when the worker resolves it
+    if literal is not None:
+        raise InvalidImage(param, "Forbidden", _forbidden(host, literal))
 
 
 def load_image(url: str, param: str, settings: Settings) -> Image.Image:
@@ -225,6 +223,24 @@ def refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Setting
     return not settings.allow_private_urls and is_forbidden_address(ip)
 
 
+def refused_literal(host: str, settings: Settings) -> str | None:
+    """``host`` as a normalised address when it is an IP literal Segue may not connect to;
+    None for an allowed literal or a name (names are checked once resolved)."""
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return str(literal) if refused(literal, settings) else None
+
+
+def first_refused(addresses: Iterable[str], settings: Settings) -> str | None:
+    """The first resolved address Segue may not connect to, or None."""
+    for address in addresses:
+        if refused(ipaddress.ip_address(address.split("%")[0]), settings):
+            return address
+    return None
+
+
 def _forbidden(host: str, address: str) -> str:
     return (
         f"the host {host} resolves to {address}, a loopback, private, link-local or "
@@ -254,9 +270,9 @@ def _addresses(url: httpx.URL, param: str, settings: Settings) -> list[str]:
         addresses = resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
     except (OSError, UnicodeError) as exc:
         raise InvalidImage(param, "Unreachable", f"the host {url.host} does not resolve.") from exc
-    for address in addresses:
-        if refused(ipaddress.ip_address(address.split("%")[0]), settings):
-            raise InvalidImage(param, "Forbidden", _forbidden(url.host, address))
+    address = first_refused(addresses, settings)
+    if address is not None:
+        raise InvalidImage(param, "Forbidden", _forbidden(url.host, address))
     return addresses
 
 
