@@ -186,18 +186,21 @@ class Worker:
 
     def _interrupted(self, row: TaskRow) -> None:
         """The render stopped because the task expired or another worker holds it now."""
-        for expired in self.services.tasks.expire_overdue():
-            self.services.metrics.finished.labels(expired.model, "expired").inc()
-            self.services.on_status_change(expired)
+        expire_overdue(self.services)
         log.info("render stopped", extra={"task_id": row.id})
+
+
+def expire_overdue(services: Services) -> None:
+    """Move overdue tasks to expired, counting and announcing each."""
+    for row in services.tasks.expire_overdue():
+        services.metrics.finished.labels(row.model, "expired").inc()
+        services.on_status_change(row)
 
 
 def housekeeping(services: Services) -> None:
     """Expire overdue tasks, delete lapsed records and files."""
     s = services.settings
-    for row in services.tasks.expire_overdue():
-        services.metrics.finished.labels(row.model, "expired").inc()
-        services.on_status_change(row)
+    expire_overdue(services)
     swept = services.tasks.sweep(s.record_ttl, s.cancelled_ttl)
     for row in services.tasks.lapsed_files() + swept:
         for key in (row.video_key, row.last_frame_key):
