@@ -13,6 +13,7 @@ the same error in its own envelope (``api/ark/errors.py``,
     │   └── OperationDenied             code OperationDenied.TaskStatus
     ├── AuthenticationError (401)
     ├── NotFound (404)                  code ResourceNotFound / InvalidEndpointOrModel.NotFound
+    ├── MethodNotAllowed (405)          with the route's methods in ``Allow``
     ├── PayloadTooLarge (413)
     ├── TooManyRequests (429)           code RateLimitExceeded.EndpointRPMExceeded / QuotaExceeded
     ├── ServiceUnavailable (503)
@@ -103,6 +104,19 @@ class NotFound(SegueError):
 
 def task_not_found(task_id: str) -> NotFound:
     return NotFound(f"The specified task {task_id} is not found.", param="task_id")
+
+
+class MethodNotAllowed(SegueError):
+    """A known route called with a method it does not answer; ``allow`` lists those it does."""
+
+    status = 405
+    code = "MethodNotAllowed"
+    type = "MethodNotAllowed"
+
+    def __init__(self, method: str, allow: list[str]) -> None:
+        super().__init__(f"The method {method} is not allowed on this route; "
+                         f"use {', '.join(allow)}.")
+        self.allow = allow
 
 
 class PayloadTooLarge(SegueError):

@@ -29,6 +29,8 @@ from segue.errors import InvalidParameter, MissingParameter
 from segue.models import ModelEntry
 
 DURATION_RANGE = {"ark": (2, 12), "pixazo": (3, 12)}
+# A field a surface spells differently from the setting it carries, so errors use its name.
+SPELLED = {"pixazo": {"framespersecond": "framepersecond"}}
 FRAMES_RANGE = (29, 289)
 
 
@@ -70,13 +72,16 @@ class _Settings:
     """
 
     def __init__(self, fields: Mapping[str, object], commands: dict[str, object],
-                 flags: dict[str, str]) -> None:
+                 flags: dict[str, str], spelled: Mapping[str, str]) -> None:
         self._fields = {k: v for k, v in fields.items() if v is not None}
         self._values = {**commands, **self._fields}
         self._flags = flags
+        self._spelled = spelled
 
     def name(self, setting: str) -> str:
-        return setting if setting in self._fields else self._flags.get(setting, setting)
+        if setting in self._fields:
+            return self._spelled.get(setting, setting)
+        return self._flags.get(setting, setting)
 
     def has(self, setting: str) -> bool:
         return setting in self._values
@@ -115,7 +120,7 @@ def build_request(
     prompt, commands, flags = parse_commands(text or "")
     if mode is Mode.TEXT and not prompt:
         raise MissingParameter("text")
-    given = _Settings(fields, commands, flags)
+    given = _Settings(fields, commands, flags, SPELLED.get(surface, {}))
     image_mode = mode in (Mode.FIRST_FRAME, Mode.FIRST_LAST)
 
     resolution = given.choice("resolution", entry.resolution, RESOLUTIONS)

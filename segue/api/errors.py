@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Mount
 
 from segue.api.ark import errors as ark_errors
 from segue.api.pixazo import errors as pixazo_errors
@@ -21,6 +22,7 @@ from segue.errors import (
     AuthenticationError,
     BadRequest,
     InvalidParameter,
+    MethodNotAllowed,
     MissingParameter,
     NotFound,
     PayloadTooLarge,
@@ -29,6 +31,7 @@ from segue.errors import (
 
 log = logging.getLogger("segue.api")
 PIXAZO_PREFIXES = ("/byteplus/", "/bytedance-polling/")
+METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 CREATE_PATHS = ("/api/v3/contents/generations/tasks", "/byteplus/")
 
 
@@ -37,6 +40,8 @@ def render_error(request: Request, error: SegueError) -> JSONResponse:
     surface = pixazo_errors if request.url.path.startswith(PIXAZO_PREFIXES) else ark_errors
     response = surface.render(error, request_id)
     response.headers["X-Request-Id"] = request_id
+    if isinstance(error, MethodNotAllowed):
+        response.headers["Allow"] = ", ".join(error.allow)
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     if request.method == "POST" and (error.status == 429 or error.status >= 500):
@@ -50,18 +55,37 @@ def _from_validation(exc: RequestValidationError) -> SegueError:
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "header")]
     param = ".".join(loc) or "body"
     kind = first.get("type", "")
+    if kind == "json_invalid":  # its location is a character offset, not a parameter
+        return BadRequest("The request body is not valid JSON.", param="body")
     if kind == "missing":
         return MissingParameter(param)
-    if kind in ("json_invalid", "model_attributes_type", "dict_type") and param == "body":
-        return BadRequest("The request body is not a valid JSON object.", param="body")
+    if kind in ("model_attributes_type", "dict_type") and param == "body":
+        return BadRequest("The request body is not a JSON object.", param="body")
     return InvalidParameter(param, first.get("msg", "invalid value") + ".")
 
 
-def _from_http(exc: HTTPException) -> SegueError:
-    if exc.status_code == 404:
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the API routes answer on this request's path; none when no route has it.
+
+    The playground is mounted at ``/`` and answers every path the API lacks, so its 404s and
+    405s are sorted out here. Each method is tried against the routes (mounts aside), which
+    works whatever kind of route the framework nests them in.
+    """
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    allowed = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
+
+
+def _from_http(request: Request, exc: HTTPException) -> SegueError:
+    if exc.status_code in (404, 405):
+        allowed = _allowed_methods(request)
+        if allowed and request.method not in allowed:
+            return MethodNotAllowed(request.method, allowed)
         return NotFound("The requested route does not exist.", code="NotFound")
-    if exc.status_code == 405:
-        return BadRequest("This method is not allowed on this route.", code="MethodNotAllowed")
     if exc.status_code == 401:
         return AuthenticationError()
     if exc.status_code == 413:
@@ -80,7 +104,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return render_error(request, _from_http(exc))
+        return render_error(request, _from_http(request, exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

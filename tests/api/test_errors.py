@@ -72,7 +72,7 @@ CASES = [
     ("frames out of range", ARK, ark_body(frames=293), 400, "InvalidParameter", "frames"),
     ("fps not 24", ARK, ark_body("x --fps 30"), 400, "InvalidParameter", "--fps"),
     ("fps not 24 (pixazo)", PIX, pix_body(framepersecond=25), 400, "InvalidParameter",
-     "framespersecond"),
+     "`framepersecond`"),
     ("seed too large", ARK, ark_body(seed=2**32), 400, "InvalidParameter", "seed"),
     ("seed below -1", ARK, ark_body("x --seed -2"), 400, "InvalidParameter", "--seed"),
     ("camerafixed not boolean", ARK, ark_body("x --cf maybe"), 400, "InvalidParameter", "--cf"),
@@ -134,6 +134,9 @@ def test_not_json_and_wrong_shapes(server: LiveServer) -> None:
             r = c.post(ARK, content=content, headers={"Content-Type": "application/json"})
             assert r.status_code == 400, (content, r.text)
             assert r.json()["error"]["code"] in ("InvalidParameter", "MissingParameter")
+            assert "`1`" not in r.json()["error"]["message"]  # an offset is no parameter
+        r = c.post(ARK, content=b"{not json", headers={"Content-Type": "application/json"})
+        assert "not valid JSON" in r.json()["error"]["message"]
 
 
 def test_auth_errors(server: LiveServer) -> None:
@@ -155,11 +158,23 @@ def test_unknown_task_and_route(server: LiveServer) -> None:
         assert r.status_code == 404
         r = c.get("/api/v3/nothing-here")
         assert r.status_code == 404 and r.json()["error"]["code"] == "NotFound"
+        r = c.post("/api/v3/nothing-here", json={})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "NotFound"
+        r = c.put(ARK, json={})
+        assert r.status_code == 405 and r.json()["error"]["code"] == "MethodNotAllowed"
+        assert r.headers["Allow"] == "GET, POST" and "PUT" in r.json()["error"]["message"]
+        r = c.post(ARK + "/cgt-20250101000000-abcde", json={})
+        assert r.status_code == 405 and r.headers["Allow"] == "DELETE, GET"
     with server.client(pixazo=True) as c:
         r = c.post("/bytedance-polling/getVideoResult", json={"task_id": "cgt-x"})
         assert r.status_code == 404 and r.json()["code"] == "ResourceNotFound"
         r = c.post("/bytedance-polling/getVideoResult", json={})
         assert r.status_code == 400 and r.json()["code"] == "MissingParameter"
+        r = c.get("/bytedance-polling/getVideoResult")
+        assert r.status_code == 405 and r.json()["code"] == "MethodNotAllowed"
+        assert r.headers["Allow"] == "POST"
+        r = c.post("/byteplus/v1/nothing-here", json={})
+        assert r.status_code == 404 and r.json()["code"] == "NotFound"
 
 
 @pytest.mark.parametrize("query,param", [
