@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -93,3 +94,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if (WEB / "index.html").exists():
         app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
     return app
+
+
+def server_config(app: FastAPI, host: str, port: int, **options: object) -> uvicorn.Config:
+    """How every Segue server is run.
+
+    The h11 parser, not httptools: httptools drops the body of a request that offers an h2c
+    upgrade (Java's HttpClient does by default, and ``curl --http2``), while h11 declines the
+    upgrade and reads the request as plain HTTP/1.1.
+    """
+    return uvicorn.Config(app, host=host, port=port, http="h11", log_config=None,
+                          **options)  # type: ignore[arg-type]

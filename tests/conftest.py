@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from PIL import Image
 
-from segue.app import create_app
+from segue.app import create_app, server_config
 from segue.settings import Settings
 
 TASKS = "/api/v3/contents/generations/tasks"
@@ -67,8 +67,7 @@ class LiveServer:
 
 def start_server(settings: Settings, workers: int = 1) -> LiveServer:
     app = create_app(settings, workers=workers)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
-                            log_config=None)
+    config = server_config(app, "127.0.0.1", settings.port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -37,7 +37,7 @@ def serve(
     import uvicorn
 
     from segue import logs
-    from segue.app import create_app
+    from segue.app import create_app, server_config
 
     overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -47,8 +47,8 @@ def serve(
         console.print("[yellow]No API key is configured: every request is accepted. Set "
                       "SEGUE_API_KEYS or run `segue keys create` before exposing this server."
                       "[/yellow]", highlight=False)
-    uvicorn.run(app, host=settings.host, port=settings.port,
-                log_config=None, timeout_graceful_shutdown=30)
+    uvicorn.Server(server_config(app, settings.host, settings.port,
+                                 timeout_graceful_shutdown=30)).run()
 
 
 def worker(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import http.server
 import json
+import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -20,7 +24,15 @@ from PIL import Image
 
 from segue.media.images import fit_to
 from segue.media.video import probe, psnr, read_frames
-from tests.conftest import KEY, LiveServer, free_port, png_bytes, scene
+from tests.conftest import (
+    KEY,
+    LiveServer,
+    free_port,
+    make_settings,
+    png_bytes,
+    scene,
+    start_server,
+)
 
 MODEL = "seedance-1-0-lite-i2v-250428"
 
@@ -31,6 +43,9 @@ def image_host(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     root = tmp_path_factory.mktemp("images")
     (root / "first.png").write_bytes(png_bytes(scene(1280, 720, shift=0)))
     (root / "last.png").write_bytes(png_bytes(scene(1280, 720, shift=24)))
+    (root / "wan-t2i").mkdir()  # the paths of the document's own images
+    for name, path in (("first.png", FIRST), ("last.png", LAST)):
+        (root / path.lstrip("/")).write_bytes((root / name).read_bytes())
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -73,62 +88,94 @@ def _check_video(body: dict, root: Path, tmp_path: Path) -> None:
     assert psnr(frames[-1], last) >= 35
 
 
+EXAMPLES = Path(__file__).parent / "examples"
+GATEWAY = "https://gateway.pixazo.ai"
+IMAGE_HOST = "https://pub-582b7213209642b9b995c96c95a30381.r2.dev"
+FIRST = "/wan-t2i/wan-t2i-75d44f7d-a954-46b0-a603-10c09cb5df84-0.png"
+LAST = "/wan-t2i/wan-t2i-47c06b16-ce7f-4977-8f7c-a04384409934-0.png"
+TASK_ID = re.compile(r"cgt-\d{14}-[a-z0-9]{5}")
+
+
+def example(name: str, base: str, images: str, tmp_path: Path) -> Path:
+    """The document's example, written where it can run, with only host and key changed."""
+    text = (EXAMPLES / name).read_text()
+    text = text.replace(GATEWAY, base).replace(IMAGE_HOST, images)
+    path = tmp_path / name
+    path.write_text(text.replace("YOUR_SUBSCRIPTION_KEY", KEY))
+    return path
+
+
+@pytest.fixture(scope="module")
+def idle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server without workers: the examples' tasks are created and stay queued."""
+    live = start_server(make_settings(tmp_path_factory.mktemp("idle")), workers=0)
+    yield live
+    live.stop()
+
+
+def _created(live: LiveServer, output: str, host: str) -> str:
+    """The task the example printed, checked to hold exactly the document's request."""
+    found = TASK_ID.search(output)
+    assert found, output
+    row = live.services.tasks.get(found.group(0))
+    assert row.model == MODEL
+    assert row.request["prompt"] == "Realistic style. Aeroplane from takeoff to fly captured in " \
+                                    "camera"
+    assert [image["url"] for image in row.request["images"]] == [host + FIRST, host + LAST]
+    return row.id
+
+
 def test_python_example(server: LiveServer, image_host, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     host, root = image_host
-    # --- the document's Python example, host and key changed ---
-    url = server.url + "/byteplus/v1/generateFrame2VideoTask"
-    headers = {"Content-Type": "application/json", "Cache-Control": "no-cache",
-               "Ocp-Apim-Subscription-Key": KEY}
-    data = {"model": MODEL,
-            "text": "Realistic style. Aeroplane from takeoff to fly captured in camera",
-            "first_frame": host + "/first.png", "last_frame": host + "/last.png"}
-    response = requests.post(url, json=data, headers=headers)
-    # ---
-    assert response.status_code == 200, response.text
-    task_id = response.json()["id"]
-    assert task_id.startswith("cgt-") and len(task_id) == len("cgt-20250910201045-sqz6f")
+    script = example("create.py", server.url, host, tmp_path)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    task_id = _created(server, out.stdout, host)
+    assert ast.literal_eval(out.stdout.strip()) == {"id": task_id}
     _check_video(_poll(server.url, task_id), root, tmp_path)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_curl_example(server: LiveServer, image_host) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("name,command", [
+    ("create.sh", ["bash"]),
+    ("create.js", ["node"]),
+    ("ApiClient.java", ["java"]),  # runs the source file directly (JDK 11+)
+    ("create.php", ["php"]),
+])
+def test_document_example(idle_server: LiveServer, image_host, tmp_path: Path,  # type: ignore[no-untyped-def]
+                          name: str, command: list[str]) -> None:
+    if shutil.which(command[0]) is None or (name == "create.sh" and not shutil.which("curl")):
+        pytest.skip(f"{command[0]} is not installed (.ci/run installs it)")
     host, _ = image_host
-    body = json.dumps({"model": MODEL, "text": "Realistic style. Aeroplane from takeoff",
-                       "first_frame": host + "/first.png", "last_frame": host + "/last.png"})
-    out = subprocess.run(
-        ["curl", "-s", "-X", "POST", server.url + "/byteplus/v1/generateFrame2VideoTask",
-         "-H", "Content-Type: application/json", "-H", "Cache-Control: no-cache",
-         "-H", f"Ocp-Apim-Subscription-Key: {KEY}", "--data-raw", body],
-        capture_output=True, text=True, timeout=30, check=True,
-    )
-    task_id = json.loads(out.stdout)["id"]
-    polled = subprocess.run(
-        ["curl", "-s", "-X", "POST", server.url + "/bytedance-polling/getVideoResult",
-         "-H", "Content-Type: application/json", "-H", f"Ocp-Apim-Subscription-Key: {KEY}",
-         "--data-raw", json.dumps({"task_id": task_id})],
-        capture_output=True, text=True, timeout=30, check=True,
-    )
-    assert json.loads(polled.stdout)["id"] == task_id
-
-
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_javascript_example(server: LiveServer, image_host, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    host, _ = image_host
-    script = tmp_path / "example.js"
-    script.write_text(f"""
-const url = '{server.url}/byteplus/v1/generateFrame2VideoTask';
-const headers = {{ 'Content-Type': 'application/json', 'Cache-Control': 'no-cache',
-  'Ocp-Apim-Subscription-Key': '{KEY}' }};
-const data = {{ model: '{MODEL}', text: 'Realistic style. Aeroplane from takeoff to fly',
-  first_frame: '{host}/first.png', last_frame: '{host}/last.png' }};
-fetch(url, {{ method: 'POST', headers: headers, body: JSON.stringify(data) }})
-  .then(response => response.json())
-  .then(data => console.log(JSON.stringify(data)))
-  .catch(error => console.error('Error:', error));
-""")
-    out = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=60)
+    script = example(name, idle_server.url, host, tmp_path)
+    out = subprocess.run([*command, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip())["id"].startswith("cgt-")
+    _created(idle_server, out.stdout, host)
+    if name == "create.php":
+        assert out.stdout.startswith("HTTP Code: 200\n")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_h2c_upgrade_offer_keeps_the_body(idle_server: LiveServer, image_host,  # type: ignore[no-untyped-def]
+                                         tmp_path: Path) -> None:
+    """An HTTP/1.1 request offering an h2c upgrade (curl --http2, Java) is read in full."""
+    host, _ = image_host
+    body = json.dumps({"model": MODEL, "first_frame": host + FIRST, "last_frame": host + LAST,
+                       "text": "Realistic style. Aeroplane from takeoff to fly captured in camera"})
+    out = subprocess.run(
+        ["curl", "-s", "--http2", "-X", "POST",
+         idle_server.url + "/byteplus/v1/generateFrame2VideoTask",
+         "-H", "Content-Type: application/json", "-H", f"Ocp-Apim-Subscription-Key: {KEY}",
+         "--data-raw", body], capture_output=True, text=True, timeout=60, check=True)
+    _created(idle_server, out.stdout, host)
+    polled = subprocess.run(
+        ["curl", "-s", "--http2", "-X", "POST",
+         idle_server.url + "/bytedance-polling/getVideoResult",
+         "-H", "Content-Type: application/json", "-H", f"Ocp-Apim-Subscription-Key: {KEY}",
+         "--data-raw", json.dumps({"task_id": json.loads(out.stdout)["id"]})],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(polled.stdout)["status"] == "queued"
 
 
 def test_image_to_video_and_text_routes(server: LiveServer, image_host) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,34 @@
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+
+public class ApiClient {
+    public static void main(String[] args) throws Exception {
+        String url = "https://gateway.pixazo.ai/byteplus/v1/generateFrame2VideoTask";
+
+        String json = """
+            {
+              "model": "seedance-1-0-lite-i2v-250428",
+              "text": "Realistic style. Aeroplane from takeoff to fly captured in camera",
+              "first_frame": "https://pub-582b7213209642b9b995c96c95a30381.r2.dev/wan-t2i/wan-t2i-75d44f7d-a954-46b0-a603-10c09cb5df84-0.png",
+              "last_frame": "https://pub-582b7213209642b9b995c96c95a30381.r2.dev/wan-t2i/wan-t2i-47c06b16-ce7f-4977-8f7c-a04384409934-0.png"
+            }""";
+
+        HttpClient client = HttpClient.newBuilder()
+                .connectTimeout(Duration.ofSeconds(10))
+                .build();
+
+        HttpRequest request = HttpRequest.newBuilder()
+                .uri(URI.create(url))
+                .header("Content-Type", "application/json")
+                .header("Cache-Control", "no-cache")
+                .header("Ocp-Apim-Subscription-Key", "YOUR_SUBSCRIPTION_KEY")
+                .POST(HttpRequest.BodyPublishers.ofString(json))
+                .build();
+
+        HttpResponse response = client.send(request, HttpResponse.BodyHandlers.ofString());
+        System.out.println(response.body());
+    }
+}
