@@ -33,7 +33,14 @@ from standardwebhooks import Webhook
 
 from segue.domain import TaskStatus
 from segue.errors import InvalidParameter
-from segue.media.images import first_refused, refused_literal, resolve
+from segue.media.addresses import (
+    MalformedHost,
+    canonical_url,
+    first_refused,
+    refusal,
+    refused_literal,
+    resolve,
+)
 from segue.metrics import Metrics
 from segue.settings import Settings
 from segue.storage.base import ObjectStore
@@ -66,10 +73,15 @@ def check_callback_url(url: str | None, settings: Settings) -> None:
         raise InvalidParameter("callback_url", f"the URL {url!r} is malformed.") from None
     if not host:
         raise InvalidParameter("callback_url", f"the URL {url!r} names no host.")
-    if refused_literal(host, settings) is not None:
-        raise InvalidParameter(
-            "callback_url", f"{host} is a loopback, private, link-local or metadata address; "
-            "such callback URLs are refused (an operator may allow them).")
+    try:
+        literal = refused_literal(host, settings)
+        httpx.URL(canonical_url(url))  # what the sender will parse: refuse now what it cannot
+    except MalformedHost as exc:
+        raise InvalidParameter("callback_url", f"the URL's host {exc}.") from None
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise InvalidParameter("callback_url", f"the URL {url!r} is malformed ({exc}).") from None
+    if literal is not None:
+        raise InvalidParameter("callback_url", refusal(host, literal))
 
 
 class DeliveryStore(SqlStore):
@@ -218,8 +230,11 @@ class Callbacks:
     def _send_and_release(self, row: DeliveryRow) -> None:
         try:
             self.send(row)
-        except Exception:
+        except Exception as exc:
+            # A failure send() does not know is not going away on its own: end the delivery
+            # rather than leave it to be claimed again when its lease runs out, forever.
             log.exception("callback send failed", extra={"task_id": row.task_id})
+            self._settle(row, None, f"{type(exc).__name__}: {exc}", permanent=True)
         finally:
             self._slots.release()
             self.wake.set()  # the task's next delivery may be waiting for this one
@@ -284,7 +299,10 @@ def post(url: str, body: str, headers: dict[str, str], settings: Settings) -> in
     Redirects are not followed; the timeout bounds connecting and waiting for the
     answer's status line. Returns the HTTP status.
     """
-    target = httpx.URL(url)
+    try:
+        target = httpx.URL(canonical_url(url))
+    except (httpx.InvalidURL, ValueError) as exc:  # MalformedHost is a ValueError
+        raise Refused(f"the callback URL {url!r} cannot be sent ({exc}).") from exc
     if target.scheme not in ("http", "https") or not target.host:
         raise Refused(f"the callback URL {url!r} is not an http or https URL.")
     port = target.port or (443 if target.scheme == "https" else 80)
@@ -294,8 +312,7 @@ def post(url: str, body: str, headers: dict[str, str], settings: Settings) -> in
         raise httpx.ConnectError(f"the host {target.host} does not resolve") from exc
     address = first_refused(addresses, settings)
     if address is not None:
-        raise Refused(f"the host {target.host} resolves to {address}, a loopback, "
-                      "private, link-local or metadata address; callbacks there are refused.")
+        raise Refused(refusal(target.host, address))
     with httpx.Client(follow_redirects=False, trust_env=False,
                       timeout=settings.callback_timeout) as client:
         request = client.build_request(

@@ -17,11 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import ipaddress
 import re
-import socket
 import time
-from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,6 +26,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from segue.errors import InvalidImage, InvalidParameter
+from segue.media.addresses import (
+    MalformedHost,
+    canonical_url,
+    first_refused,
+    refusal,
+    refused_literal,
+    resolve,
+)
 from segue.settings import Settings
 
 # Pillow's format name -> the name the API uses. MPO is what many phone cameras write as JPEG.
@@ -39,9 +44,6 @@ FORMATS = {
 DATA_MIME = {"jpeg", "jpg", "png", "webp", "bmp", "x-ms-bmp", "tiff", "tif", "gif"}
 SIDE_RANGE = (300, 6000)  # exclusive bounds, pixels
 ASPECT_RANGE = (0.4, 2.5)  # exclusive bounds, width / height
-METADATA_ADDRESSES = {
-    ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
-}
 _DATA_URL = re.compile(r"^data:image/([a-z0-9.+-]+)((?:;[^,;]*)*?);base64,(.*)$", re.S | re.I)
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -181,9 +183,12 @@ def check_image_reference(url: str, param: str, settings: Settings) -> None:
         decode_image(_decode_data_url(url.strip(), param, settings.image_max_bytes), param)
         return
     host = _host(url.strip(), param)
-    literal = refused_literal(host, settings)  # a name is checked when the worker resolves it
+    try:
+        literal = refused_literal(host, settings)  # a name is checked when it is resolved
+    except MalformedHost as exc:
+        raise InvalidImage(param, "InvalidFormat", f"the URL's host {exc}.") from exc
     if literal is not None:
-        raise InvalidImage(param, "Forbidden", _forbidden(host, literal))
+        raise InvalidImage(param, "Forbidden", refusal(host, literal))
 
 
 def load_image(url: str, param: str, settings: Settings) -> Image.Image:
@@ -197,57 +202,6 @@ def load_image(url: str, param: str, settings: Settings) -> Image.Image:
 # --- downloads ---------------------------------------------------------------------------
 
 
-def is_forbidden_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Loopback, private, link-local, multicast, reserved, unspecified or cloud metadata."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip in METADATA_ADDRESSES
-        or ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or not ip.is_global
-    )
-
-
-def refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
-    """Whether Segue may not connect to ``ip``; cloud metadata stays refused even when the
-    operator allows private addresses (SEGUE_ALLOW_PRIVATE_URLS), since it holds credentials."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in METADATA_ADDRESSES:
-        return True
-    return not settings.allow_private_urls and is_forbidden_address(ip)
-
-
-def refused_literal(host: str, settings: Settings) -> str | None:
-    """``host`` as a normalised address when it is an IP literal Segue may not connect to;
-    None for an allowed literal or a name (names are checked once resolved)."""
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return str(literal) if refused(literal, settings) else None
-
-
-def first_refused(addresses: Iterable[str], settings: Settings) -> str | None:
-    """The first resolved address Segue may not connect to, or None."""
-    for address in addresses:
-        if refused(ipaddress.ip_address(address.split("%")[0]), settings):
-            return address
-    return None
-
-
-def _forbidden(host: str, address: str) -> str:
-    return (
-        f"the host {host} resolves to {address}, a loopback, private, link-local or "
-        "metadata address; such URLs are refused (an operator may allow them)."
-    )
-
-
 def _host(url: str, param: str) -> str:
     try:
         host = urlsplit(url).hostname
@@ -258,12 +212,6 @@ def _host(url: str, param: str) -> str:
     return host
 
 
-def resolve(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to (one DNS query; the caller connects to these)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
 def _addresses(url: httpx.URL, param: str, settings: Settings) -> list[str]:
     """Resolve the URL's host and refuse it when any of its addresses is forbidden."""
     try:
@@ -272,7 +220,7 @@ def _addresses(url: httpx.URL, param: str, settings: Settings) -> list[str]:
         raise InvalidImage(param, "Unreachable", f"the host {url.host} does not resolve.") from exc
     address = first_refused(addresses, settings)
     if address is not None:
-        raise InvalidImage(param, "Forbidden", _forbidden(url.host, address))
+        raise InvalidImage(param, "Forbidden", refusal(url.host, address))
     return addresses
 
 
@@ -294,7 +242,7 @@ def fetch(url: str, param: str, settings: Settings) -> bytes:
 
 def _parse_url(url: str, param: str) -> httpx.URL:
     try:
-        parsed = httpx.URL(url)
+        parsed = httpx.URL(canonical_url(url))  # 0177.0.0.1 is sent as 127.0.0.1
     except (httpx.InvalidURL, ValueError) as exc:
         raise InvalidImage(param, "InvalidFormat", f"the URL {url!r} is malformed.") from exc
     if parsed.scheme not in ("http", "https"):

@@ -6,12 +6,17 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import socket
+import time
 
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 from typer.testing import CliRunner
 
+from segue.callbacks import PENDING
 from segue.cli import app as cli_app
+from segue.media.addresses import first_refused, resolve
+from segue.tasks.schema import DeliveryRow
 from tests.lifecycle.support import TASKS, body, create, deliveries, wait_until
 
 
@@ -117,18 +122,58 @@ def test_callback_urls_obey_the_private_address_rule(launch, receiver) -> None:
     port = receiver.url.rsplit(":", 1)[1]
     with server.client() as c:
         for url in (receiver.url, "http://10.1.2.3/hook", "http://[::1]:9/x",
-                    "http://169.254.169.254/latest"):
+                    "http://169.254.169.254/latest", f"http://localhost:{port}",
+                    *(f"http://{host}:9/x" for host in NUMERIC_SPELLINGS)):
             response = c.post(TASKS, json=body(callback_url=url))
             assert response.status_code == 400, url
             error = response.json()["error"]
             assert error["code"] == "InvalidParameter" and error["param"] == "callback_url"
-        response = c.post(TASKS, json=body(callback_url=f"http://localhost:{port}"))
+            assert "SEGUE_ALLOW_PRIVATE_URLS" in error["message"], url
+        name = socket.gethostname()  # a name only DNS (here /etc/hosts) can answer
+        if first_refused(resolve(name, 80), server.settings) is None:
+            pytest.skip(f"{name} does not resolve to a private address here")
+        response = c.post(TASKS, json=body(callback_url=f"http://{name}:{port}"))
     assert response.status_code == 200  # a name: checked when it is resolved
     task_id = response.json()["id"]
     wait_until(lambda: deliveries(server, task_id)[0].state == "failed")
     refused = deliveries(server, task_id)[0]
     assert "resolves to" in refused.last_error and refused.attempts == 1
     assert receiver.of(task_id) == []
+
+
+NUMERIC_SPELLINGS = ("0177.0.0.1", "0251.0376.0251.0376", "2130706433", "0x7f000001", "127.1",
+                     "0", "012.0.0.1", "[2002:a9fe:a9fe::]", "[64:ff9b::a9fe:a9fe]")
+
+
+def test_a_numeric_spelling_is_delivered_to_the_address_it_spells(launch, receiver) -> None:
+    server = launch(workers=1)
+    port = receiver.url.rsplit(":", 1)[1]
+    task_id = create(server, callback_url=f"http://0177.0.0.1:{port}/hook")
+    wait_until(lambda: receiver.of(task_id, "succeeded"), what="the final callback")
+    assert all(d.state == "delivered" for d in deliveries(server, task_id))
+    with server.client() as c:  # no spelling of the metadata address, even when allowed
+        for host in ("0251.0376.0251.0376", "[2002:a9fe:a9fe::]", "[64:ff9b::a9fe:a9fe]"):
+            response = c.post(TASKS, json=body(callback_url=f"http://{host}/latest"))
+            assert response.status_code == 400, host
+        response = c.post(TASKS, json=body(callback_url="http://1.2.3.999/x"))
+        assert response.status_code == 400 and "1.2.3.999" in response.json()["error"]["message"]
+
+
+def test_a_delivery_that_can_never_be_sent_fails_at_once(launch) -> None:
+    """A stored URL no sender can parse (written before these checks) ends failed, not
+    pending: it is not claimed again every lease."""
+    server = launch(workers=0)
+    task_id = create(server)
+    now = time.time()
+    server.services.callbacks.store.add(DeliveryRow(
+        id="msg_unsendable", task_id=task_id, key_id=server.services.tasks.get(task_id).key_id,
+        url="http://0251.0376.0251.99999/x", status="running", payload={}, state=PENDING,
+        attempts=0, max_attempts=4, next_attempt_at=now, created_at=now, updated_at=now))
+    server.services.callbacks.wake.set()
+    wait_until(lambda: [d.state for d in deliveries(server, task_id)] == ["failed"],
+               what="the delivery to fail")
+    failed = deliveries(server, task_id)[0]
+    assert failed.attempts == 1 and "cannot be sent" in failed.last_error
 
 
 def test_a_key_secret_must_be_a_standard_webhooks_secret(tmp_path) -> None:

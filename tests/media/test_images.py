@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from segue.errors import InvalidImage, InvalidParameter
-from segue.media import images
+from segue.media import addresses, images
 from segue.media.images import (
     check_image_reference,
     crop_to_aspect,
@@ -286,9 +286,9 @@ def test_literal_private_addresses_are_refused_at_create(strict: Settings) -> No
 
 
 def test_redirect_to_metadata_is_refused(server, strict, monkeypatch) -> None:
-    real = images.is_forbidden_address
+    real = addresses.is_forbidden_address
     monkeypatch.setattr(
-        images, "is_forbidden_address", lambda ip: str(ip) != "127.0.0.1" and real(ip)
+        addresses, "is_forbidden_address", lambda ip: str(ip) != "127.0.0.1" and real(ip)
     )
     with pytest.raises(InvalidImage, match="169.254.169.254") as caught:
         load_image(f"{base(server)}/to-metadata", P, strict)
