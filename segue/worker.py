@@ -202,6 +202,7 @@ def housekeeping(services: Services) -> None:
     s = services.settings
     expire_overdue(services)
     swept = services.tasks.sweep(s.record_ttl, s.cancelled_ttl)
+    services.tasks.prune_ledger(s.rate_window)
     for row in services.tasks.lapsed_files() + swept:
         for key in (row.video_key, row.last_frame_key):
             if key:

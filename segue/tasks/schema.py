@@ -91,3 +91,20 @@ class DeliveryRow(Base):
     lease_until: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_deliveries_due", "state", "next_attempt_at"),)
+
+
+class CreateRow(Base):
+    """One accepted create, kept for the sliding-window rate limit.
+
+    The limit counts these rather than tasks, so deleting a finished task does not make
+    room for another create within the window. Rows older than the window are pruned.
+    """
+
+    __tablename__ = "create_ledger"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_create_ledger_key_created", "key_id", "created_at"),)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from segue.domain import ServiceTier, TaskStatus
 from segue.errors import BadRequest, TooManyRequests, task_not_found
 from segue.tasks.db import SqlStore
-from segue.tasks.schema import TaskRow
+from segue.tasks.schema import CreateRow, TaskRow
 from segue.tasks.states import can_move, delete_action
 
 S = TaskStatus
@@ -54,6 +54,7 @@ class TaskStore(SqlStore):
             if limits is not None:
                 self._check_limits(s, row, limits)
             s.add(row)
+            s.add(CreateRow(key_id=row.key_id, model=row.model, created_at=row.created_at))
         return row
 
     def _idempotent_twin(self, s: Session, row: TaskRow) -> TaskRow | None:
@@ -75,12 +76,12 @@ class TaskStore(SqlStore):
 
     def _check_limits(self, s: Session, row: TaskRow, limits: CreateLimits) -> None:
         now = row.created_at
+        # creates are counted in the ledger: a deleted task's create still counts
+        tier = (CreateRow.key_id == row.key_id, CreateRow.model.in_(limits.tier_models))
+        s.execute(delete(CreateRow).where(*tier, CreateRow.created_at <= now - limits.window))
         recent = s.execute(
-            select(func.count(), func.min(TaskRow.created_at)).where(
-                TaskRow.key_id == row.key_id,
-                TaskRow.model.in_(limits.tier_models),
-                TaskRow.created_at > now - limits.window,
-            )
+            select(func.count(), func.min(CreateRow.created_at)).where(
+                *tier, CreateRow.created_at > now - limits.window)
         ).one()
         if recent[0] >= limits.rate:
             wait = max(1, int(recent[1] + limits.window - now + 0.999))
@@ -284,6 +285,12 @@ class TaskStore(SqlStore):
             if rows:
                 s.execute(delete(TaskRow).where(TaskRow.id.in_([r.id for r in rows])))
         return rows
+
+    def prune_ledger(self, window: float, now: float | None = None) -> None:
+        """Forget creates older than the rate window (each create also prunes its own key's)."""
+        now = now or time.time()
+        with self._tx() as s:
+            s.execute(delete(CreateRow).where(CreateRow.created_at <= now - window))
 
     def lapsed_files(self, now: float | None = None) -> list[TaskRow]:
         """Succeeded tasks whose links have expired but whose files are still kept."""

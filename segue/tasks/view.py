@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from segue.domain import FPS, TaskStatus
@@ -36,7 +37,7 @@ def task_object(row: TaskRow, objects: ObjectStore) -> dict[str, Any]:
     if row.error_code:
         body["error"] = {"code": row.error_code, "message": row.error_message or ""}
     if status is TaskStatus.SUCCEEDED:
-        expires = int(row.links_expire_at or 0)
+        expires = math.ceil(row.links_expire_at or 0)  # rounded down, a link would end early
         content: dict[str, str] = {}
         if row.video_key:
             content["video_url"] = objects.url(row.video_key, expires)

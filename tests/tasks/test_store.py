@@ -6,14 +6,18 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import func, select
 
 from segue.domain import TaskStatus, new_task_id
-from segue.errors import NotFound, OperationDenied
+from segue.errors import NotFound, OperationDenied, TooManyRequests
+from segue.storage import LocalStore
 from segue.tasks.db import make_engine, migrate
-from segue.tasks.schema import TaskRow
-from segue.tasks.store import TaskStore
+from segue.tasks.schema import CreateRow, TaskRow
+from segue.tasks.store import CreateLimits, TaskStore
+from segue.tasks.view import task_object
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -147,3 +151,27 @@ def test_list_filters_and_paging(store: TaskStore) -> None:
     total, rows = store.list_page("k", task_ids=ids[:2])
     assert total == 2
     assert store.list_page("other")[0] == 0
+
+
+def test_the_create_ledger_outlives_deleted_tasks(store: TaskStore) -> None:
+    limits = CreateLimits(rate=2, window=60, tier_models=("m",), max_queued=10)
+    for _ in range(2):
+        row = store.create(task(status="succeeded"), limits)
+        assert store.delete(row.id, "k")[0] == "delete"
+    with pytest.raises(TooManyRequests):
+        store.create(task(), limits)
+    later = time.time() + 61  # the window has slid past both creates
+    assert store.create(task(at=later), limits).status == "queued"
+    store.prune_ledger(60, now=later + 61)
+    with store._tx() as s:
+        assert s.scalar(select(func.count()).select_from(CreateRow)) == 0
+
+
+def test_links_never_expire_before_their_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    objects = LocalStore(tmp_path / "objects", b"s" * 32, "http://testserver/")
+    row = task(status="succeeded", video_key="v.mp4", links_expire_at=1_900_000_000.9)
+    url = task_object(row, objects)["content"]["video_url"]
+    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+    assert expires >= row.links_expire_at
+    signature = parse_qs(urlsplit(url).query)["signature"][0]
+    assert objects.verify("v.mp4", expires, signature, now=row.links_expire_at)
