@@ -47,7 +47,8 @@ CameraFixed = Annotated[bool | None, typer.Option(
 Watermark = Annotated[bool | None, typer.Option(
     "--watermark/--no-watermark", help="Draw 'AI generated' (default: no).")]
 ReturnLast = Annotated[bool, typer.Option(
-    "--return-last-frame", help="Also save the last frame as a PNG beside the video.")]
+    "--return-last-frame", help="Also save the last frame beside the video, as <name>-last.png "
+    "for -o <name>.mp4.")]
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Where to write the MP4.",
                                                 dir_okay=False)]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and no "
@@ -83,7 +84,10 @@ def _size(path: Path) -> str:
 
 
 def _eta(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:.1f} s"
+    """The ETA column's text: nothing until an estimate exists, and nothing once done."""
+    if not seconds:
+        return ""
+    return f"ETA {seconds:.0f} s" if seconds >= 0.5 else "ETA <1 s"
 
 
 def _last_frame_path(output: Path) -> Path:
@@ -122,10 +126,13 @@ def _load(ref: str, param: str, settings: Any) -> Any:
     raise InvalidImage(param, "NotFound", f"{ref} is neither a file nor an http(s) or data URL.")
 
 
-def _progress(enabled: bool) -> Progress:
+def _progress(enabled: bool, frames: bool) -> Progress:
+    """A bar with its count (frames, or percent), the ETA when known and the labelled elapsed
+    time."""
+    count = (MofNCompleteColumn(), TextColumn("frames")) if frames else (TaskProgressColumn(),)
     return Progress(
-        TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("frames  ETA {task.fields[eta]}"), TimeElapsedColumn(),
+        TextColumn("{task.description:<9}"), BarColumn(), *count,
+        TextColumn("{task.fields[eta]:>9}"), TextColumn("elapsed"), TimeElapsedColumn(),
         console=console, disable=not enabled,
     )
 
@@ -134,8 +141,8 @@ def _render(request: Any, engine: Any, images: Any, workdir: Path, settings: Any
             show: bool) -> Any:
     from segue.render import render_video
 
-    with _progress(show) as bar:
-        task = bar.add_task("render", total=request.frames, eta="-")
+    with _progress(show, frames=True) as bar:
+        task = bar.add_task("render", total=request.frames, eta="")
 
         def on_frame(done: int) -> None:
             bar.update(task, completed=done,
@@ -147,7 +154,7 @@ def _render(request: Any, engine: Any, images: Any, workdir: Path, settings: Any
         result = render_video(request, _Counted(engine, on_frame), images, workdir,
                               progress=on_progress, crf=settings.video_crf,
                               preset=settings.video_preset)
-        bar.update(task, description="done", eta=_eta(0.0))
+        bar.update(task, description="done", eta="")
     return result
 
 
@@ -214,12 +221,8 @@ def generate(
 
 def _follow(client: Any, task_id: str, show: bool) -> dict[str, Any]:
     """Wait for a task with a progress bar driven by the task object's progress and eta."""
-    with Progress(
-        TextColumn("{task.description:<9}"), BarColumn(), TaskProgressColumn(),
-        TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
-        console=console, disable=not show,
-    ) as bar:
-        job = bar.add_task("queued", total=100, eta="-")
+    with _progress(show, frames=False) as bar:
+        job = bar.add_task("queued", total=100, eta="")
 
         def update(task: dict[str, Any]) -> None:
             done = 100 if task.get("status") == "succeeded" else task.get("progress", 0) or 0
@@ -236,10 +239,12 @@ def _finish(client: Any, task: dict[str, Any], output: Path | None, as_json: boo
               error.get("message") or f"The task {task.get('id')} is {task.get('status')}.",
               as_json)
     content = task.get("content") or {}
+    last_png = None
     if output is not None:
         client.download(content["video_url"], output)
         if content.get("last_frame_url"):
-            client.download(content["last_frame_url"], _last_frame_path(output))
+            last_png = _last_frame_path(output)
+            client.download(content["last_frame_url"], last_png)
     if as_json:
         print(json.dumps(task))
         return
@@ -251,6 +256,8 @@ def _finish(client: Any, task: dict[str, Any], output: Path | None, as_json: boo
                   f"{task['updated_at'] - task['created_at']} s", soft_wrap=True)
     if output is not None:
         console.print(f"[green]Wrote[/] {output} ({_size(output)})", soft_wrap=True)
+        if last_png is not None:
+            console.print(f"[green]Wrote[/] {last_png} (last frame)", soft_wrap=True)
     else:
         console.print(f"Video: {content.get('video_url')}")
 
@@ -275,8 +282,7 @@ def submit(
     wait: Annotated[bool, typer.Option(help="Wait for the result with a progress bar.")] = True,
     url: Url = "http://127.0.0.1:8000", key: Key = None, as_json: JsonOut = False,
 ) -> None:
-    """Create a task on a running server, then follow it (Ark task API). Local files travel
-    as data URLs.
+    """Create a task on a running server and follow it; local files travel as data URLs.
 
     [b]Examples[/b]
 

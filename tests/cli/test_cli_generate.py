@@ -63,7 +63,8 @@ def test_generate_shows_progress_and_summary(frames: tuple[Path, Path], tmp_path
                            "--prompt", "a pan --rs 480p", "--duration", "2", "--model",
                            "segue-blend", "--return-last-frame", "-o", str(out)])
     assert code == 0, text
-    assert "49/49 frames" in text and "ETA" in text
+    assert "49/49 frames" in text and "elapsed 0:00:" in text  # the elapsed time is labelled
+    assert "ETA -" not in text and "ETA 0 s" not in text  # an ETA only while one is known
     assert re.search(r"Wrote .*clip\.mp4 \(\d+\.\d kB\): 49 frames, 864x480 16:9, seed \d+, "
                      r"19845 tokens, \d+\.\d s", text), text
     with av.open(str(out)) as container:
@@ -113,6 +114,8 @@ def test_submit_follows_the_task_and_downloads(frames: tuple[Path, Path], live: 
     assert "succeeded" in text and "100%" in text
     assert re.search(rf"Succeeded {task_id}: 480p 16:9, 2 s, seed \d+, 19845 tokens", text)
     assert out.stat().st_size > 0 and (tmp_path / "remote-last.png").exists()
+    assert re.search(r"Wrote \S*remote-last\.png \(last frame\)", text), text
+    assert "ETA -" not in text and "elapsed 0:00:" in text
 
     code, text = terminal(["wait", task_id, "--json"], remote_env(live))
     assert code == 0 and json.loads(text)["id"] == task_id
@@ -138,4 +141,7 @@ def test_help_has_examples() -> None:
     for command in ("generate", "submit", "wait"):
         result = piped([command, "--help"], {"COLUMNS": "120"})
         assert result.returncode == 0 and "Example" in result.stdout
+    listing = piped(["--help"], {"COLUMNS": "120"}).stdout
+    submit = next(line for line in listing.splitlines() if " submit " in line)
+    assert "data URLs." in submit  # each command's summary is one line, unbroken
     assert "SEGUE_KEY" in piped(["submit", "--help"], {"COLUMNS": "120"}).stdout
