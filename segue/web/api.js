@@ -22,6 +22,11 @@ export function setKey(key) {
   apiKey = key;
 }
 
+// A refusal that only says no key was given yet: worth a hint, not an error.
+export function wantsKey(err) {
+  return err.status === 401 && !apiKey;
+}
+
 function headers(extra = {}) {
   return apiKey ? { Authorization: `Bearer ${apiKey}`, ...extra } : extra;
 }

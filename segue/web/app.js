@@ -1,7 +1,7 @@
 // The playground: wires the form, the result panel and the history together.
 // Plain ES modules served as static files; no build step.
 
-import { createTask, isFinal, listModels, setKey, watch } from "./api.js";
+import { createTask, isFinal, listModels, setKey, wantsKey, watch } from "./api.js";
 import { buildRequest, setModelDefaults, wireForm } from "./form.js";
 import { refresh, wireHistory } from "./history.js";
 import { showFrames, showMessage, showRequest, showTask, wireResult } from "./result.js";
@@ -12,6 +12,13 @@ const PREFERRED_MODEL = "seedance-1-0-lite-i2v-250428";
 const IMAGE_MODES = new Set(["first_last_frame", "first_frame"]);
 let models = [];
 let watching = null; // AbortController of the task being followed
+
+// Before anyone typed a key, a server that needs one gets a highlighted key field, not errors.
+function markKeyWanted(wanted) {
+  const input = $("api-key");
+  input.classList.toggle("wanted", wanted);
+  input.placeholder = wanted ? "enter your key to start" : "kept in this browser only";
+}
 
 function showError(message) {
   const box = $("error");
@@ -24,9 +31,11 @@ async function loadModels() {
   const previous = select.value;
   try {
     models = (await listModels()).data.filter((m) => m.modes.some((x) => IMAGE_MODES.has(x)));
+    markKeyWanted(false);
   } catch (err) {
     models = [];
-    showError(`Models could not be listed: ${err.message}`);
+    if (wantsKey(err)) markKeyWanted(true);
+    else showError(`Models could not be listed: ${err.message}`);
   }
   const options = models.length ? models : [{ id: previous || PREFERRED_MODEL, modes: [] }];
   select.replaceChildren(...options.map((m) => {

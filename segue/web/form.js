@@ -11,6 +11,12 @@ const NUMBERS = new Set(["duration", "seed"]);
 const defaults = { resolution: "720p", ratio: "adaptive", duration: "5", seed: "-1",
   camera_fixed: false, watermark: false, return_last_frame: false };
 
+// Text command spellings (segue/commands.py) and the setting each one sets.
+const COMMANDS = { rs: "resolution", resolution: "resolution", rt: "ratio", ratio: "ratio",
+  dur: "duration", duration: "duration", seed: "seed", cf: "camera_fixed",
+  camerafixed: "camera_fixed", wm: "watermark", watermark: "watermark" };
+const COMMAND = /(?<!\S)--([A-Za-z]+)(?:[ \t]+|=)(\S+)/g;
+
 const images = { first_frame: null, last_frame: null }; // {url, name} per role
 const changed = new Set();
 
@@ -30,24 +36,58 @@ function writeSetting(name, value) {
   else el.value = value;
 }
 
+function field(name) {
+  return document.querySelector(`[data-setting="${name}"]`);
+}
+
 function markChanged(name, isChanged) {
-  const field = document.querySelector(`[data-setting="${name}"]`);
   if (isChanged) changed.add(name);
   else changed.delete(name);
-  field.classList.toggle("changed", isChanged);
+  field(name).classList.toggle("changed", isChanged);
+  if (isChanged) field(name).classList.remove("from-prompt");
+}
+
+// The settings the prompt's text commands set, as written (the last one of a kind wins).
+function promptSettings() {
+  const found = {};
+  for (const [, flag, value] of $("prompt").value.matchAll(COMMAND)) {
+    const name = COMMANDS[flag.toLowerCase()];
+    if (name) found[name] = value;
+  }
+  return found;
+}
+
+// Whether a control can show a command's value; one it cannot is the server's to refuse.
+function shows(name, value) {
+  const el = control(name);
+  if (el.type === "checkbox") return value === "true" || value === "false";
+  if (el.tagName === "SELECT") return [...el.options].some((o) => o.value === value);
+  return /^-?\d+$/.test(value);
+}
+
+// A setting nobody touched shows what will apply: the prompt's command, else the default.
+function showUntouched() {
+  const fromPrompt = promptSettings();
+  for (const name of SETTINGS) {
+    if (changed.has(name)) continue;
+    const value = fromPrompt[name];
+    const usable = value !== undefined && shows(name, value);
+    const checkbox = control(name).type === "checkbox";
+    writeSetting(name, usable ? (checkbox ? value === "true" : value) : defaults[name]);
+    field(name).classList.toggle("from-prompt", usable);
+    field(name).title = usable ? "set by a text command in the prompt" : "";
+  }
 }
 
 export function resetSettings() {
-  for (const name of SETTINGS) {
-    writeSetting(name, defaults[name]);
-    markChanged(name, false);
-  }
+  for (const name of SETTINGS) markChanged(name, false);
+  showUntouched();
 }
 
 // The model's own default resolution, applied unless the person chose one.
 export function setModelDefaults(model) {
   defaults.resolution = (model && model.default_resolution) || "720p";
-  if (!changed.has("resolution")) writeSetting("resolution", defaults.resolution);
+  showUntouched();
 }
 
 function setImage(role, image) {
@@ -115,6 +155,7 @@ export function wireForm() {
     el.addEventListener(el.type === "checkbox" || el.tagName === "SELECT" ? "change" : "input",
       () => markChanged(name, !(NUMBERS.has(name) && el.value === "")));
   }
+  $("prompt").addEventListener("input", showUntouched);
   $("reset-settings").addEventListener("click", resetSettings);
   resetSettings();
 }

@@ -1,6 +1,6 @@
 // The key's recent tasks from the list API, with a status filter, open, cancel and delete.
 
-import { deleteTask, listTasks } from "./api.js";
+import { deleteTask, listTasks, wantsKey } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 const FINISHED = new Set(["succeeded", "failed", "expired"]);
@@ -65,8 +65,9 @@ export async function refresh() {
     showError("");
   } catch (err) {
     body.replaceChildren();
-    $("history-total").textContent = "";
-    showError(err.message);
+    const hint = wantsKey(err);
+    $("history-total").textContent = hint ? "Enter your API key above to see your tasks." : "";
+    showError(hint ? "" : err.message);
   }
 }
 

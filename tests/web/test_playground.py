@@ -173,3 +173,59 @@ def test_history_filters_and_deletes(page: Any, live: LiveServer) -> None:
     page.wait_for_selector(row, state="detached")
     with live.client() as c:
         assert c.get(f"{TASKS}/{task_id}").status_code == 404
+
+
+def test_no_red_errors_before_a_key_is_typed(browser: Any, live: LiveServer) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    answered: list[int] = []
+    page.on("response", lambda r: answered.append(r.status) if "/api/v3/" in r.url else None)
+    page.goto(live.url + "/")
+    page.wait_for_selector("#api-key.wanted")
+    page.wait_for_function("document.getElementById('history-total').textContent !== ''")
+    assert 401 in answered  # the page did ask, and the server wants a key
+    assert page.is_hidden("#error") and page.is_hidden("#history-error")
+    assert "API key" in page.text_content("#history-total")
+    assert page.eval_on_selector("#api-key", "el => el.classList.contains('wanted')")
+    page.fill("#api-key", KEY)
+    page.dispatch_event("#api-key", "change")
+    page.wait_for_selector("#model option[value='segue-blend']", state="attached")
+    assert not page.eval_on_selector("#api-key", "el => el.classList.contains('wanted')")
+    context.close()
+
+
+def test_settings_show_what_the_prompt_commands_apply(page: Any) -> None:
+    page.fill("#prompt", "a pan --rs 480p --dur 3 --cf true --rt 1:1")
+    assert page.input_value("#resolution") == "480p" and page.input_value("#duration") == "3"
+    assert page.input_value("#ratio") == "1:1" and page.is_checked("#camera_fixed")
+    assert page.eval_on_selector("[data-setting='duration']",
+                                 "el => el.classList.contains('from-prompt')")
+    assert not page.eval_on_selector("[data-setting='duration']",
+                                     "el => el.classList.contains('changed')")
+    page.fill("#duration", "4")  # a change on the page wins, and is kept
+    page.fill("#prompt", "a pan --rs 720p --dur 2")
+    assert page.input_value("#duration") == "4" and page.input_value("#resolution") == "720p"
+    assert not page.is_checked("#camera_fixed") and page.input_value("#ratio") == "adaptive"
+
+
+def test_history_ids_stay_on_one_line_at_phone_width(page: Any, live: LiveServer) -> None:
+    body = {"model": "segue-blend", "content": [
+        {"type": "text", "text": "phone --rs 480p --dur 2"},
+        {"type": "image_url", "image_url": {"url": data_url(scene(640, 360))},
+         "role": "first_frame"}]}
+    with live.client() as c:
+        task_id = c.post(TASKS, json=body).json()["id"]
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.click("#refresh")
+    cell = f"#history-table tr[data-task-id='{task_id}'] td.mono"
+    page.wait_for_selector(cell)
+    lines = page.eval_on_selector(cell, """td => {
+        const range = document.createRange();
+        range.selectNodeContents(td);
+        return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+    }""")
+    assert lines == 1, "the task id wraps at phone width"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    buttons = page.eval_on_selector(f"#history-table tr[data-task-id='{task_id}']",
+                                    "tr => [...tr.querySelectorAll('button')].length")
+    assert buttons >= 1 and page.is_visible(f"{cell} ~ td button:has-text('Open')")
