@@ -59,6 +59,12 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
         assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 200
         assert httpx.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
         assert httpx.get(url).status_code == 401
+        # an h2c upgrade offer (Java's HttpClient sends one with every request) keeps its body
+        offer = {"Authorization": f"Bearer {key}", "Connection": "Upgrade, HTTP2-Settings",
+                 "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA"}
+        answer = httpx.post(url, headers=offer, json={
+            "model": "no-such-model", "content": [{"type": "text", "text": "a pan"}]})
+        assert answer.status_code == 404, answer.text  # the body was read: the model is unknown
         revoked = _segue("keys", "revoke", "key-" + key_id, env=env)
         assert revoked.returncode == 0, revoked.stderr
         assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 401
