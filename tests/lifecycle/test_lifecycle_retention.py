@@ -25,9 +25,10 @@ def test_links_files_and_records_lapse(launch, receiver) -> None:
         assert (objects / "frames" / f"{done}-last.png").exists()
 
         # after the link lifetime: the link is refused and the files are gone
-        wait_until(lambda: not (objects / "videos" / f"{done}.mp4").exists(), timeout=5,
-                   what="the video file to be swept")
-        assert not (objects / "frames" / f"{done}-last.png").exists()
+        # (the sweeper deletes one file after the other: wait for both)
+        wait_until(lambda: not (objects / "videos" / f"{done}.mp4").exists()
+                   and not (objects / "frames" / f"{done}-last.png").exists(), timeout=5,
+                   what="the video and last-frame files to be swept")
         assert httpx.get(video).status_code == 403
         task = c.get(f"{TASKS}/{done}").json()
         assert task["status"] == "succeeded" and "video_url" not in task["content"]
