@@ -296,8 +296,10 @@ class TaskStore(SqlStore):
         """Succeeded tasks whose links have expired but whose files are still kept."""
         now = now or time.time()
         with self._tx() as s:
+            # a link is valid until its expiry rounded up to the second (view.py): the files
+            # outlive it, so no valid link ever finds them gone
             rows = list(s.scalars(select(TaskRow).where(
-                TaskRow.links_expire_at <= now, TaskRow.video_key.is_not(None),
+                TaskRow.links_expire_at < now - 1, TaskRow.video_key.is_not(None),
             )).all())
             if rows:  # the rows returned keep their keys, so the caller can delete the files
                 s.execute(update(TaskRow).where(TaskRow.id.in_([r.id for r in rows]))

@@ -10,7 +10,7 @@ from tests.lifecycle.support import TASKS, create, deliveries, wait_until
 
 
 def test_links_files_and_records_lapse(launch, receiver) -> None:
-    server = launch(workers=0, link_ttl=2, cancelled_ttl=2, record_ttl=5)
+    server = launch(workers=0, link_ttl=2, cancelled_ttl=2, record_ttl=8)
     objects = server.settings.data_dir / "objects"
     done = create(server, callback_url=receiver.url, return_last_frame=True)
     assert Worker(server.services).run_once()
@@ -39,7 +39,7 @@ def test_links_files_and_records_lapse(launch, receiver) -> None:
         assert c.get(f"{TASKS}/{done}").status_code == 200
 
         # after the record lifetime: the finished record and its deliveries are gone
-        wait_until(lambda: c.get(f"{TASKS}/{done}").status_code == 404, timeout=6,
+        wait_until(lambda: c.get(f"{TASKS}/{done}").status_code == 404, timeout=9,
                    what="the finished record to be swept")
         error = c.get(f"{TASKS}/{done}").json()["error"]
     assert error["code"] == "ResourceNotFound"
