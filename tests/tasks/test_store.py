@@ -175,3 +175,25 @@ def test_links_never_expire_before_their_time(tmp_path) -> None:  # type: ignore
     assert expires >= row.links_expire_at
     signature = parse_qs(urlsplit(url).query)["signature"][0]
     assert objects.verify("v.mp4", expires, signature, now=row.links_expire_at)
+
+
+def test_the_ledger_migration_counts_the_last_days_tasks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A store upgraded while tasks are in the window keeps counting them."""
+    from alembic import command
+
+    from segue.tasks.db import alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with engine.begin() as conn:  # the rows as the older release wrote them
+        for row in (task(), task(at=time.time() - 2 * 86_400)):
+            conn.execute(TaskRow.__table__.insert().values(
+                {c.name: getattr(row, c.name) for c in TaskRow.__table__.columns}))
+    migrate(engine)
+    store = TaskStore(engine)
+    with pytest.raises(TooManyRequests):
+        store.create(task(), CreateLimits(rate=1, window=60, tier_models=("m",), max_queued=9))
+    engine.dispose()
