@@ -47,6 +47,8 @@ def _inet_aton(host: str) -> ipaddress.IPv4Address | None:
     """``host`` as inet_aton reads it (decimal, 0x hex, 0 octal, 1 to 4 parts); None for a name."""
     parts = host.split(".")
     if not 1 <= len(parts) <= 4 or not all(_NUMBER.match(part) for part in parts):
+        # a name never ends in a number (the URL standard reads such a host as IPv4), so
+        # 1.2.3.4.5 or example.123 can reach no one by name either
         if parts and _NUMBER.match(parts[-1]) and len(parts) > 1:
             raise MalformedHost(f"{host} is neither a name nor an IPv4 address")
         return None
