@@ -24,6 +24,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _DeclinedUpgrade(logging.Filter):
+    """Drops uvicorn's warning about an h2c upgrade offer it declined: Java's HttpClient makes
+    one with every request, and the request is served over HTTP/1.1 all the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Unsupported upgrade request."
+
+
 def configure(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
@@ -34,3 +42,5 @@ def configure(level: str = "info") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests
+    if not any(isinstance(f, _DeclinedUpgrade) for f in logging.getLogger("uvicorn.error").filters):
+        logging.getLogger("uvicorn.error").addFilter(_DeclinedUpgrade())

@@ -71,6 +71,8 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+    logged = proc.stderr.read().decode() if proc.stderr else ""
+    assert "upgrade" not in logged.lower()  # a declined h2c offer is no warning
 
 
 @pytest.mark.slow
