@@ -26,6 +26,7 @@ from segue.errors import InvalidParameter, ServiceUnavailable
 PIPELINE = "LTXConditionPipeline"
 MODES = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME, Mode.TEXT})
 VARIANTS = ("dev", "distilled")
+MAKES_AUDIO = False
 
 # Published by Lightricks for the 0.9.7/0.9.8 distilled checkpoints (diffusers docs):
 # guidance 1 and this 8-step schedule.
@@ -38,6 +39,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 # Recommended for the timestep-aware VAE of LTX 0.9.1 and later.
 DECODE = {"decode_timestep": 0.05, "decode_noise_scale": 0.025, "image_cond_noise_scale": 0.0}
 NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
+
+
+def modes(variant: str) -> frozenset[Mode]:
+    return MODES
 
 
 def render_frames(pipe: Any, job: RenderJob) -> int:
@@ -224,3 +229,9 @@ def fit(video: Any, width: int, height: int) -> Any:
     resized = F.interpolate(video.float(), size=(height, width), mode="bicubic",
                             align_corners=False, antialias=True)
     return resized.clamp_(0.0, 1.0).to(video.dtype)
+
+
+def frame_indices(rendered: int, wanted: int) -> list[int]:
+    """The rendered frames the clip keeps: the first ``wanted`` (the last keyframe was
+    placed on frame ``wanted - 1``)."""
+    return list(range(wanted))
