@@ -18,7 +18,8 @@ from segue.domain import Mode
 from segue.engines.base import RenderJob
 
 MODES = ("blend", "model")
-FADE_FRAMES = 4  # 1/6 s at 24 fps: short enough to keep the model's motion, long enough to hide the seam
+# 1/6 s at 24 fps: short enough to keep the model's motion, long enough to hide the seam.
+FADE_FRAMES = 4
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ def keyframe_weight(distance: int, frames: int) -> float:
     return max(0.0, 1.0 - distance / frames)
 
 
-def correct(frame: np.ndarray, index: int, job: RenderJob, settings: EndsSettings) -> np.ndarray:
+def correct_ends(
+    frame: np.ndarray, index: int, job: RenderJob, settings: EndsSettings
+) -> np.ndarray:
     """Frame ``index`` of ``job.frames`` with the job's keyframes blended in near the ends."""
     if settings.mode == "model":
         return frame

@@ -27,8 +27,8 @@ import numpy as np
 from segue.domain import Mode
 from segue.engines._timing import StageTimer
 from segue.engines.base import RenderJob
-from segue.engines.diffusion import ends, ltx, ltx2, wan
-from segue.engines.diffusion.weights import find_weights
+from segue.engines.diffusion import ltx, ltx2, wan
+from segue.engines.diffusion.ends import FADE_FRAMES, EndsSettings, correct_ends
 from segue.engines.diffusion.stack import (
     EngineFault,
     allocated_bytes,
@@ -42,6 +42,7 @@ from segue.engines.diffusion.stack import (
     resolve_dtype,
     uint8,
 )
+from segue.engines.diffusion.weights import find_weights
 from segue.errors import InvalidParameter, SegueError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class DiffusionEngine:
         upscale_tone_map: float = 0.0,
         upscale_base: float = ltx.BASE_SCALE,
         ends: str = "blend",
-        ends_frames: int = ends.FADE_FRAMES,
+        ends_frames: int = FADE_FRAMES,
         call_options: dict[str, Any] | None = None,
     ) -> None:
         if family not in FAMILIES:
@@ -113,7 +114,7 @@ class DiffusionEngine:
         self.vae_tiling, self.step_cache, self.cpu_offload = vae_tiling, step_cache, cpu_offload
         if upscaler and self.family is not ltx:
             raise ValueError("the latent upscaler option exists for the ltx family only")
-        self.ends = ends.EndsSettings.parse(ends, ends_frames)
+        self.ends = EndsSettings.parse(ends, ends_frames)
         self.call_options = dict(call_options or {})
         self.upscale = ltx.upscale_settings(
             self.variant, upscaler, upscale_steps, upscale_strength, upscale_adain,
@@ -230,7 +231,7 @@ class DiffusionEngine:
         for n, i in enumerate(indices):
             started = time.perf_counter()
             frame = video[i].mul(255).round_().clamp_(0, 255).to("cpu", uint8()).numpy()
-            frame = ends.correct(np.ascontiguousarray(frame.transpose(1, 2, 0)), n, job,
+            frame = correct_ends(np.ascontiguousarray(frame.transpose(1, 2, 0)), n, job,
                                  self.ends)
             self.timer.add("to_frames", time.perf_counter() - started)
             yield frame
