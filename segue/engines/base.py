@@ -20,12 +20,22 @@ from typing import Protocol
 import numpy as np
 
 from segue.domain import Mode
+from segue.errors import SegueError
 
 ProgressFn = Callable[[float], None]
 
 
 def _no_progress(fraction: float) -> None:
     return None
+
+
+class EngineFault(SegueError):
+    """The engine cannot render again in this process (a lost CUDA context, memory that
+    cannot be reclaimed): the task fails with this message and the worker process exits,
+    for its supervisor to start a fresh one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="InternalServiceError")
 
 
 @dataclass(frozen=True)

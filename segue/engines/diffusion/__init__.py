@@ -5,6 +5,5 @@ model loads, so importing this package is free on a CPU-only install.
 """
 
 from segue.engines.diffusion.engine import CAMERA_FIXED_INSTRUCTION, DiffusionEngine, prompt_for
-from segue.engines.diffusion.stack import EngineFault
 
-__all__ = ["CAMERA_FIXED_INSTRUCTION", "DiffusionEngine", "EngineFault", "prompt_for"]
+__all__ = ["CAMERA_FIXED_INSTRUCTION", "DiffusionEngine", "prompt_for"]

@@ -26,11 +26,10 @@ import numpy as np
 
 from segue.domain import Mode
 from segue.engines._timing import StageTimer
-from segue.engines.base import RenderJob
+from segue.engines.base import EngineFault, RenderJob
 from segue.engines.diffusion import ltx, ltx2, wan
 from segue.engines.diffusion.ends import FADE_FRAMES, EndsSettings, correct_ends
 from segue.engines.diffusion.stack import (
-    EngineFault,
     allocated_bytes,
     dtype_kwarg,
     first_line,

@@ -13,19 +13,12 @@ import gc
 from types import ModuleType
 from typing import Any
 
-from segue.errors import SegueError, ServiceUnavailable
+from segue.errors import ServiceUnavailable
 
 # Words in the messages of errors that poison the CUDA context (torch.AcceleratorError and
 # the RuntimeErrors of older torch builds).
 _FATAL_MARKERS = ("cuda error", "cublas_status", "cudnn_status", "device-side assert",
                   "illegal memory access", "uncorrectable ecc", "nccl error")
-
-
-class EngineFault(SegueError):
-    """The engine cannot render again in this process; the task fails and the worker exits."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="InternalServiceError")
 
 
 def import_gpu_stack() -> tuple[Any, Any]:
