@@ -16,9 +16,9 @@ pytest.importorskip("transformers")
 from tiny_pipelines import save_tiny, save_tiny_upsampler  # noqa: E402
 
 from segue.domain import Mode  # noqa: E402
-from segue.engines import _ltx  # noqa: E402
 from segue.engines.base import RenderJob, create_engine  # noqa: E402
 from segue.engines.diffusion import CAMERA_FIXED_INSTRUCTION, prompt_for  # noqa: E402
+from segue.engines.diffusion import ltx as _ltx  # noqa: E402
 from segue.errors import (  # noqa: E402
     InvalidParameter,
     SegueError,
