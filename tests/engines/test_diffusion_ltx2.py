@@ -18,6 +18,7 @@ from tiny_pipelines import save_tiny  # noqa: E402
 from segue.domain import Mode  # noqa: E402
 from segue.engines.base import EngineFault, create_engine  # noqa: E402
 from segue.engines.diffusion import engine as engine_module  # noqa: E402
+from segue.engines.diffusion.ends import EndsSettings  # noqa: E402
 from segue.engines.diffusion.ltx2 import DISTILLED_SIGMAS, frame_indices  # noqa: E402
 from segue.errors import InvalidParameter, SegueError  # noqa: E402
 from segue.media.video import VideoEncoder, psnr, read_frames  # noqa: E402
@@ -109,13 +110,15 @@ def test_ltx2_thins_an_over_rendered_clip_evenly_keeping_both_ends():
 def test_every_backend_starts_and_ends_on_the_keyframes_after_encoding(models, kind, tmp_path):
     first, last = scene(SIZE, SIZE), scene(SIZE, SIZE, shift=9, seed=1)  # photo-like
     path = tmp_path / f"{kind}.mp4"
+    engine = make(models, kind)
     with VideoEncoder(path, SIZE, SIZE, FRAMES) as encoder:
-        for frame in make(models, kind).render(job(first=first, last=last)):
+        for frame in engine.render(job(first=first, last=last)):
             encoder.write(frame)
     decoded = read_frames(path)
     assert len(decoded) == FRAMES
     assert psnr(decoded[0], first) >= 30 and psnr(decoded[-1], last) >= 30
-    raw = render(make(models, kind, ends="model"), job(first=first, last=last))
+    engine.ends = EndsSettings("model")
+    raw = render(engine, job(first=first, last=last))
     assert psnr(raw[-1], last) < 30  # what the random model alone gives
 
 
@@ -137,7 +140,7 @@ def test_wan22_ti2v_renders_from_a_first_frame_and_refuses_a_last_one(models):
     engine = make(models, "wan22-ti2v", family="wan", variant="ti2v")
     assert engine.modes == {Mode.FIRST_FRAME}
     assert render(engine, job(Mode.FIRST_FRAME)).shape == (FRAMES, SIZE, SIZE, 3)
-    with pytest.raises(InvalidParameter, match="first\\+last"):
+    with pytest.raises(InvalidParameter, match="first-and-last-frame"):
         list(engine.render(job()))
     misnamed = make(models, "wan22-ti2v", family="wan", variant="i2v")  # registry mistake
     with pytest.raises(InvalidParameter, match="cannot take a last frame"):

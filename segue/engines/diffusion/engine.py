@@ -141,7 +141,7 @@ class DiffusionEngine:
             _, diffusers = import_gpu_stack()
             dtype = {dtype_kwarg(diffusers): self.pipe.transformer.dtype}
             ltx.load_upsampler(up, self.pipe, up_source, self.local_only, dtype)
-        self._baseline = allocated_bytes()
+            self._baseline = allocated_bytes()
 
     def _load_pipeline(self) -> None:
         """Build the family's pipeline from its weights and adopt it (``use_pipeline``)."""
@@ -177,6 +177,7 @@ class DiffusionEngine:
         self._speed_up(pipe)
         self.timer.install(pipe)
         self.pipe = pipe
+        self._baseline = allocated_bytes()  # what the model holds between renders
 
     def _find_weights(
         self, name: str, what: str = "diffusion model",
