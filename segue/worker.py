@@ -231,7 +231,7 @@ class Background:
 
     def __init__(self, services: Services, workers: int = 0,
                  models: Sequence[str] | None = None,
-                 on_fault: Callable[[], None] = terminate_process) -> None:
+                 on_fault: Callable[[], None] | None = None) -> None:
         self.services = services
         self.stop_event = threading.Event()
         self.faulted = threading.Event()  # a worker's engine cannot render again
@@ -260,7 +260,7 @@ class Background:
         if worker.fault is not None and not self.stop_event.is_set():
             # The GPU context is gone for every thread of this process: restart it whole.
             self.faulted.set()
-            self.on_fault()
+            (self.on_fault or terminate_process)()
 
     def _every(self, interval: float, job: Callable[[Services], None]) -> None:
         while not self.stop_event.is_set():
