@@ -166,7 +166,9 @@ def _build_ltx2(tiny: bool, device: str, dtype: Any) -> Any:
                                      vision_config=tf.SiglipVisionConfig(**SIGLIP_SO400M))
             return diffusers.LTX2ConditionPipeline(
                 scheduler=diffusers.FlowMatchEulerDiscreteScheduler(),
-                vae=diffusers.AutoencoderKLLTX2Video(),
+                # The published VAE declares its ratios (the default derivation says 64/16).
+                vae=diffusers.AutoencoderKLLTX2Video(spatial_compression_ratio=32,
+                                                     temporal_compression_ratio=8),
                 audio_vae=diffusers.AutoencoderKLLTX2Audio(),
                 text_encoder=tf.Gemma3ForConditionalGeneration(config).eval(),
                 tokenizer=word_tokenizer(1024), connectors=LTX2TextConnectors(),
