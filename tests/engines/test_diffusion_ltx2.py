@@ -198,7 +198,7 @@ def test_vae_tiling_decodes_in_tiles_when_asked(models, monkeypatch):
     engine.load()
     tiled = spy(monkeypatch, engine.pipe.vae, "enable_tiling")
     assert render(engine, job()).shape == (FRAMES, SIZE, SIZE, 3)
-    assert tiled and engine.pipe.vae.use_tiling
+    assert tiled and engine.pipe.vae.use_tiling and engine.pipe.vae.use_framewise_decoding
     auto = make(models, "ltx")
     auto.load()
     auto._set_tiling(1920, 1088)

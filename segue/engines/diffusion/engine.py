@@ -334,6 +334,10 @@ class DiffusionEngine:
         if tile == "auto":
             tile = width * height > TILING_PIXELS
         vae.enable_tiling() if tile else vae.disable_tiling()
+        if hasattr(vae, "use_framewise_decoding"):
+            # The LTX VAEs also tile in time (windows of frames), which diffusers leaves off;
+            # Wan's VAE decodes frame by frame already.
+            vae.use_framewise_decoding = bool(tile)
 
 
 def prompt_for(job: RenderJob) -> str:
