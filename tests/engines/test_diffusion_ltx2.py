@@ -13,7 +13,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 from test_diffusion import FRAMES, SIZE, job, keyframes, render, spy  # noqa: E402
-from tiny_pipelines import save_tiny  # noqa: E402
+from tiny_pipelines import save_tiny, save_tiny_ltx2_upsampler  # noqa: E402
 
 from segue.domain import Mode  # noqa: E402
 from segue.engines.base import EngineFault, create_engine  # noqa: E402
@@ -98,6 +98,26 @@ def test_ltx2_makes_sound_only_when_asked(ltx2):
     assert track.samples.shape[0] == 2
     assert track.samples.shape[1] == pytest.approx(FRAMES / 24 * 8000, rel=0.1)
     assert np.abs(track.samples).max() > 0
+
+
+def test_ltx2_upscaler_renders_half_size_upsamples_and_refines_video_and_audio(
+        models, tmp_path, monkeypatch):
+    upsampler = str(save_tiny_ltx2_upsampler(tmp_path / "up"))
+    engine = make(models, "ltx2", upscaler=upsampler)
+    engine.load()
+    seen = calls_of(monkeypatch, engine.pipe)
+    task = job(generate_audio=True)
+    video = render(engine, task)
+    assert video.shape == (FRAMES, SIZE, SIZE, 3) and task.audio is not None
+    low, high = seen
+    assert (low["width"], low["height"], high["width"], high["height"]) == (32, 32, 64, 64)
+    assert high["latents"].shape[-2:] == (32, 32)  # 32 px / 2 (the tiny VAE), upsampled 2x
+    assert high["audio_latents"] is not None and high["noise_scale"] == 0.909375
+    assert high["sigmas"] == [0.909375, 0.725, 0.421875] and high["guidance_scale"] == 1.0
+    assert [c.index for c in high["conditions"]] == [0, -1]
+    assert {"denoise", "upsample", "refine"} <= set(engine.timer.seconds)
+    with pytest.raises(ValueError, match="do not apply to ltx2"):
+        make(models, "ltx2", upscaler=upsampler, upscale_steps=4)
 
 
 def test_ltx2_thins_an_over_rendered_clip_evenly_keeping_both_ends():

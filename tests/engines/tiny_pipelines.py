@@ -284,3 +284,16 @@ def save_tiny_upsampler(directory: Path, pipeline_layout: bool = False) -> Path:
     else:
         model.save_pretrained(directory, safe_serialization=True)
     return directory
+
+
+def save_tiny_ltx2_upsampler(directory: Path) -> Path:
+    """LTX-2's latent spatial upsampler (2x) for the tiny LTX-2 VAE's 4 latent channels."""
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
+
+    torch.manual_seed(0)
+    model = LTX2LatentUpsamplerModel(in_channels=4, mid_channels=32, num_blocks_per_stage=1,
+                                     dims=3, spatial_upsample=True, temporal_upsample=False,
+                                     use_rational_resampler=False)
+    model.save_pretrained(directory, safe_serialization=True)
+    return directory
+

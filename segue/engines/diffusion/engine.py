@@ -85,7 +85,7 @@ class DiffusionEngine:
         upscale_strength: float | None = None,
         upscale_adain: float = 1.0,
         upscale_tone_map: float = 0.0,
-        upscale_base: float = ltx.BASE_SCALE,
+        upscale_base: float | None = None,
         ends: str = "blend",
         ends_frames: int = FADE_FRAMES,
         call_options: dict[str, Any] | None = None,
@@ -111,11 +111,11 @@ class DiffusionEngine:
         self.local_only = local_only
         self.compile, self.attention_backend = compile, attention_backend
         self.vae_tiling, self.step_cache, self.cpu_offload = vae_tiling, step_cache, cpu_offload
-        if upscaler and self.family is not ltx:
-            raise ValueError("the latent upscaler option exists for the ltx family only")
+        if upscaler and not hasattr(self.family, "upscale_settings"):
+            raise ValueError("the latent upscaler option exists for the ltx and ltx2 families only")
         self.ends = EndsSettings.parse(ends, ends_frames)
         self.call_options = dict(call_options or {})
-        self.upscale = ltx.upscale_settings(
+        self.upscale = getattr(self.family, "upscale_settings", ltx.upscale_settings)(
             self.variant, upscaler, upscale_steps, upscale_strength, upscale_adain,
             upscale_tone_map, upscale_base,
         )
@@ -140,7 +140,7 @@ class DiffusionEngine:
         if up is not None and up.pipe is None:
             _, diffusers = import_gpu_stack()
             dtype = {dtype_kwarg(diffusers): self.pipe.transformer.dtype}
-            ltx.load_upsampler(up, self.pipe, up_source, self.local_only, dtype)
+            self.family.load_upsampler(up, self.pipe, up_source, self.local_only, dtype)
             self._baseline = allocated_bytes()
 
     def _load_pipeline(self) -> None:
@@ -302,14 +302,15 @@ class DiffusionEngine:
         upsampling, a short refine pass at the upscaled size, then an exact resize."""
         up = self.upscale
         assert up is not None
-        first = len(kwargs.get("timesteps") or ()) or kwargs["num_inference_steps"]
+        schedule = kwargs.get("timesteps") or kwargs.get("sigmas") or ()
+        first = len(schedule) or kwargs["num_inference_steps"]
         split = 0.9 * first / (first + up.refine_steps)
         width, height = ltx.low_res_size(job, up)
         low = {**kwargs, "width": width, "height": height}
         self._set_tiling(2 * width, 2 * height)  # the refine pass decodes at the upscaled size
-        latents = self._pass(job, low, (0.0, split), "denoise", "latent").frames
-        latents = self.timer.measure("upsample", ltx.upsample, up, latents)
-        refine = ltx.refine_kwargs(up, low, latents)
+        first_pass = self._pass(job, low, (0.0, split), "denoise", "latent")
+        latents = self.timer.measure("upsample", self.family.upsample, up, first_pass.frames)
+        refine = self.family.refine_kwargs(up, low, first_pass, latents)
         out = self._pass(job, refine, (split, 0.9), "refine", "pt")
         return out, self.timer.measure("resize", ltx.fit, out.frames[0], job.width, job.height)
 

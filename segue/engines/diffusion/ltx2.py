@@ -7,9 +7,14 @@ next ``8k+1`` and thinned evenly back to the asked count, so both keyframes stay
 clip's ends. The model renders 24 fps video and its audio together; the audio comes back
 with the frames (``render_audio``) and is muxed as AAC when the task asks for sound.
 
+The optional latent upscaler stage follows Lightricks' two-stage recipe: render video and
+audio latents at half the size, upsample the video latents 2x with
+``LTX2LatentUpsamplePipeline``, then refine both at full size from the published stage-2
+sigmas (three steps, starting at 0.909375) with the same keyframes.
+
 Variants: ``distilled`` (8 steps on the published sigma schedule, no guidance) and ``full``
 (40 steps with classifier-free, spatio-temporal and modality guidance). The optional latent
-upscaler stage reuses the LTX-Video recipe with ``LTX2LatentUpsamplePipeline``.
+upscaler stage is described above.
 
 Imported only by ``segue.engines.diffusion`` (torch and diffusers inside functions).
 """
@@ -40,6 +45,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 NEGATIVE_PROMPT = ltx.NEGATIVE_PROMPT
 DECODE = {"decode_timestep": 0.05, "decode_noise_scale": 0.025}
+
+
+# diffusers' STAGE_2_DISTILLED_SIGMA_VALUES: the refine pass at the upscaled size.
+STAGE_2_SIGMAS = (0.909375, 0.725, 0.421875)
+BASE_SCALE = 0.5  # the first pass at half the size; the 2x upsampler brings it back
 
 
 def modes(variant: str) -> frozenset[Mode]:
@@ -85,3 +95,60 @@ def render_audio(pipe: Any, out: Any, job: RenderJob) -> AudioTrack:
     samples = out.audio[0].float().cpu().numpy()
     rate = int(pipe.vocoder.config.output_sampling_rate)
     return AudioTrack(np.ascontiguousarray(samples, dtype=np.float32), rate)
+
+
+def upscale_settings(
+    variant: str,
+    upsampler: str | None,
+    steps: int | None = None,
+    strength: float | None = None,
+    adain: float = 0.0,
+    tone_map: float = 0.0,
+    base_scale: float | None = None,
+) -> ltx.Upscale | None:
+    """The stage's settings; the refine schedule is the published one (``steps`` and
+    ``strength`` of the LTX-Video recipe do not apply: the sigmas set the noise level)."""
+    if not upsampler:
+        return None
+    if steps is not None or strength is not None:
+        raise ValueError("upscale_steps and upscale_strength do not apply to ltx2: its refine "
+                         "pass runs the published stage-2 sigmas")
+    base = BASE_SCALE if base_scale is None else float(base_scale)
+    if not 0.0 < base <= 1.0:
+        raise ValueError(f"upscale_base must be in (0, 1], not {base}")
+    return ltx.Upscale(upsampler, steps=len(STAGE_2_SIGMAS), strength=1.0,
+                       timesteps=STAGE_2_SIGMAS, adain=float(adain), tone_map=float(tone_map),
+                       base_scale=base)
+
+
+def load_upsampler(
+    up: ltx.Upscale, pipe: Any, source: str, local_only: bool, dtype_kwargs: dict[str, Any]
+) -> None:
+    from diffusers import LTX2LatentUpsamplePipeline
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
+
+    ltx.load_upsampler(up, pipe, source, local_only, dtype_kwargs,
+                       (LTX2LatentUpsamplerModel, LTX2LatentUpsamplePipeline))
+
+
+def upsample(up: ltx.Upscale, latents: Any) -> Any:
+    """Upscale the first pass's (denormalised) video latents 2x."""
+    return up.pipe(latents=latents, latents_normalized=False, adain_factor=up.adain,
+                   tone_map_compression_ratio=up.tone_map, output_type="latent").frames
+
+
+def refine_kwargs(
+    up: ltx.Upscale, kwargs: dict[str, Any], first_pass: Any, latents: Any
+) -> dict[str, Any]:
+    """The second pass at twice the first pass's size: the upscaled video latents and the
+    first pass's audio latents, re-noised to the first stage-2 sigma and denoised on."""
+    refined = {k: v for k, v in kwargs.items()
+               if k not in ("sigmas", "timesteps", "num_inference_steps")}
+    sigmas = list(up.timesteps or STAGE_2_SIGMAS)
+    # The recipe refines with the distilled weights, without guidance, for either variant.
+    refined.update(_NO_GUIDANCE, guidance_scale=1.0)
+    refined.update(width=2 * kwargs["width"], height=2 * kwargs["height"], latents=latents,
+                   audio_latents=first_pass.audio, sigmas=sigmas, noise_scale=sigmas[0],
+                   num_inference_steps=len(sigmas))
+    return refined
+
