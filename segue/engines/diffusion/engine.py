@@ -112,7 +112,8 @@ class DiffusionEngine:
         self.compile, self.attention_backend = compile, attention_backend
         self.vae_tiling, self.step_cache, self.cpu_offload = vae_tiling, step_cache, cpu_offload
         if upscaler and not hasattr(self.family, "upscale_settings"):
-            raise ValueError("the latent upscaler option exists for the ltx and ltx2 families only")
+            raise ValueError(
+                "the latent upscaler option exists for the ltx and ltx2 families only")
         self.ends = EndsSettings.parse(ends, ends_frames)
         self.call_options = dict(call_options or {})
         self.upscale = getattr(self.family, "upscale_settings", ltx.upscale_settings)(
