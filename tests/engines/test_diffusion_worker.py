@@ -158,3 +158,42 @@ def test_a_gpu_fault_fails_the_task_and_restarts_the_worker_process(
     assert "illegal memory access" in body["error"]["message"]
     assert "worker restarts" in body["error"]["message"]
     assert later["status"] == "queued"  # this process claims no more work
+
+
+LAUNCH_WITH_A_LOST_GPU = """
+import runpy, sys
+import diffusers
+
+def lost(self, *args, **kwargs):
+    raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+diffusers.LTXConditionPipeline.__call__ = lost
+sys.argv = ["segue", "worker"]
+runpy.run_module("segue", run_name="__main__")
+"""
+
+
+def test_segue_worker_exits_70_after_a_gpu_fault(tmp_path: Path) -> None:
+    """The real process: the GPU fails (injected into the pipeline class before the CLI
+    starts), the task ends failed and ``segue worker`` exits 70 for its supervisor."""
+    import os
+    import subprocess
+    import sys
+
+    models = registry(tmp_path, [("segue-ltx", "ltx-480p", {"family": "ltx"},
+                                  ["first_last_frame"])])
+    settings = make_settings(tmp_path / "data", models_file=models)
+    server = start_server(settings, workers=0)  # the API only; the worker is the process
+    env = dict(os.environ, SEGUE_DATA_DIR=str(tmp_path / "data"), SEGUE_MODELS_FILE=str(models),
+               SEGUE_POLL_INTERVAL="0.1", SEGUE_LOG_LEVEL="warning")
+    try:
+        with server.client() as c:
+            task = c.post(TASKS, json=ark_task("segue-ltx", "a kite --dur 2", 30)).json()["id"]
+        worker = subprocess.run([sys.executable, "-c", LAUNCH_WITH_A_LOST_GPU], env=env,
+                                cwd=Path(__file__).parents[2], capture_output=True, text=True,
+                                timeout=240)
+        body = server.wait(task, timeout=30)
+    finally:
+        server.stop()
+    assert worker.returncode == 70, worker.stderr[-2000:]
+    assert body["status"] == "failed" and "illegal memory access" in body["error"]["message"]
