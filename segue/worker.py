@@ -29,7 +29,8 @@ from segue.tasks.schema import TaskRow
 
 log = logging.getLogger("segue.worker")
 # The exit status of ``segue worker`` after an engine fault (EX_SOFTWARE): a supervisor
-# restarts the process; see "Out of memory and GPU faults" in docs/gpu.md.
+# restarts the process; see "Progress, cancellation, out-of-memory and GPU faults" in
+# docs/gpu.md.
 EXIT_ENGINE_FAULT = 70
 
 
