@@ -116,6 +116,7 @@ def test_ltx2_upscaler_renders_half_size_upsamples_and_refines_video_and_audio(
     assert high["sigmas"] == [0.909375, 0.725, 0.421875] and high["guidance_scale"] == 1.0
     assert [c.index for c in high["conditions"]] == [0, -1]
     assert {"denoise", "upsample", "refine"} <= set(engine.timer.seconds)
+    assert engine.upscale.adain == 0.0 and engine.upscale.base_scale == 0.5
     with pytest.raises(ValueError, match="do not apply to ltx2"):
         make(models, "ltx2", upscaler=upsampler, upscale_steps=4)
 

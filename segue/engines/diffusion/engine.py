@@ -83,7 +83,7 @@ class DiffusionEngine:
         upscaler: str | None = None,
         upscale_steps: int | None = None,
         upscale_strength: float | None = None,
-        upscale_adain: float = 1.0,
+        upscale_adain: float | None = None,
         upscale_tone_map: float = 0.0,
         upscale_base: float | None = None,
         ends: str = "blend",

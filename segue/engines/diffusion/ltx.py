@@ -129,13 +129,14 @@ def upscale_settings(
     upsampler: str | None,
     steps: int | None = None,
     strength: float | None = None,
-    adain: float = 1.0,
+    adain: float | None = None,
     tone_map: float = 0.0,
     base_scale: float | None = None,
 ) -> Upscale | None:
     """The stage's settings from the engine options, or None when no upsampler is named."""
     if not upsampler:
         return None
+    adain = 1.0 if adain is None else adain
     base_scale = BASE_SCALE if base_scale is None else base_scale
     settings = dict(REFINE_DEFAULTS[variant])
     if steps is not None and int(steps) != settings["steps"]:

@@ -102,7 +102,7 @@ def upscale_settings(
     upsampler: str | None,
     steps: int | None = None,
     strength: float | None = None,
-    adain: float = 0.0,
+    adain: float | None = None,
     tone_map: float = 0.0,
     base_scale: float | None = None,
 ) -> ltx.Upscale | None:
@@ -117,7 +117,8 @@ def upscale_settings(
     if not 0.0 < base <= 1.0:
         raise ValueError(f"upscale_base must be in (0, 1], not {base}")
     return ltx.Upscale(upsampler, steps=len(STAGE_2_SIGMAS), strength=1.0,
-                       timesteps=STAGE_2_SIGMAS, adain=float(adain), tone_map=float(tone_map),
+                       timesteps=STAGE_2_SIGMAS, adain=float(adain or 0.0),
+                       tone_map=float(tone_map),
                        base_scale=base)
 
 
