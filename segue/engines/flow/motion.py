@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segue.engines._flow_warp import grid, sample
+from segue.engines.flow.warp import grid, sample
 
 _BLOB_ERROR = 24  # grey levels of warping error that mark a region the dense flow missed
 _MAX_BLOBS = 8
