@@ -103,14 +103,18 @@ def camera_at(h: np.ndarray, t: float, w: int, hgt: int) -> np.ndarray:
     return cv2.getPerspectiveTransform(c, (c + t * (c1 - c)).astype(np.float32))
 
 
-def unexplained(g0: np.ndarray, aligned1: np.ndarray) -> np.ndarray:
+def unexplained(g0: np.ndarray, aligned1: np.ndarray, inv: np.ndarray) -> np.ndarray:
     """Per pixel, how much the camera alone fails to explain it (0: fully, 1: not at all).
 
-    ``aligned1`` is frame 1 brought back to frame 0 by the camera. Differences below a few
-    grey levels are compression noise; the unexplained areas are dilated so that the edges
-    of a moving object keep its own motion.
+    ``aligned1`` is frame 1 brought back to frame 0 by the camera (``inv`` = H⁻¹). Differences
+    below a few grey levels are compression noise; where frame 1 did not see the pixel there
+    is nothing to compare, and the camera stands. The unexplained areas are dilated so that
+    the edges of a moving object keep its own motion.
     """
+    hgt, w = g0.shape
     err = cv2.GaussianBlur(cv2.absdiff(g0, aligned1), (0, 0), 1.5).astype(np.float32)
-    miss = np.clip((err - 4.0) / 8.0, 0.0, 1.0)
+    seen = cv2.warpPerspective(np.ones_like(g0), inv, (w, hgt), flags=cv2.INTER_NEAREST)
+    seen = cv2.erode(seen, np.ones((5, 5), np.uint8))
+    miss = np.clip((err - 4.0) / 8.0, 0.0, 1.0) * seen
     reach = max(3, round(max(g0.shape) / 80)) | 1
     return cv2.dilate(miss, np.ones((reach, reach), np.uint8))

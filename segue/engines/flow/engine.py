@@ -49,6 +49,7 @@ PRESETS: dict[str, Preset] = {
 _MIN_CONSISTENT = 0.45  # share of pixels whose forward/backward flows agree, else fallback
 USE_ECC = True
 GATE_RESIDUAL = True
+GATE_FROM, GATE_FULL = 0.85, 0.95  # share the camera explains: gating starts, is full
 
 
 # --------------------------------------------------------------------------- dense flow
@@ -87,9 +88,10 @@ def _total_flows(
                                    borderMode=cv2.BORDER_REPLICATE)
     r01 = _flows(dis, g0, aligned1)  # frame 0 -> aligned frame 1
     r10 = _flows(dis, aligned1, g0)
-    if GATE_RESIDUAL:  # residual flow only where the camera does not explain the pixel
-        keep = unexplained(g0, aligned1)[..., None]
-        r01, r10 = r01 * keep, r10 * keep
+    if GATE_RESIDUAL:
+        keep = _residual_weight(g0, aligned1, inv)
+        if keep is not None:
+            r01, r10 = r01 * keep, r10 * keep
     xy = grid(w, hgt)
     # F01(x) = H(x + r01(x)) - x
     f01 = cv2.perspectiveTransform(xy + r01, h) - xy
@@ -97,6 +99,24 @@ def _total_flows(
     z = cv2.perspectiveTransform(xy, inv)
     f10 = z + sample(r10, z) - xy
     return f01.astype(np.float32), f10.astype(np.float32)
+
+
+def _residual_weight(g0: np.ndarray, aligned1: np.ndarray, inv: np.ndarray
+                     ) -> np.ndarray | None:
+    """Where residual flow is kept over the camera's motion (H×W×1), or None: everywhere.
+
+    Why: when the camera explains nearly the whole pair, the residual flow is mostly noise
+    (wobble, torn textures), so it is kept only where the camera does not explain the pixel.
+    When much of the frame moves on its own (measured: the share of pixels the camera
+    explains), the camera is only a pre-alignment and the residual flow is kept everywhere;
+    in between the two blend.
+    """
+    miss = unexplained(g0, aligned1, inv)
+    explained = float(np.mean(miss < 0.5))
+    trust = min(1.0, max(0.0, (explained - GATE_FROM) / (GATE_FULL - GATE_FROM)))
+    if trust == 0.0:
+        return None
+    return (1.0 - trust * (1.0 - miss))[..., None]
 
 
 def _consistent_share(f01: np.ndarray, f10: np.ndarray, grid: np.ndarray) -> float:

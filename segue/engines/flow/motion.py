@@ -14,6 +14,10 @@ from segue.engines.flow.warp import grid, sample
 
 _BLOB_ERROR = 24  # grey levels of warping error that mark a region the dense flow missed
 _MAX_BLOBS = 8
+STRICT = False
+STRICT_PX = 6.0
+RATIO = 0.7
+MARGIN = 2.0
 
 
 def _missed_regions(err: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -71,7 +75,11 @@ def recover_large_moves(ga: np.ndarray, gb: np.ndarray, flow: np.ndarray) -> np.
         roi = (slice(max(0, y - pad), y + bh + pad), slice(max(0, x - pad), x + bw + pad))
         shifted = sample(gb, xy[roi] + move)
         cand = cv2.boxFilter(cv2.absdiff(ga[roi], shifted).astype(np.float32), -1, (9, 9))
-        better = cand < 0.7 * best[roi] - 2.0
+        if STRICT:
+            known = np.median(np.hypot(flow[roi][..., 0], flow[roi][..., 1]))
+            if float(np.hypot(*move)) < known + STRICT_PX:
+                continue  # the dense flow already moves this region about that far
+        better = cand < RATIO * best[roi] - MARGIN
         out[roi][better] = move
         best[roi] = np.where(better, cand, best[roi])
     return out
