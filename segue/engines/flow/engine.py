@@ -12,7 +12,12 @@ import numpy as np
 
 from segue.domain import Mode
 from segue.engines.base import RenderJob
-from segue.engines.flow.camera import camera_at, estimate_camera, refine_camera, unexplained
+from segue.engines.flow.camera import (
+    camera_at,
+    estimate_camera,
+    refine_camera,
+    unexplained,
+)
 from segue.engines.flow.motion import recover_large_moves
 from segue.engines.flow.parallel import in_parallel
 from segue.engines.flow.warp import (
@@ -47,9 +52,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 _MIN_CONSISTENT = 0.45  # share of pixels whose forward/backward flows agree, else fallback
-USE_ECC = True
-GATE_RESIDUAL = True
-GATE_FROM, GATE_FULL = 0.85, 0.95  # share the camera explains: gating starts, is full
+GATE_SHARE = 0.95  # share of pixels the camera must explain before residual flow is gated
 
 
 # --------------------------------------------------------------------------- dense flow
@@ -88,10 +91,9 @@ def _total_flows(
                                    borderMode=cv2.BORDER_REPLICATE)
     r01 = _flows(dis, g0, aligned1)  # frame 0 -> aligned frame 1
     r10 = _flows(dis, aligned1, g0)
-    if GATE_RESIDUAL:
-        keep = _residual_weight(g0, aligned1, inv)
-        if keep is not None:
-            r01, r10 = r01 * keep, r10 * keep
+    keep = _residual_weight(g0, aligned1, inv)
+    if keep is not None:
+        r01, r10 = r01 * keep, r10 * keep
     xy = grid(w, hgt)
     # F01(x) = H(x + r01(x)) - x
     f01 = cv2.perspectiveTransform(xy + r01, h) - xy
@@ -107,16 +109,15 @@ def _residual_weight(g0: np.ndarray, aligned1: np.ndarray, inv: np.ndarray
 
     Why: when the camera explains nearly the whole pair, the residual flow is mostly noise
     (wobble, torn textures), so it is kept only where the camera does not explain the pixel.
-    When much of the frame moves on its own (measured: the share of pixels the camera
-    explains), the camera is only a pre-alignment and the residual flow is kept everywhere;
-    in between the two blend.
+    When more of the frame moves on its own (measured: the share of pixels the camera
+    explains), the camera is only a pre-alignment and the residual flow is kept everywhere:
+    zeroing it there loses sub-pixel motion of smooth surfaces (-0.4 dB on Middlebury).
+    A partial gate (scaling the flow) is worse than either.
     """
     miss = unexplained(g0, aligned1, inv)
-    explained = float(np.mean(miss < 0.5))
-    trust = min(1.0, max(0.0, (explained - GATE_FROM) / (GATE_FULL - GATE_FROM)))
-    if trust == 0.0:
+    if float(np.mean(miss < 0.5)) < GATE_SHARE:
         return None
-    return (1.0 - trust * (1.0 - miss))[..., None]
+    return miss[..., None]
 
 
 def _consistent_share(f01: np.ndarray, f10: np.ndarray, grid: np.ndarray) -> float:
@@ -159,8 +160,8 @@ def analyse(
     scale = size[0] / w
     g0, g1 = _gray(first, size), _gray(last, size)
     h = None if camera_fixed else estimate_camera(g0, g1, seed)
-    if h is not None and USE_ECC:
-        h = refine_camera(g0, g1, h)
+    if h is not None:
+        h = refine_camera(g0, g1, h)  # ECC: +0.6 dB Middlebury, +0.5 dB long windows
     f01, f10 = _total_flows(g0, g1, h, preset)
     xy = grid(*size)
     ok0, ok1 = _consistent_share(f01, f10, xy), _consistent_share(f10, f01, xy)

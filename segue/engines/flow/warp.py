@@ -55,7 +55,7 @@ def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, xy: np.ndarray) -> 
     acc = np.zeros((3, n), np.float64)
     vx, vy = fwd[..., 0].ravel(), fwd[..., 1].ravel()
     rel = np.hypot(vx - np.median(vx), vy - np.median(vy))
-    front = np.exp(np.minimum(np.maximum(rel - 4.0, 0.0), 40.0) * FRONT)
+    front = np.exp(np.minimum(np.maximum(rel - 4.0, 0.0), 40.0) * 0.3)
     for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
         wx = frac[:, 0] if dx else 1.0 - frac[:, 0]
         wy = frac[:, 1] if dy else 1.0 - frac[:, 1]
@@ -115,9 +115,7 @@ class _Key:
     tiles: np.ndarray  # TILES×TILES booleans: where w1 differs from t
 
 
-REVERSE = "splat"
-FRONT = 0.3
-TILES = 8  # the frame is cut into TILES×TILES blocks; only those with occlusion are re-blended
+TILES = 16  # the frame is cut into TILES×TILES blocks; only those with occlusion are re-blended
 
 
 class Timeline:
@@ -141,12 +139,8 @@ class Timeline:
 
     def _make(self, k: int) -> _Key:
         t = k / (self.keys - 1)
-        if REVERSE == "linear":
-            to0 = cv2.addWeighted(self.f01, -(1.0 - t), self.f10, t, 0.0)
-            to1 = cv2.addWeighted(self.f01, 1.0 - t, self.f10, -t, 0.0)
-        else:
-            to0 = reverse_flow(self.f01, self.f10, t, self.xy)
-            to1 = reverse_flow(self.f10, self.f01, 1.0 - t, self.xy)
+        to0 = reverse_flow(self.f01, self.f10, t, self.xy)
+        to1 = reverse_flow(self.f10, self.f01, 1.0 - t, self.xy)
         w1, tiles = None, np.zeros((TILES, TILES), bool)
         if self.occlusion and 0.0 < t < 1.0:
             w1 = visibility_weight(to0, to1, self.f01, self.f10, t, self.xy)
