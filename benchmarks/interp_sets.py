@@ -88,7 +88,7 @@ def _move(rng: np.random.Generator, kind: str, w: int, hgt: int) -> np.ndarray:
     return pan @ zoom_roll
 
 
-_KINDS = ("pan", "zoom", "roll", "pan+zoom", "zoom+roll", "pan+roll", "pan+zoom+roll")
+KINDS = ("pan", "zoom", "roll", "pan+zoom", "zoom+roll", "pan+roll", "pan+zoom+roll")
 
 
 def camera_sources(dev2: Path, per_clip: int = 2) -> list[Path]:
@@ -124,7 +124,7 @@ def camera_sample(photo: np.ndarray, index: int) -> tuple[Sample, np.ndarray]:
     world = _world(photo)
     view0 = np.eye(3)
     view0[:2, 2] = -(world.shape[1] - w) / 2, -(world.shape[0] - hgt) / 2  # world -> frame 0
-    kind = _KINDS[index % len(_KINDS)]
+    kind = KINDS[index % len(KINDS)]
     h = _move(np.random.default_rng(1000 + index), kind, w, hgt)
 
     def shot(m: np.ndarray) -> np.ndarray:

@@ -10,8 +10,10 @@ camera over real photos with exact ground truth. Per subset, over all its in-bet
 
 Each method sees the same frames; ``plain_dis`` and (camera set) ``oracle`` are computed in
 the same run. The engine's end frames are checked to be exact. Frame grids (first, t = ¼, ½,
-¾, last; rows: truth, plain DIS, flow) are written for two camera moves and for the two
-8-step windows where the engine scores lowest. Every frame of every window is scored.
+¾, last; rows: truth, plain DIS, flow) for two camera moves and for the two 8-step windows
+where the engine scores lowest go to ``results/grids/`` (kept out of the repository: they show
+the development data), and one of a virtual camera over a synthetic texture to ``results/``.
+Every frame of every window is scored.
 
 Usage (from the repository root)::
 
@@ -36,8 +38,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine_speed import _texture  # noqa: E402
 from interp_sets import (  # noqa: E402
     CAMERA_TIMES,
+    KINDS,
     Sample,
     camera_sample,
     camera_sources,
@@ -148,21 +152,27 @@ def write_grid(path: Path, sample: Sample, preset: str) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
 
 
-def write_grids(result: dict[str, object], dev: Path, dev2: Path, preset: str,
-                folder: Path) -> list[str]:
+def write_grids(result: dict[str, object], dev2: Path, preset: str, folder: Path
+                ) -> list[str]:
+    """Grids of two camera moves and the two hardest 8-step windows into ``folder/grids``
+    (made from the development data, whose terms keep them out of the repository), and one
+    of a virtual camera over a synthetic texture into ``folder`` (shown in the README)."""
+    (folder / "grids").mkdir(exist_ok=True)
     written = []
     for i, photo in enumerate(camera_sources(dev2)[:2]):
         sample, _ = camera_sample(read_rgb(photo), i)
-        path = folder / f"grid_camera_{i}.jpg"
-        write_grid(path, sample, preset)
-        written.append(path.name)
+        written.append(f"grids/grid_camera_{i}.jpg")
+        write_grid(folder / written[-1], sample, preset)
     long_x8 = result["sets"].get("long_x8") if isinstance(result["sets"], dict) else None
     if long_x8:
         worst = sorted(long_x8["per_sample"].items(), key=lambda kv: kv[1]["flow"])[:2]
         for name, _ in worst:
-            path = folder / f"grid_{name}.jpg"
-            write_grid(path, load_dir(dev2 / "long" / name), preset)
-            written.append(path.name)
+            written.append(f"grids/grid_{name}.jpg")
+            write_grid(folder / written[-1], load_dir(dev2 / "long" / name), preset)
+    texture = _texture(np.random.default_rng(5), 450, 800)
+    sample, _ = camera_sample(texture, len(KINDS) - 1)  # pan, zoom and roll together
+    written.append("grid_synthetic_camera.jpg")
+    write_grid(folder / written[-1], sample, preset)
     return written
 
 
@@ -234,7 +244,7 @@ def main() -> None:
     text = report(result)
     print(text)
     if args.out:
-        result["grids"] = write_grids(result, dev, dev2, args.preset, args.out.parent)
+        result["grids"] = write_grids(result, dev2, args.preset, args.out.parent)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         args.out.with_suffix(".md").write_text(text + "\n")
 
