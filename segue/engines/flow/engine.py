@@ -52,7 +52,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 _MIN_CONSISTENT = 0.45  # share of pixels whose forward/backward flows agree, else fallback
-GATE_SHARE = 0.95  # share of pixels the camera must explain before residual flow is gated
+_GATE_SHARE = 0.95  # share of pixels the camera must explain to gate residual flow
 
 
 # --------------------------------------------------------------------------- dense flow
@@ -91,9 +91,14 @@ def _total_flows(
                                    borderMode=cv2.BORDER_REPLICATE)
     r01 = _flows(dis, g0, aligned1)  # frame 0 -> aligned frame 1
     r10 = _flows(dis, aligned1, g0)
-    keep = _residual_weight(g0, aligned1, inv)
-    if keep is not None:
-        r01, r10 = r01 * keep, r10 * keep
+    # Residual flow only where the camera does not explain the pixel, and only when the
+    # camera explains nearly the whole pair: then the residual is mostly noise (wobble, torn
+    # textures). Where more moves on its own, zeroing it would lose the sub-pixel motion of
+    # smooth surfaces (-0.4 dB on Middlebury); a partial gate (scaled flow) is worse than
+    # either, so it is on or off.
+    miss = unexplained(g0, aligned1, inv)
+    if float(np.mean(miss < 0.5)) >= _GATE_SHARE:
+        r01, r10 = r01 * miss[..., None], r10 * miss[..., None]
     xy = grid(w, hgt)
     # F01(x) = H(x + r01(x)) - x
     f01 = cv2.perspectiveTransform(xy + r01, h) - xy
@@ -101,23 +106,6 @@ def _total_flows(
     z = cv2.perspectiveTransform(xy, inv)
     f10 = z + sample(r10, z) - xy
     return f01.astype(np.float32), f10.astype(np.float32)
-
-
-def _residual_weight(g0: np.ndarray, aligned1: np.ndarray, inv: np.ndarray
-                     ) -> np.ndarray | None:
-    """Where residual flow is kept over the camera's motion (H×W×1), or None: everywhere.
-
-    Why: when the camera explains nearly the whole pair, the residual flow is mostly noise
-    (wobble, torn textures), so it is kept only where the camera does not explain the pixel.
-    When more of the frame moves on its own (measured: the share of pixels the camera
-    explains), the camera is only a pre-alignment and the residual flow is kept everywhere:
-    zeroing it there loses sub-pixel motion of smooth surfaces (-0.4 dB on Middlebury).
-    A partial gate (scaling the flow) is worse than either.
-    """
-    miss = unexplained(g0, aligned1, inv)
-    if float(np.mean(miss < 0.5)) < GATE_SHARE:
-        return None
-    return miss[..., None]
 
 
 def _consistent_share(f01: np.ndarray, f10: np.ndarray, grid: np.ndarray) -> float:
