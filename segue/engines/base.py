@@ -39,6 +39,8 @@ class RenderJob:
     last: np.ndarray | None = None
     references: list[np.ndarray] = field(default_factory=list)
     progress: ProgressFn = _no_progress
+    generate_audio: bool = False  # only ever True for an engine whose makes_audio is True
+    draft: bool = False  # render with the engine's fastest settings (a 480p draft)
 
 
 class Engine(Protocol):
@@ -46,10 +48,35 @@ class Engine(Protocol):
 
     name: str
     modes: frozenset[Mode]  # the modes this engine can render
+    makes_audio: bool  # can add a sound track when a job asks for generate_audio
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:
         """Yield exactly ``job.frames`` H×W×3 uint8 RGB frames of ``job`` size."""
         ...
+
+
+# What the CPU engines choose for duration -1: the Seedance 1.x default length.
+AUTO_SECONDS = 5
+
+
+def auto_seconds(engine: object) -> int:
+    """The length an engine picks when a request leaves it the choice (duration -1).
+
+    An engine may declare ``auto_seconds``; the others take ``AUTO_SECONDS``.
+    """
+    return int(getattr(engine, "auto_seconds", AUTO_SECONDS))
+
+
+def makes_audio(engine: object) -> bool:
+    return bool(getattr(engine, "makes_audio", False))
+
+
+def engine_inputs(engine: object) -> frozenset[str]:
+    """The reference media roles (``reference_video``, ``reference_audio``) an engine uses.
+
+    An engine declares them in an ``inputs`` attribute; none of the built-in engines does.
+    """
+    return frozenset(getattr(engine, "inputs", ()))
 
 
 EngineFactory = Callable[[dict[str, object]], Engine]

@@ -13,6 +13,7 @@ from segue.engines.base import RenderJob
 class BlendEngine:
     name = "blend"
     modes = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME})
+    makes_audio = False
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:
         assert job.first is not None

@@ -91,6 +91,7 @@ class VideoEncoder:
         fps: int = 24,
         crf: int = 18,
         preset: str = "veryfast",
+        container: str = "mp4",  # or "mov": the same H.264 stream in QuickTime
     ) -> None:
         if width % 2 or height % 2 or width <= 0 or height <= 0:
             raise ValueError(f"yuv420p needs even, positive sides; got {width}x{height}")
@@ -101,7 +102,7 @@ class VideoEncoder:
         self.written = 0
         self._closed = False
         self._container = av.open(
-            str(self.path), "w", format="mp4", options={"movflags": "+faststart"}
+            str(self.path), "w", format=container, options={"movflags": "+faststart"}
         )
         try:
             self._stream = self._add_stream(crf, preset)
