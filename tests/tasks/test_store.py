@@ -58,6 +58,18 @@ def test_claim_order_default_before_flex_of_the_same_model(store: TaskStore) -> 
     assert store.claim("w", 60) is None
 
 
+def test_higher_priority_is_claimed_first_then_oldest(store: TaskStore) -> None:
+    t0 = time.time()
+    old_low = store.create(task(at=t0 - 30))  # priority 0 (the default)
+    new_high = store.create(task(at=t0 - 10, priority=50))
+    old_high = store.create(task(at=t0 - 20, priority=50))
+    negative = store.create(task(at=t0 - 40, priority=-5))
+    flex_high = store.create(task(model="other", tier="flex", at=t0 - 50, priority=100))
+    # the tier rule comes first: a flex task waits behind default tasks, whatever its priority
+    order = [store.claim("w", 60).id for _ in range(5)]
+    assert order == [old_high.id, new_high.id, old_low.id, negative.id, flex_high.id]
+
+
 def test_flex_of_another_model_is_not_held_back(store: TaskStore) -> None:
     t0 = time.time()
     other_flex = store.create(task(model="other", tier="flex", at=t0 - 10))
