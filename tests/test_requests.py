@@ -115,3 +115,55 @@ def test_adaptive_ratio_picks_the_nearest(aspect: float, ratio: str) -> None:
 
 def test_doubao_ids_resolve() -> None:
     assert REG.get("doubao-seedance-1-0-pro-250528").id == "seedance-1-0-pro-250528"
+
+
+SPEC_IDS = ("seedance-1-0-lite-i2v-250428", "seedance-1-0-lite-t2v-250428",
+            "seedance-1-0-pro-250528", "seedance-1-0-pro-fast-251015", "seedance-1-5-pro-251215",
+            "dreamina-seedance-2-0-260128", "dreamina-seedance-2-0-fast-260128",
+            "dreamina-seedance-2-0-mini-260615", "dreamina-seedance-2-5-260628",
+            "dreamina-seedance-2-5-flash-261115")
+
+
+@pytest.mark.parametrize("model_id", SPEC_IDS)
+def test_every_public_id_and_its_doubao_spelling(model_id: str) -> None:
+    entry = REG.get(model_id)
+    assert REG.get("doubao-" + model_id) is entry and entry.engine == "flow"
+    assert entry.resolution in entry.resolutions
+    assert entry.min_duration <= max(entry.default_duration, entry.min_duration)
+
+
+def test_drafts_default_to_480p_and_only_where_offered() -> None:
+    req = build(model="seedance-1-5-pro-251215", draft=True)
+    assert req.draft and req.resolution == "480p"
+    with pytest.raises(InvalidParameter) as err:
+        build("x --rs 720p", model="seedance-1-5-pro-251215", draft=True)
+    assert err.value.code == "InvalidResolutionParameter" and err.value.param == "--rs"
+    with pytest.raises(InvalidParameter, match="does not offer drafts"):
+        build(model="dreamina-seedance-2-5-flash-261115", draft=True)
+
+
+def test_2_5_defaults_to_auto_duration_and_adaptive_ratio() -> None:
+    req = build(model="dreamina-seedance-2-5-260628")
+    assert req.auto_duration and req.duration == -1 and req.ratio == "adaptive"
+    refs = [ImageInput("u", "reference_image")] * 9
+    assert build(model="dreamina-seedance-2-5-260628", images=refs, ratio="4:3").ratio == "4:3"
+    with pytest.raises(InvalidParameter, match="1-9"):
+        build(model="dreamina-seedance-2-0-260128", images=refs * 2)
+
+
+def test_pixazo_keeps_its_floor_and_new_models_their_ranges() -> None:
+    assert build(model="dreamina-seedance-2-5-260628", surface="pixazo", duration=30).frames == 721
+    with pytest.raises(InvalidParameter, match="4 to 30"):
+        build(model="dreamina-seedance-2-5-260628", surface="pixazo", duration=3)
+
+
+def test_registry_file_is_checked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "models.json"
+    path.write_text('{"models": [{"id": "m", "engine": "flow", "modes": ["text"], '
+                    '"resolutions": ["480p", "8k"]}]}')
+    with pytest.raises(ValueError, match="8k"):
+        ModelRegistry.load(path)
+    path.write_text('{"models": [{"id": "m", "engine": "flow", "modes": ["text"], '
+                    '"resolutions": ["480p"], "resolution": "720p"}]}')
+    with pytest.raises(ValueError, match="default resolution"):
+        ModelRegistry.load(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,11 +38,17 @@ def _client(server: LiveServer, key: str = KEY) -> Ark:
     return Ark(base_url=server.url + "/api/v3", api_key=key, max_retries=0)
 
 
+@functools.cache
+def _urls() -> tuple[str, str]:
+    return data_url(FIRST), data_url(LAST)  # PNG-encoded once: it is slow on a busy machine
+
+
 def _content(text: str = PROMPT) -> list[dict]:
+    first, last = _urls()
     return [
         {"type": "text", "text": text},
-        {"type": "image_url", "image_url": {"url": data_url(FIRST)}, "role": "first_frame"},
-        {"type": "image_url", "image_url": {"url": data_url(LAST)}, "role": "last_frame"},
+        {"type": "image_url", "image_url": {"url": first}, "role": "first_frame"},
+        {"type": "image_url", "image_url": {"url": last}, "role": "last_frame"},
     ]
 
 
@@ -237,8 +244,8 @@ def test_expired_and_contradicted_drafts_are_refused(server: LiveServer) -> None
 
 
 def test_pixazo_routes_take_the_new_fields(idle_server: LiveServer) -> None:
-    body = {"model": V15, "text": PROMPT, "first_frame": data_url(FIRST),
-            "last_frame": data_url(LAST), "draft": True, "duration": 4,
+    body = {"model": V15, "text": PROMPT, "first_frame": _urls()[0],
+            "last_frame": _urls()[1], "draft": True, "duration": 4,
             "safety_identifier": "user-7", "priority": 2, "generate_audio": False}
     with idle_server.client(pixazo=True) as c:
         task_id = c.post("/byteplus/v1/generateFrame2VideoTask", json=body).json()["id"]
