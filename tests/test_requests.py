@@ -153,7 +153,7 @@ def test_2_5_defaults_to_auto_duration_and_adaptive_ratio() -> None:
 
 def test_pixazo_keeps_its_floor_and_new_models_their_ranges() -> None:
     assert build(model="dreamina-seedance-2-5-260628", surface="pixazo", duration=30).frames == 721
-    with pytest.raises(InvalidParameter, match="4 to 30"):
+    with pytest.raises(InvalidParameter, match="4 and 30"):
         build(model="dreamina-seedance-2-5-260628", surface="pixazo", duration=3)
 
 

@@ -166,14 +166,14 @@ def test_model_rules_are_refused_by_name(server: LiveServer) -> None:
     _refused(_create(client, V25, ratio="16:9"), 400, bad, "ratio", "adaptive")
     _refused(_create(client, "dreamina-seedance-2-0-fast-260128", resolution="1080p"), 400,
              bad, "480p, 720p")
-    _refused(_create(client, duration=20), 400, bad, "4 to 15")
-    _refused(_create(client, duration=-1), 400, bad, "4 to 15")
+    _refused(_create(client, duration=20), 400, bad, "4 and 15")
+    _refused(_create(client, duration=-1), 400, bad, "4 and 15")
     _refused(_create(client, V15, duration=3), 400, bad, "or -1")
     _refused(_create(client, output_format="mov"), 400, bad, "output_format", "mp4")
     _refused(_create(client, priority=101), 400, bad, "priority")
     _refused(_create(client, safety_identifier="x" * 129), 400, bad, "safety_identifier")
     _refused(_create(client, "seedance-1-0-lite-i2v-250428", content=_content()[:2],
-                     duration=-1), 400, bad, "2 to 12")
+                     duration=-1), 400, bad, "2 and 12")
 
 
 def test_reference_media_are_parsed_and_refused_with_what_is_lacking(
