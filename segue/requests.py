@@ -267,6 +267,6 @@ def _length(entry: ModelEntry, given: GivenSettings, surface: str) -> tuple[int 
         return -1, 0
     if not low <= duration <= high:
         auto = ", or -1 to let the model choose" if entry.auto_duration else ""
-        raise given.invalid("duration", f"model {entry.id} takes between {low} and {high}"
-                                        f"{auto}, got {duration}.")
+        raise given.invalid("duration", f"must be between {low} and {high}{auto}, got "
+                                        f"{duration}. That is the range of model {entry.id}.")
     return duration, frames_for(duration)
