@@ -63,8 +63,10 @@ def final_request(entry: ModelEntry, model: str, draft: TaskRow,
                                       "keeps the draft's inputs, seed and length.")
     if given.bool("draft"):
         raise given.invalid("draft", "a final made from a draft is not a draft itself.")
+    # the length was fixed when the draft was made: the final's engine does not choose again
     return replace(
         source, model=model, draft=False, draft_task_id=draft.id, ratio=draft.ratio,
+        auto_duration=False,
         duration=draft.duration, frames=draft.frames,
         resolution=given.choice("resolution", entry.resolution, entry.resolutions),
         **delivery_settings(entry, given),

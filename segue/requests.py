@@ -27,7 +27,7 @@ from segue.domain import (
     ServiceTier,
     frames_for,
 )
-from segue.engines.base import Engine, auto_seconds, engine_inputs, makes_audio
+from segue.engines.base import AUTO_SECONDS, Engine, auto_seconds, engine_inputs, makes_audio
 from segue.errors import InvalidParameter, MissingParameter
 from segue.models import ModelEntry
 
@@ -85,10 +85,14 @@ def fit_to_engine(entry: ModelEntry, engine: Engine, request: GenerationRequest
     if request.generate_audio and not makes_audio(engine):
         raise InvalidParameter("generate_audio", f"{served} makes no sound; leave "
                                "generate_audio false or unset.")
-    if request.auto_duration and request.duration == -1:
-        seconds = min(max(auto_seconds(engine), entry.min_duration), entry.max_duration)
+    if request.auto_duration:
+        seconds = _auto_length(entry, auto_seconds(engine))
         request = replace(request, duration=seconds, frames=frames_for(seconds))
     return request
+
+
+def _auto_length(entry: ModelEntry, seconds: int) -> int:
+    return min(max(seconds, entry.min_duration), entry.max_duration)
 
 
 class GivenSettings:
@@ -160,7 +164,7 @@ def build_request(
     if ratio != ADAPTIVE and image_mode and entry.adaptive_ratio_required:
         raise given.invalid("ratio", f"model {entry.id} takes only adaptive in {mode.label} "
                                      f"mode, got {ratio}.")
-    duration, frames = _length(entry, given, surface)
+    duration, frames, auto_duration = _length(entry, given, surface)
     given.int("framespersecond", FPS, FPS, FPS)
 
     seed = given.int("seed", -1, -1, SEED_MAX)
@@ -171,7 +175,7 @@ def build_request(
         model=model, prompt=prompt, mode=mode, images=tuple(images), media=tuple(media),
         omni_reference_task_type=_omni_type(entry, given, media),
         resolution=resolution, ratio=ratio, duration=duration, frames=frames,
-        auto_duration=duration == -1, draft=draft,
+        auto_duration=auto_duration, draft=draft,
         seed=secrets.randbelow(SEED_MAX + 1) if seed == -1 else seed,
         camera_fixed=camera_fixed, **delivery_settings(entry, given),
     )
@@ -254,19 +258,25 @@ def _resolution(entry: ModelEntry, given: GivenSettings, mode: Mode, draft: bool
     return resolution
 
 
-def _length(entry: ModelEntry, given: GivenSettings, surface: str) -> tuple[int | None, int]:
-    """(duration, frames); duration -1 (the engine chooses) is resolved by fit_to_engine."""
+def _length(entry: ModelEntry, given: GivenSettings,
+            surface: str) -> tuple[int | None, int, bool]:
+    """(duration, frames, whether the engine chooses the length).
+
+    For duration -1 the CPU engines' choice is assumed here; fit_to_engine puts in the
+    choice of the engine that will render.
+    """
     if given.has("frames"):
         frames = given.int("frames", 0, *FRAMES_RANGE)
         if (frames - 25) % 4:
             raise given.invalid("frames", f"must be 25 + 4n, got {frames}.")
-        return None, frames
+        return None, frames, False
     low, high = max(entry.min_duration, DURATION_FLOOR[surface]), entry.max_duration
     duration = parse_int(given.name("duration"), given.get("duration", entry.default_duration))
     if duration == -1 and entry.auto_duration:
-        return -1, 0
+        seconds = _auto_length(entry, AUTO_SECONDS)
+        return seconds, frames_for(seconds), True
     if not low <= duration <= high:
         auto = ", or -1 to let the model choose" if entry.auto_duration else ""
         raise given.invalid("duration", f"must be between {low} and {high}{auto}, got "
                                         f"{duration}. That is the range of model {entry.id}.")
-    return duration, frames_for(duration)
+    return duration, frames_for(duration), False

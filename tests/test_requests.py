@@ -144,7 +144,8 @@ def test_drafts_default_to_480p_and_only_where_offered() -> None:
 
 def test_2_5_defaults_to_auto_duration_and_adaptive_ratio() -> None:
     req = build(model="dreamina-seedance-2-5-260628")
-    assert req.auto_duration and req.duration == -1 and req.ratio == "adaptive"
+    assert req.auto_duration and (req.duration, req.frames) == (5, 121)
+    assert req.ratio == "adaptive"
     refs = [ImageInput("u", "reference_image")] * 9
     assert build(model="dreamina-seedance-2-5-260628", images=refs, ratio="4:3").ratio == "4:3"
     with pytest.raises(InvalidParameter, match="1-9"):

@@ -41,7 +41,7 @@ def test_auto_duration_is_clamped_to_the_model_range() -> None:
     entry = ModelRegistry.load().get("dreamina-seedance-2-5-260628")
     request = build_request(entry, model=entry.id, text="x", images=[], fields={},
                             surface="ark")
-    assert (request.duration, request.frames) == (-1, 0)
+    assert request.auto_duration and (request.duration, request.frames) == (5, 121)
     # the flow engine renders first+last only; the length is what is checked here
     fitted = fit_to_engine(entry, Long(), replace(request, mode=Mode.FIRST_LAST))
     assert (fitted.duration, fitted.frames) == (30, 721)
