@@ -31,7 +31,8 @@ from segue.engines.base import AUTO_SECONDS, Engine, auto_seconds, engine_inputs
 from segue.errors import InvalidParameter, MissingParameter
 from segue.models import ModelEntry
 
-DURATION_FLOOR = {"ark": 2, "pixazo": 3}  # the surfaces' own lower bounds (seed: 3-12)
+# the surfaces' own lower bounds (the seed's Pixazo range is 3-12); others take the model's
+DURATION_FLOOR = {"ark": 2, "pixazo": 3}
 FRAMES_RANGE = (29, 289)
 PRIORITY_RANGE = (-100, 100)
 SAFETY_IDENTIFIER_MAX = 128
@@ -270,7 +271,7 @@ def _length(entry: ModelEntry, given: GivenSettings,
         if (frames - 25) % 4:
             raise given.invalid("frames", f"must be 25 + 4n, got {frames}.")
         return None, frames, False
-    low, high = max(entry.min_duration, DURATION_FLOOR[surface]), entry.max_duration
+    low, high = max(entry.min_duration, DURATION_FLOOR.get(surface, 0)), entry.max_duration
     duration = parse_int(given.name("duration"), given.get("duration", entry.default_duration))
     if duration == -1 and entry.auto_duration:
         seconds = _auto_length(entry, AUTO_SECONDS)
