@@ -6,6 +6,11 @@ frames one at a time, first to last, so that the encoder never holds the whole
 video in memory. It reports progress through ``job.progress(fraction)``; that
 call raises ``segue.errors.TaskInterrupted`` when the task was cancelled or
 expired, and the engine lets it propagate (it must not catch it).
+
+A job with ``draft`` set asks for the engine's fastest settings (a 480p look before the
+final). ``generate_audio`` is only ever set for an engine whose ``makes_audio`` is True;
+requests for sound, or for reference media an engine does not list in ``inputs``, are
+refused before a task is stored.
 """
 
 from __future__ import annotations
