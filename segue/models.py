@@ -35,7 +35,9 @@ class ModelEntry:
     max_duration: int = 12
     auto_duration: bool = False  # duration -1 (the engine chooses) is allowed
     default_duration: int = 5  # -1 where the model chooses by default
-    audio: bool = False  # the model can make a sound track (generate_audio)
+    # generate_audio is offered (the engine must also make sound); a registry entry that
+    # does not say leaves it to the engine
+    audio: bool = True
     draft: bool = False  # draft: true and draft_task content are offered
     output_formats: tuple[str, ...] = ("mp4",)
     adaptive_ratio_required: bool = False  # first-frame modes need ratio "adaptive"

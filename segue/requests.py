@@ -83,9 +83,7 @@ def fit_to_engine(entry: ModelEntry, engine: Engine, request: GenerationRequest
         if any(m.role == role for m in request.media) and role not in engine_inputs(engine):
             raise InvalidParameter("content", f"{served} cannot use {what}.")
     check_mode(entry, engine.modes, request.mode)
-    if request.generate_audio and not makes_audio(engine):
-        raise InvalidParameter("generate_audio", f"{served} makes no sound; leave "
-                               "generate_audio false or unset.")
+    check_audio(entry, makes_audio(engine), request)
     if request.auto_duration:
         seconds = _auto_length(entry, auto_seconds(engine))
         request = replace(request, duration=seconds, frames=frames_for(seconds))
@@ -94,6 +92,16 @@ def fit_to_engine(entry: ModelEntry, engine: Engine, request: GenerationRequest
 
 def _auto_length(entry: ModelEntry, seconds: int) -> int:
     return min(max(seconds, entry.min_duration), entry.max_duration)
+
+
+def check_audio(entry: ModelEntry, makes_audio: bool, request: GenerationRequest) -> None:
+    """Sound is asked of an engine that makes it, or refused before the task is stored."""
+    if request.generate_audio and not makes_audio:
+        raise InvalidParameter(
+            "generate_audio",
+            f"model {entry.id} is served here by the {entry.engine} engine, which makes no "
+            "sound; set generate_audio to false or choose a model with audio.",
+        )
 
 
 class GivenSettings:

@@ -168,3 +168,26 @@ def test_registry_file_is_checked(tmp_path) -> None:  # type: ignore[no-untyped-
                     '"resolutions": ["480p"], "resolution": "720p"}]}')
     with pytest.raises(ValueError, match="default resolution"):
         ModelRegistry.load(path)
+
+
+V15 = "seedance-1-5-pro-251215"
+
+
+def test_generate_audio_is_parsed_kept_and_refused_for_engines_without_sound() -> None:
+    from segue.domain import GenerationRequest
+    from segue.requests import check_audio
+
+    entry = REG.get(V15)  # a model with audio; the engine decides
+    assert build(model=V15).generate_audio is False
+    loud = build(model=V15, generate_audio=True)
+    assert loud.generate_audio is True
+    assert GenerationRequest.from_json(loud.to_json()) == loud
+    old = {k: v for k, v in loud.to_json().items() if k != "generate_audio"}
+    assert GenerationRequest.from_json(old).generate_audio is False  # tasks stored before
+    check_audio(entry, True, loud)
+    check_audio(entry, False, build(model=V15))
+    with pytest.raises(InvalidParameter, match="makes no sound") as info:
+        check_audio(entry, False, loud)
+    assert info.value.param == "generate_audio"
+    with pytest.raises(InvalidParameter, match="generate_audio"):
+        build(model=V15, generate_audio="loud")
