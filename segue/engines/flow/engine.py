@@ -272,7 +272,6 @@ class FlowEngine:
     """The CPU default engine (registry name ``flow``)."""
 
     name = "flow"
-    makes_audio = False
     modes = frozenset({Mode.FIRST_LAST})
     makes_audio = False
 
