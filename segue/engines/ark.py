@@ -49,7 +49,6 @@ def _size_names(width: int, height: int) -> tuple[str, str]:
 
 class ArkEngine:
     name = "ark"
-    makes_audio = False
     modes = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME, Mode.TEXT, Mode.REFERENCE})
     makes_audio = False
 

@@ -12,7 +12,6 @@ from segue.engines.base import RenderJob
 
 class BlendEngine:
     name = "blend"
-    makes_audio = False
     modes = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME})
     makes_audio = False
 
