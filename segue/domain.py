@@ -104,6 +104,14 @@ class ImageInput:
 
 
 @dataclass(frozen=True)
+class MediaInput:
+    """A reference video or audio clip (Seedance 2.x content items)."""
+
+    url: str
+    role: str  # reference_video | reference_audio
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One validated request with every default resolved, whatever surface it came from."""
 
@@ -123,7 +131,15 @@ class GenerationRequest:
     execution_expires_after: int = DEFAULT_EXPIRES_AFTER
     callback_url: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    media: tuple[MediaInput, ...] = ()  # reference videos and audio
+    omni_reference_task_type: str | None = None
     generate_audio: bool = False
+    draft: bool = False  # a cheap 480p draft rendered with the engine's fastest settings
+    draft_task_id: str | None = None  # the draft this final is rendered from
+    auto_duration: bool = False  # duration -1: the engine chose ``duration``
+    priority: int = 0  # higher is claimed first (see TaskStore.claim)
+    safety_identifier: str | None = None
+    output_format: str = "mp4"
 
     @property
     def fps(self) -> int:
@@ -145,7 +161,12 @@ class GenerationRequest:
             "service_tier": self.service_tier.value,
             "execution_expires_after": self.execution_expires_after,
             "callback_url": self.callback_url, "extra": self.extra,
-            "generate_audio": self.generate_audio,
+            "media": [{"url": m.url, "role": m.role} for m in self.media],
+            "omni_reference_task_type": self.omni_reference_task_type,
+            "generate_audio": self.generate_audio, "draft": self.draft,
+            "draft_task_id": self.draft_task_id, "auto_duration": self.auto_duration,
+            "priority": self.priority, "safety_identifier": self.safety_identifier,
+            "output_format": self.output_format,
         }
 
     @classmethod
@@ -153,5 +174,6 @@ class GenerationRequest:
         data = dict(data)
         data["mode"] = Mode(data["mode"])
         data["images"] = tuple(ImageInput(**i) for i in data["images"])
+        data["media"] = tuple(MediaInput(**m) for m in data.get("media", ()))
         data["service_tier"] = ServiceTier(data["service_tier"])
         return cls(**data)

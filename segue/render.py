@@ -59,7 +59,7 @@ def make_job(request: GenerationRequest, images: Images) -> tuple[RenderJob, str
         seed=request.seed, fps=request.fps, camera_fixed=request.camera_fixed,
         first=fit_to(first, width, height) if first is not None else None,
         last=fit_to(last, width, height) if last is not None else None,
-        references=references, generate_audio=request.generate_audio,
+        references=references, generate_audio=request.generate_audio, draft=request.draft,
     )
     return job, ratio
 
@@ -79,10 +79,11 @@ def render_video(
             progress(min(fraction, 0.99), eta)
 
     job.progress = report
-    video_path, last_path = workdir / "video.mp4", None
+    video_path, last_path = workdir / f"video.{request.output_format}", None
     sound = job.generate_audio and getattr(engine, "makes_audio", False)
     with VideoEncoder(video_path, job.width, job.height, job.frames, fps=job.fps,
-                      crf=crf, preset=preset, audio=sound) as encoder:
+                      crf=crf, preset=preset, audio=sound,
+                      container=request.output_format) as encoder:
         for index, frame in enumerate(engine.render(job)):
             if index == job.frames - 1 and request.return_last_frame:
                 last_path = workdir / "last_frame.png"

@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine as SqlEngine
 
 from segue.callbacks import Callbacks, check_callback_url
-from segue.domain import GenerationRequest, Mode, TaskStatus, new_task_id
+from segue.domain import GenerationRequest, ImageInput, MediaInput, Mode, TaskStatus, new_task_id
+from segue.drafts import final_request
 from segue.engines.base import Engine, create_engine
 from segue.keys import KeyStore, Principal
 from segue.media.images import check_image_reference
 from segue.metrics import Metrics
 from segue.models import ModelEntry, ModelRegistry
+from segue.requests import build_request, fit_to_engine
 from segue.settings import Settings
 from segue.storage.base import ObjectStore, open_store
 from segue.tasks.db import make_engine, migrate
@@ -84,8 +86,24 @@ class Services:
     def engine_modes(self, entry: ModelEntry) -> frozenset[Mode]:
         return self.engine_for(entry).modes
 
-    def engine_makes_audio(self, entry: ModelEntry) -> bool:
-        return bool(getattr(self.engine_for(entry), "makes_audio", False))
+    def prepare(
+        self, principal: Principal, *, model: str, text: str | None,
+        images: Sequence[ImageInput], fields: Mapping[str, object], surface: str,
+        media: Sequence[MediaInput] = (), draft_id: str | None = None,
+    ) -> GenerationRequest:
+        """Validate a create from any surface against its model and the engine serving it.
+
+        ``draft_id`` (a draft_task content item) makes the final of that draft; another
+        key's draft is not found, as any other key's task.
+        """
+        entry = self.models.get(model)
+        if draft_id is not None:
+            draft = self.tasks.get(draft_id, principal.key_id)
+            request = final_request(entry, model, draft, fields, time.time())
+        else:
+            request = build_request(entry, model=model, text=text, images=images,
+                                    fields=fields, surface=surface, media=media)
+        return fit_to_engine(entry, self.engine_for(entry), request)
 
     def create_task(
         self, principal: Principal, request: GenerationRequest, *,
@@ -103,6 +121,7 @@ class Services:
             request=request.to_json(), seed=request.seed, resolution=request.resolution,
             ratio=request.ratio, duration=request.duration, frames=request.frames,
             progress=0.0, callback_url=request.callback_url, created_at=now, updated_at=now,
+            priority=request.priority,
             expires_at=now + request.execution_expires_after, attempts=0,
             idempotency_key=idempotency_key, request_hash=request_hash,
         )

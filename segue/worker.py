@@ -28,6 +28,7 @@ from segue.services import Services
 from segue.tasks.schema import TaskRow
 
 log = logging.getLogger("segue.worker")
+VIDEO_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime"}
 # The exit status of ``segue worker`` after an engine fault (EX_SOFTWARE): a supervisor
 # restarts the process; see "Progress, cancellation, out-of-memory and GPU faults" in
 # docs/gpu.md.
@@ -190,8 +191,9 @@ class Worker:
 
     def _store(self, task_id: str, output) -> dict[str, object]:  # type: ignore[no-untyped-def]
         objects = self.services.objects
-        video_key = f"videos/{task_id}.mp4"
-        objects.put(video_key, output.video, "video/mp4")
+        suffix = output.video.suffix  # .mp4, or .mov when the request asked for it
+        video_key = f"videos/{task_id}{suffix}"
+        objects.put(video_key, output.video, VIDEO_TYPES[suffix])
         last_key = None
         if output.last_frame is not None:
             last_key = f"frames/{task_id}-last.png"

@@ -117,21 +117,77 @@ def test_doubao_ids_resolve() -> None:
     assert REG.get("doubao-seedance-1-0-pro-250528").id == "seedance-1-0-pro-250528"
 
 
+SPEC_IDS = ("seedance-1-0-lite-i2v-250428", "seedance-1-0-lite-t2v-250428",
+            "seedance-1-0-pro-250528", "seedance-1-0-pro-fast-251015", "seedance-1-5-pro-251215",
+            "dreamina-seedance-2-0-260128", "dreamina-seedance-2-0-fast-260128",
+            "dreamina-seedance-2-0-mini-260615", "dreamina-seedance-2-5-260628",
+            "dreamina-seedance-2-5-flash-261115")
+
+
+@pytest.mark.parametrize("model_id", SPEC_IDS)
+def test_every_public_id_and_its_doubao_spelling(model_id: str) -> None:
+    entry = REG.get(model_id)
+    assert REG.get("doubao-" + model_id) is entry and entry.engine == "flow"
+    assert entry.resolution in entry.resolutions
+    assert entry.min_duration <= max(entry.default_duration, entry.min_duration)
+
+
+def test_drafts_default_to_480p_and_only_where_offered() -> None:
+    req = build(model="seedance-1-5-pro-251215", draft=True)
+    assert req.draft and req.resolution == "480p"
+    with pytest.raises(InvalidParameter) as err:
+        build("x --rs 720p", model="seedance-1-5-pro-251215", draft=True)
+    assert err.value.code == "InvalidResolutionParameter" and err.value.param == "--rs"
+    with pytest.raises(InvalidParameter, match="does not offer drafts"):
+        build(model="dreamina-seedance-2-5-flash-261115", draft=True)
+
+
+def test_2_5_defaults_to_auto_duration_and_adaptive_ratio() -> None:
+    req = build(model="dreamina-seedance-2-5-260628")
+    assert req.auto_duration and (req.duration, req.frames) == (5, 121)
+    assert req.ratio == "adaptive"
+    refs = [ImageInput("u", "reference_image")] * 9
+    assert build(model="dreamina-seedance-2-5-260628", images=refs, ratio="4:3").ratio == "4:3"
+    with pytest.raises(InvalidParameter, match="1-9"):
+        build(model="dreamina-seedance-2-0-260128", images=refs * 2)
+
+
+def test_pixazo_keeps_its_floor_and_new_models_their_ranges() -> None:
+    assert build(model="dreamina-seedance-2-5-260628", surface="pixazo", duration=30).frames == 721
+    with pytest.raises(InvalidParameter, match="4 and 30"):
+        build(model="dreamina-seedance-2-5-260628", surface="pixazo", duration=3)
+
+
+def test_registry_file_is_checked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "models.json"
+    path.write_text('{"models": [{"id": "m", "engine": "flow", "modes": ["text"], '
+                    '"resolutions": ["480p", "8k"]}]}')
+    with pytest.raises(ValueError, match="8k"):
+        ModelRegistry.load(path)
+    path.write_text('{"models": [{"id": "m", "engine": "flow", "modes": ["text"], '
+                    '"resolutions": ["480p"], "resolution": "720p"}]}')
+    with pytest.raises(ValueError, match="default resolution"):
+        ModelRegistry.load(path)
+
+
+V15 = "seedance-1-5-pro-251215"
+
+
 def test_generate_audio_is_parsed_kept_and_refused_for_engines_without_sound() -> None:
     from segue.domain import GenerationRequest
     from segue.requests import check_audio
 
-    entry = REG.get("seedance-1-0-lite-i2v-250428")
-    assert build().generate_audio is False
-    loud = build(generate_audio=True)
+    entry = REG.get(V15)  # a model with audio; the engine decides
+    assert build(model=V15).generate_audio is False
+    loud = build(model=V15, generate_audio=True)
     assert loud.generate_audio is True
     assert GenerationRequest.from_json(loud.to_json()) == loud
     old = {k: v for k, v in loud.to_json().items() if k != "generate_audio"}
     assert GenerationRequest.from_json(old).generate_audio is False  # tasks stored before
     check_audio(entry, True, loud)
-    check_audio(entry, False, build())
+    check_audio(entry, False, build(model=V15))
     with pytest.raises(InvalidParameter, match="makes no sound") as info:
         check_audio(entry, False, loud)
     assert info.value.param == "generate_audio"
     with pytest.raises(InvalidParameter, match="generate_audio"):
-        build(generate_audio="loud")
+        build(model=V15, generate_audio="loud")

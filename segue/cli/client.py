@@ -101,8 +101,10 @@ class _Counted:
     """Wraps an engine to count frames handed to the encoder (which writes each one at once)."""
 
     def __init__(self, engine: Any, on_frame: Any) -> None:
+        from segue.engines.base import makes_audio
+
         self.name, self.modes = engine.name, engine.modes
-        self.makes_audio: bool = getattr(engine, "makes_audio", False)
+        self.makes_audio = makes_audio(engine)
         self._engine, self._on_frame = engine, on_frame
 
     def render(self, job: Any) -> Iterator[Any]:
@@ -177,7 +179,7 @@ def generate(
     from segue.engines.base import create_engine
     from segue.errors import SegueError
     from segue.models import ModelRegistry
-    from segue.requests import build_request, check_mode
+    from segue.requests import build_request, fit_to_engine
     from segue.settings import Settings
 
     output = output or Path("out.mp4")
@@ -190,7 +192,7 @@ def generate(
             fields=_fields(resolution, ratio, duration, seed, camera_fixed, watermark,
                            return_last_frame))
         engine = create_engine(entry.engine, entry.options)
-        check_mode(entry, engine.modes, request.mode)
+        request = fit_to_engine(entry, engine, request)
         images = [("first_frame", _load(first, "first_frame", settings)),
                   ("last_frame", _load(last, "last_frame", settings))]
         with tempfile.TemporaryDirectory() as tmp:

@@ -49,8 +49,8 @@ def _size_names(width: int, height: int) -> tuple[str, str]:
 
 class ArkEngine:
     name = "ark"
-    makes_audio = False
     modes = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME, Mode.TEXT, Mode.REFERENCE})
+    makes_audio = False
 
     def __init__(self, model: str, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None,
                  api_key_env: str = "ARK_API_KEY", poll_interval: float = 5.0,

@@ -9,6 +9,11 @@ expired, and the engine lets it propagate (it must not catch it).
 
 An engine that makes sound (``makes_audio``) and is asked for it (``job.generate_audio``)
 leaves the track in ``job.audio`` before it yields the first frame; the encoder muxes it.
+
+A job with ``draft`` set asks for the engine's fastest settings (a 480p look before the
+final). ``generate_audio`` is only ever set for an engine whose ``makes_audio`` is True;
+requests for sound, or for reference media an engine does not list in ``inputs``, are
+refused before a task is stored.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ class RenderJob:
     last: np.ndarray | None = None
     references: list[np.ndarray] = field(default_factory=list)
     progress: ProgressFn = _no_progress
-    generate_audio: bool = False
+    generate_audio: bool = False  # only ever True for an engine whose makes_audio is True
+    draft: bool = False  # render with the engine's fastest settings (a 480p draft)
     audio: AudioTrack | None = None  # set by an engine that makes sound, when asked
 
 
@@ -74,6 +80,30 @@ class Engine(Protocol):
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:
         """Yield exactly ``job.frames`` H×W×3 uint8 RGB frames of ``job`` size."""
         ...
+
+
+# What the CPU engines choose for duration -1: the Seedance 1.x default length.
+AUTO_SECONDS = 5
+
+
+def auto_seconds(engine: object) -> int:
+    """The length an engine picks when a request leaves it the choice (duration -1).
+
+    An engine may declare ``auto_seconds``; the others take ``AUTO_SECONDS``.
+    """
+    return int(getattr(engine, "auto_seconds", AUTO_SECONDS))
+
+
+def makes_audio(engine: object) -> bool:
+    return bool(getattr(engine, "makes_audio", False))
+
+
+def engine_inputs(engine: object) -> frozenset[str]:
+    """The reference media roles (``reference_video``, ``reference_audio``) an engine uses.
+
+    An engine declares them in an ``inputs`` attribute; none of the built-in engines does.
+    """
+    return frozenset(getattr(engine, "inputs", ()))
 
 
 EngineFactory = Callable[[dict[str, object]], Engine]

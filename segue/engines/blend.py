@@ -12,8 +12,8 @@ from segue.engines.base import RenderJob
 
 class BlendEngine:
     name = "blend"
-    makes_audio = False
     modes = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME})
+    makes_audio = False
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:
         assert job.first is not None

@@ -96,6 +96,7 @@ class VideoEncoder:
         fps: int = 24,
         crf: int = 18,
         preset: str = "veryfast",
+        container: str = "mp4",  # or "mov": the same H.264 stream in QuickTime
         audio: bool = False,
     ) -> None:
         if width % 2 or height % 2 or width <= 0 or height <= 0:
@@ -108,7 +109,7 @@ class VideoEncoder:
         self._closed = False
         self._audio: tuple[np.ndarray, int] | None = None
         self._container = av.open(
-            str(self.path), "w", format="mp4", options={"movflags": "+faststart"}
+            str(self.path), "w", format=container, options={"movflags": "+faststart"}
         )
         try:
             self._stream = self._add_stream(crf, preset)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 # Suffix -> content type for what Segue stores; the route needs no side files.
 CONTENT_TYPES = {
     ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
     ".png": "image/png",
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",

@@ -47,6 +47,7 @@ class TaskRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # high first
 
     __table_args__ = (
         Index("ix_tasks_queue", "status", "service_tier", "created_at"),

@@ -153,7 +153,8 @@ class TaskStore(SqlStore):
         self, worker_id: str, lease_ttl: float, models: Sequence[str] | None = None,
         now: float | None = None,
     ) -> TaskRow | None:
-        """Take the next task: default tier first, oldest first; flex only behind no default.
+        """Take the next task: default tier first, then higher priority, then oldest first;
+        flex only behind no default.
 
         A running task whose lease lapsed (its worker died) is taken over.
         """
@@ -192,7 +193,8 @@ class TaskStore(SqlStore):
         ready = and_(ready, or_(TaskRow.service_tier == ServiceTier.DEFAULT, ~default_waits))
         q = (
             select(TaskRow).where(ready)
-            .order_by((TaskRow.service_tier == ServiceTier.FLEX).asc(), TaskRow.created_at)
+            .order_by((TaskRow.service_tier == ServiceTier.FLEX).asc(), TaskRow.priority.desc(),
+                      TaskRow.created_at)
             .limit(1)
         )
         if self._postgres:

@@ -26,12 +26,7 @@ def task_object(row: TaskRow, objects: ObjectStore) -> dict[str, Any]:
         "created_at": int(row.created_at),
         "updated_at": int(row.updated_at),
     }
-    if (row.request or {}).get("generate_audio"):
-        body["generate_audio"] = True  # the video carries an AAC sound track
-    if row.duration is not None:
-        body["duration"] = row.duration
-    else:
-        body["frames"] = row.frames
+    body.update(_seedance_fields(row))
     if status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
         body["progress"] = round(row.progress, 1)  # Segue's own; the SDKs ignore it
         if row.eta is not None:
@@ -42,9 +37,33 @@ def task_object(row: TaskRow, objects: ObjectStore) -> dict[str, Any]:
         expires = math.ceil(row.links_expire_at or 0)  # rounded down, a link would end early
         content: dict[str, str] = {}
         if row.video_key:
-            content["video_url"] = objects.url(row.video_key, expires)
+            # file_url is the SDK's name for the file in the requested output_format
+            content["video_url"] = content["file_url"] = objects.url(row.video_key, expires)
         if row.last_frame_key:
             content["last_frame_url"] = objects.url(row.last_frame_key, expires)
         body["content"] = content
         body["usage"] = {"completion_tokens": row.tokens or 0, "total_tokens": row.tokens or 0}
+    return body
+
+
+def _seedance_fields(row: TaskRow) -> dict[str, Any]:
+    """Length and the fields added with Seedance 1.5 and 2.x, from the stored request.
+
+    ``duration`` is left out when the request gave ``frames`` (the length is then not a
+    whole number of seconds); ``frames`` is always there.
+    """
+    request = row.request
+    body: dict[str, Any] = {"frames": row.frames}
+    if row.duration is not None:
+        body["duration"] = row.duration
+    body.update(
+        revised_prompt=request.get("prompt", ""),
+        generate_audio=bool(request.get("generate_audio", False)),
+        draft=bool(request.get("draft", False)),
+        priority=row.priority or 0,
+        output_format=request.get("output_format", "mp4"),
+    )
+    for name in ("safety_identifier", "draft_task_id"):
+        if request.get(name) is not None:
+            body[name] = request[name]
     return body

@@ -19,6 +19,8 @@ PIX = "/byteplus/v1/generateFrame2VideoTask"
 GOOD = data_url(scene(640, 360))
 GOOD2 = data_url(scene(640, 360, shift=8))
 LITE = "seedance-1-0-lite-i2v-250428"
+V15, V20, V25 = ("seedance-1-5-pro-251215", "dreamina-seedance-2-0-260128",
+                 "dreamina-seedance-2-5-260628")
 
 
 def ark_body(text: str = "a pan", **extra: object) -> dict:
@@ -106,6 +108,46 @@ CASES = [
     ("text-only without engine", "/byteplus/v1/generateVideoTask",
      {"model": "seedance-1-0-lite-t2v-250428", "text": "a cat"}, 400, "InvalidParameter",
      "text-to-video"),
+    ("sound from an engine without it", ARK, ark_body(model=V20, generate_audio=True), 400,
+     "InvalidParameter", "flow engine"),
+    ("sound from a model without it", ARK, ark_body(generate_audio=True), 400,
+     "InvalidParameter", "generate_audio"),
+    ("draft on a model without drafts", ARK, ark_body(model=V20, draft=True), 400,
+     "InvalidParameter", "drafts"),
+    ("draft not at 480p", ARK, ark_body(model=V15, draft=True, resolution="720p"), 400,
+     "InvalidResolutionParameter", "480p"),
+    ("fixed ratio on 2.5 image modes", ARK, ark_body(model=V25, ratio="16:9"), 400,
+     "InvalidParameter", "adaptive"),
+    ("resolution the model lacks", ARK, ark_body(model="dreamina-seedance-2-0-fast-260128",
+                                             resolution="1080p"),
+     400, "InvalidParameter", "480p, 720p"),
+    ("duration -1 where not offered", ARK, ark_body(model=V20, duration=-1), 400,
+     "InvalidParameter", "4 and 15"),
+    ("output format the model lacks", ARK, ark_body(output_format="mov"), 400,
+     "InvalidParameter", "output_format"),
+    ("priority out of range", ARK, ark_body(priority=-101), 400, "InvalidParameter",
+     "priority"),
+    ("safety_identifier too long", ARK, ark_body(safety_identifier="u" * 129), 400,
+     "InvalidParameter", "safety_identifier"),
+    ("reference video the engine lacks", ARK, ark_body(model=V20) | {"content": [
+        {"type": "video_url", "video_url": {"url": "https://example.com/v.mp4"}}]}, 400,
+     "InvalidParameter", "reference videos"),
+    ("audio reference the engine lacks", ARK, ark_body(model=V20) | {"content": [
+        {"type": "audio_url", "audio_url": {"url": "https://example.com/a.mp3"}}]}, 400,
+     "InvalidParameter", "audio references"),
+    ("reference video on a 1.x model", ARK, ark_body() | {"content": [
+        {"type": "video_url", "video_url": {"url": "https://example.com/v.mp4"}}]}, 400,
+     "InvalidParameter", "no reference videos"),
+    ("bad omni_reference_task_type", ARK, ark_body(model=V20, omni_reference_task_type="x"),
+     400, "InvalidParameter", "omni_reference_task_type"),
+    ("unknown draft task", ARK, {"model": V15, "content": [
+        {"type": "draft_task", "draft_task": {"id": "cgt-20260101000000-nope0"}}]}, 404,
+     "ResourceNotFound", "not found"),
+    ("draft task with other content", ARK, ark_body(model=V15) | {"content": [
+        {"type": "draft_task", "draft_task": {"id": "cgt-x"}}, {"type": "text", "text": "a"}]},
+     400, "InvalidParameter", "only content item"),
+    ("new fields on pixazo", PIX, pix_body(generate_audio=True), 400, "InvalidParameter",
+     "generate_audio"),
 ]
 
 

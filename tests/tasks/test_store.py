@@ -62,6 +62,18 @@ def test_claim_order_default_before_flex_of_the_same_model(store: TaskStore) -> 
     assert store.claim("w", 60) is None
 
 
+def test_higher_priority_is_claimed_first_then_oldest(store: TaskStore) -> None:
+    t0 = time.time()
+    old_low = store.create(task(at=t0 - 30))  # priority 0 (the default)
+    new_high = store.create(task(at=t0 - 10, priority=50))
+    old_high = store.create(task(at=t0 - 20, priority=50))
+    negative = store.create(task(at=t0 - 40, priority=-5))
+    flex_high = store.create(task(model="other", tier="flex", at=t0 - 50, priority=100))
+    # the tier rule comes first: a flex task waits behind default tasks, whatever its priority
+    order = [store.claim("w", 60).id for _ in range(5)]
+    assert order == [old_high.id, new_high.id, old_low.id, negative.id, flex_high.id]
+
+
 def test_flex_of_another_model_is_not_held_back(store: TaskStore) -> None:
     t0 = time.time()
     other_flex = store.create(task(model="other", tier="flex", at=t0 - 10))
@@ -180,18 +192,21 @@ def test_links_never_expire_before_their_time(tmp_path) -> None:  # type: ignore
 def test_the_ledger_migration_counts_the_last_days_tasks(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A store upgraded while tasks are in the window keeps counting them."""
     from alembic import command
+    from alembic.script import ScriptDirectory
 
     from segue.tasks.db import alembic_config
 
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     cfg = alembic_config()
+    before_ledger = ScriptDirectory.from_config(cfg).get_revision("0004").down_revision
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+        command.upgrade(cfg, before_ledger)
     with engine.begin() as conn:  # the rows as the older release wrote them
         for row in (task(), task(at=time.time() - 2 * 86_400)):
-            conn.execute(TaskRow.__table__.insert().values(
-                {c.name: getattr(row, c.name) for c in TaskRow.__table__.columns}))
+            values = {c.name: getattr(row, c.name) for c in TaskRow.__table__.columns}
+            conn.execute(TaskRow.__table__.insert().values(  # unset columns take their defaults
+                {name: value for name, value in values.items() if value is not None}))
     migrate(engine)
     store = TaskStore(engine)
     with pytest.raises(TooManyRequests):

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from segue.domain import ImageInput
+from segue.domain import ImageInput, MediaInput
 from segue.errors import InvalidParameter
 
 
@@ -15,12 +15,21 @@ class ImageURL(BaseModel):
     url: str
 
 
+class DraftTask(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1)
+
+
 class ContentItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    type: Literal["text", "image_url"]
+    type: Literal["text", "image_url", "video_url", "audio_url", "draft_task"]
     text: str | None = None
     image_url: ImageURL | None = None
-    role: Literal["first_frame", "last_frame", "reference_image"] | None = None
+    video_url: ImageURL | None = None
+    audio_url: ImageURL | None = None
+    draft_task: DraftTask | None = None
+    role: Literal["first_frame", "last_frame", "reference_image", "reference_video",
+                  "reference_audio"] | None = None
 
     @field_validator("image_url", mode="before")
     @classmethod
@@ -48,7 +57,12 @@ class CreateTaskRequest(BaseModel):
     camera_fixed: bool | None = None
     camerafixed: bool | None = None
     watermark: bool | None = None
+    safety_identifier: str | None = None
+    priority: int | None = None
     generate_audio: bool | None = None
+    draft: bool | None = None
+    output_format: str | None = None
+    omni_reference_task_type: str | None = None
 
     def text(self) -> str:
         return " ".join(i.text for i in self.content if i.type == "text" and i.text)
@@ -61,14 +75,51 @@ class CreateTaskRequest(BaseModel):
             if item.image_url is None or not item.image_url.url:
                 raise InvalidParameter(f"content[{index}].image_url", "the image URL is empty.",
                                        code="InvalidImageURL.EmptyURL")
+            if item.role in _MEDIA_ROLE.values():
+                raise InvalidParameter(f"content[{index}].role",
+                                       f"{item.role} is for video_url or audio_url items.")
             images.append(ImageInput(url=item.image_url.url, role=item.role or ""))
         return images
+
+    def media(self) -> list[MediaInput]:
+        """Reference videos and audio (Seedance 2.x); the role defaults to the item's kind."""
+        media = []
+        for index, item in enumerate(self.content):
+            role = _MEDIA_ROLE.get(item.type)
+            if role is None:
+                continue
+            link = item.video_url if item.type == "video_url" else item.audio_url
+            if link is None or not link.url:
+                raise InvalidParameter(f"content[{index}].{item.type}", "the URL is empty.")
+            if not link.url.lower().startswith(("http://", "https://", "data:")):
+                raise InvalidParameter(f"content[{index}].{item.type}",
+                                       "must be an http, https or data URL.")
+            if item.role not in (None, role):
+                raise InvalidParameter(f"content[{index}].role",
+                                       f"a {item.type} item takes the role {role}.")
+            media.append(MediaInput(url=link.url, role=role))
+        return media
+
+    def draft_task_id(self) -> str | None:
+        """The draft a final is made from; such an item stands alone in ``content``."""
+        drafts = [i for i in self.content if i.type == "draft_task"]
+        if not drafts:
+            return None
+        if len(self.content) > 1:
+            raise InvalidParameter("content", "a draft_task item brings the draft's prompt and "
+                                              "images; send it as the only content item.")
+        if drafts[0].draft_task is None:
+            raise InvalidParameter("content[0].draft_task", "needs the draft's task id.")
+        return drafts[0].draft_task.id
 
     def settings(self) -> dict[str, object]:
         fields = self.model_dump(exclude={"model", "content", "camera_fixed", "camerafixed"})
         fields["camerafixed"] = self.camera_fixed if self.camera_fixed is not None else (
             self.camerafixed)
         return fields
+
+
+_MEDIA_ROLE = {"video_url": "reference_video", "audio_url": "reference_audio"}
 
 
 class CreateTaskResponse(BaseModel):

@@ -11,7 +11,6 @@ from segue.api.ark.protocol import CreateTaskRequest, CreateTaskResponse, ListTa
 from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep
 from segue.domain import TaskStatus
 from segue.errors import InvalidParameter
-from segue.requests import build_request, check_audio, check_mode
 from segue.tasks.view import task_object
 
 router = APIRouter(prefix="/api/v3", tags=["Ark"])
@@ -24,11 +23,10 @@ def create_task(
     body: CreateTaskRequest, services: ServicesDep, principal: PrincipalDep,
     digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
 ) -> dict[str, str]:
-    entry = services.models.get(body.model)
-    request = build_request(entry, model=body.model, text=body.text(), images=body.images(),
-                            fields=body.settings(), surface="ark")
-    check_mode(entry, services.engine_modes(entry), request.mode)
-    check_audio(entry, services.engine_makes_audio(entry), request)
+    request = services.prepare(principal, model=body.model, text=body.text(),
+                               images=body.images(), media=body.media(),
+                               draft_id=body.draft_task_id(), fields=body.settings(),
+                               surface="ark")
     row = services.create_task(principal, request, idempotency_key=idempotency_key,
                                request_hash=digest)
     return {"id": row.id}

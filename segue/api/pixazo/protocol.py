@@ -20,6 +20,12 @@ class _Settings(BaseModel):
     return_last_frame: bool | None = None  # Segue extension
     service_tier: str | None = None  # Segue extension
     execution_expires_after: int | None = None  # Segue extension
+    # the Ark fields added with Seedance 1.5 and 2.x
+    generate_audio: bool | None = None
+    draft: bool | None = None
+    priority: int | None = None
+    safety_identifier: str | None = None
+    output_format: str | None = None
 
     def settings(self) -> dict[str, object]:
         fields = self.model_dump(include=set(_Settings.model_fields))

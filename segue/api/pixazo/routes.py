@@ -15,9 +15,8 @@ from segue.api.pixazo.protocol import (
     TextToVideoRequest,
     VideoResultRequest,
 )
-from segue.domain import ImageInput
+from segue.domain import ImageInput, MediaInput
 from segue.keys import Principal
-from segue.requests import build_request, check_mode
 from segue.services import Services
 from segue.tasks.view import task_object
 
@@ -27,12 +26,10 @@ router = APIRouter(tags=["Pixazo gateway"])
 def _create(
     services: Services, principal: Principal, *, model: str, text: str,
     images: Sequence[ImageInput], fields: dict[str, object], digest: str,
-    idempotency_key: str | None,
+    idempotency_key: str | None, media: Sequence[MediaInput] = (), draft_id: str | None = None,
 ) -> dict[str, str]:
-    entry = services.models.get(model)
-    request = build_request(entry, model=model, text=text, images=images, fields=fields,
-                            surface="pixazo")
-    check_mode(entry, services.engine_modes(entry), request.mode)
+    request = services.prepare(principal, model=model, text=text, images=images, media=media,
+                               draft_id=draft_id, fields=fields, surface="pixazo")
     row = services.create_task(principal, request, idempotency_key=idempotency_key,
                                request_hash=digest)
     return {"id": row.id}
@@ -56,7 +53,8 @@ def generate_image_to_video(
 ) -> dict[str, str]:
     ark = CreateTaskRequest(model=body.model, content=body.content)
     return _create(services, principal, model=body.model, text=ark.text(), images=ark.images(),
-                   fields=body.settings(), digest=digest, idempotency_key=idempotency_key)
+                   media=ark.media(), draft_id=ark.draft_task_id(), fields=body.settings(),
+                   digest=digest, idempotency_key=idempotency_key)
 
 
 @router.post("/byteplus/v1/generateVideoTask")

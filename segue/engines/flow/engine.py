@@ -272,8 +272,8 @@ class FlowEngine:
     """The CPU default engine (registry name ``flow``)."""
 
     name = "flow"
-    makes_audio = False
     modes = frozenset({Mode.FIRST_LAST})
+    makes_audio = False
 
     def __init__(self, preset: str = "medium", workers: int = 2) -> None:
         if preset not in PRESETS:
@@ -285,7 +285,9 @@ class FlowEngine:
             raise ValueError("the flow engine needs a first and a last frame")
         n = job.frames
         times = [i / (n - 1) for i in range(n)] if n > 1 else [0.0]
-        frames = iter_interpolate(job.first, job.last, times, preset=self.preset,
+        # a draft is the cheap look before the final: the fastest preset
+        preset = "fast" if job.draft else self.preset
+        frames = iter_interpolate(job.first, job.last, times, preset=preset,
                                   camera_fixed=job.camera_fixed, seed=job.seed,
                                   workers=self.workers)
         for i, frame in enumerate(frames):
