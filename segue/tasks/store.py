@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from segue.domain import ServiceTier, TaskStatus
 from segue.errors import BadRequest, TooManyRequests, task_not_found
 from segue.tasks.db import SqlStore
+from segue.tasks.notify import notify
 from segue.tasks.schema import CLAIM_ORDER, TaskRow
 from segue.tasks.states import can_move, delete_action
 
@@ -39,6 +40,12 @@ class CreateLimits:
     queue_retry_after: int = 10
 
 
+@dataclass(frozen=True)
+class QueueStats:
+    queued: dict[tuple[str, str], tuple[int, float]]  # (model, tier) -> (count, oldest created_at)
+    running: dict[str, int]  # model -> running tasks
+
+
 class TaskStore(SqlStore):
     # -- creating and reading -------------------------------------------------
 
@@ -54,6 +61,8 @@ class TaskStore(SqlStore):
             if limits is not None:
                 self._check_limits(s, row, limits)
             s.add(row)
+            if self._postgres:
+                notify(s)  # delivered once this commits
         return row
 
     def _idempotent_twin(self, s: Session, row: TaskRow) -> TaskRow | None:
@@ -256,6 +265,8 @@ class TaskStore(SqlStore):
                 .values(status=S.QUEUED, worker_id=None, lease_until=None, progress=0.0,
                         eta=None, attempts=TaskRow.attempts - 1, updated_at=time.time())
             )
+            if self._postgres and result.rowcount:  # type: ignore[attr-defined]
+                notify(s)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     @staticmethod
@@ -314,6 +325,22 @@ class TaskStore(SqlStore):
                           .values(video_key=None, last_frame_key=None)
                           .execution_options(synchronize_session=False))
         return rows
+
+    def queue_stats(self) -> QueueStats:
+        """What the queue gauges show, read at scrape time (so it holds across replicas)."""
+        with self._tx() as s:
+            queued = s.execute(
+                select(TaskRow.model, TaskRow.service_tier, func.count(),
+                       func.min(TaskRow.created_at))
+                .where(TaskRow.status == S.QUEUED)
+                .group_by(TaskRow.model, TaskRow.service_tier)).all()
+            running = s.execute(select(TaskRow.model, func.count())
+                                .where(TaskRow.status == S.RUNNING)
+                                .group_by(TaskRow.model)).all()
+        return QueueStats(
+            queued={(model, tier): (n, oldest) for model, tier, n, oldest in queued},
+            running={model: n for model, n in running},
+        )
 
     def counts(self) -> dict[str, int]:
         with self._tx() as s:
