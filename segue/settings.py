@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     cancelled_ttl: int = 86_400
     lease_ttl: int = 60  # a worker's claim lapses unless renewed (heartbeat)
     poll_interval: float = 0.5  # how often an idle worker looks for work
+    # on PostgreSQL, idle workers also wake on LISTEN/NOTIFY; turn off behind a proxy that
+    # pools by transaction (PgBouncer), where LISTEN does not work; the poll remains
+    listen: bool = True
     sweep_interval: float = 60.0
 
     # limits per key (defaults; a stored key may override)

@@ -242,7 +242,8 @@ class Background:
         self._metrics_server: tuple[WSGIServer, threading.Thread] | None = None
 
     def start(self) -> None:
-        if self._workers and self.services.db.dialect.name == "postgresql":
+        postgres = self.services.db.dialect.name == "postgresql"
+        if self._workers and postgres and self.services.settings.listen:
             self.listener = Listener(self.services.db.url, self.services.wake, self.stop_event)
             self._spawn("listen", self.listener.run)
         self._worker_threads = [
