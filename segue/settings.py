@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite:///<data_dir>/segue.db
     storage_url: str | None = None  # default: the local folder <data_dir>/objects; or s3://bucket/prefix
     s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None  # where clients reach the store; signs links
     public_url: str | None = None  # base of the links handed out; default: from host and port
     models_file: Path | None = None  # a JSON model registry replacing the built-in one
 
