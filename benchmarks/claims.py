@@ -80,31 +80,35 @@ STORES = {"partial index": TaskStore, "baseline": BaselineStore}
 # --------------------------------------------------------------------------- the table
 
 
-def _rows(n: int, status: str, start: int, now: float) -> list[dict[str, object]]:
+def _rows(n: int, status: str, start: int, prefix: str) -> list[dict[str, object]]:
+    now = time.time()
     return [dict(
-        id=f"cgt-bench-{start + i:07d}", key_id=f"key-{i % 50}", model=MODELS[i % len(MODELS)],
+        id=f"{prefix}{start + i:07d}", key_id=f"key-{i % 50}", model=MODELS[i % len(MODELS)],
         status=status, service_tier="flex" if i % 10 == 9 else "default", request={},
         seed=i, resolution="720p", ratio="16:9", duration=5, frames=121, progress=0.0,
-        created_at=now - 3600 + (start + i) * 1e-3, updated_at=now, expires_at=now + 86_400,
+        created_at=now - 86_400 + (start + i) * 1e-3, updated_at=now, expires_at=now + 86_400,
         attempts=0, finished_at=now if status != S.QUEUED else None,
     ) for i in range(n)]
 
 
 def seed(engine: Engine, variant: str, queued: int, history: int) -> None:
-    """A fresh table: ``history`` finished tasks, then ``queued`` queued ones."""
+    """``history`` finished tasks (kept between runs, they are only read past), then
+    ``queued`` queued ones, fresh; the claim index as ``variant`` has it."""
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE tasks"))
         conn.execute(text("DROP INDEX IF EXISTS ix_tasks_claim"))
         if variant == "partial index":
             conn.execute(text("CREATE INDEX ix_tasks_claim ON tasks (service_tier, created_at) "
                               "WHERE status = 'queued'"))
-        now = time.time()
-        for start in range(0, history, 10_000):
-            conn.execute(insert(TaskRow), _rows(min(10_000, history - start), S.SUCCEEDED,
-                                                start, now))
+        kept = conn.execute(text("SELECT count(*) FROM tasks WHERE id LIKE 'cgt-h-%'")).scalar()
+        if kept != history:
+            conn.execute(text("TRUNCATE tasks"))
+            for start in range(0, history, 10_000):
+                conn.execute(insert(TaskRow), _rows(min(10_000, history - start), S.SUCCEEDED,
+                                                    start, "cgt-h-"))
+        conn.execute(text("DELETE FROM tasks WHERE id NOT LIKE 'cgt-h-%'"))
         for start in range(0, queued, 10_000):
             conn.execute(insert(TaskRow), _rows(min(10_000, queued - start), S.QUEUED,
-                                                history + start, now))
+                                                history + start, "cgt-q-"))
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE tasks"))
 
