@@ -197,6 +197,11 @@ def report(result: dict) -> str:  # type: ignore[type-arg]
         f"load average {meta['load_before'][0]} before / {meta['load_after'][0]} after; "
         f"every figure is the median of {a['runs']} runs. `python benchmarks/claims.py`; "
         "raw figures in `claims.json`.", "",
+        "The machine was shared with other work (see the load average): absolute figures are "
+        "lower than on an idle machine; each baseline ran in the same run, under the same "
+        "load. Baseline: the claim query before this change (one query over queued and "
+        "lapsed rows, ordered by tier then age, which sorts every queued row on each claim), "
+        "on a table without `ix_tasks_claim`.", "",
         f"## Claims: {a['queued']:,} queued tasks, {a['history']:,} finished ones in the table",
         "", f"Each run: {a['claims']:,} claims, each followed by its completion (no-op engine).",
         "", "| claimers | claims/s | p50 ms | p99 ms | baseline claims/s | baseline p99 ms "
