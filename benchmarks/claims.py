@@ -75,6 +75,7 @@ class BaselineStore(TaskStore):
 
 
 STORES = {"partial index": TaskStore, "baseline": BaselineStore}
+CLAIM_INDEX = next(ix for ix in TaskRow.__table__.indexes if ix.name == "ix_tasks_claim")
 
 
 # --------------------------------------------------------------------------- the table
@@ -97,8 +98,7 @@ def seed(engine: Engine, variant: str, queued: int, history: int) -> None:
     with engine.begin() as conn:
         conn.execute(text("DROP INDEX IF EXISTS ix_tasks_claim"))
         if variant == "partial index":
-            conn.execute(text("CREATE INDEX ix_tasks_claim ON tasks (service_tier, created_at) "
-                              "WHERE status = 'queued'"))
+            CLAIM_INDEX.create(conn)
         kept = conn.execute(text("SELECT count(*) FROM tasks WHERE id LIKE 'cgt-h-%'")).scalar()
         if kept != history:
             conn.execute(text("TRUNCATE tasks"))
