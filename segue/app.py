@@ -91,6 +91,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(pixazo.router)
     app.include_router(files.router)
     app.include_router(ops.router)
+    if not settings.metrics_addr:
+        app.include_router(ops.metrics_router)
     if (WEB / "index.html").exists():
         app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
     return app

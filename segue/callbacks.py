@@ -138,6 +138,11 @@ class DeliveryStore(SqlStore):
             return s.scalar(select(func.min(DeliveryRow.next_attempt_at))
                             .where(DeliveryRow.state == PENDING))
 
+    def backlog(self) -> int:
+        """Deliveries not yet settled (first attempts and scheduled retries)."""
+        with self._tx() as s:
+            return s.scalar(select(func.count()).where(DeliveryRow.state == PENDING)) or 0
+
     def for_task(self, task_id: str) -> list[DeliveryRow]:
         with self._tx() as s:
             return list(s.scalars(select(DeliveryRow).where(DeliveryRow.task_id == task_id)

@@ -1,16 +1,25 @@
-"""Prometheus metrics, one registry per process (so tests can build many apps)."""
+"""Prometheus metrics, one registry per process (so tests can build many apps).
+
+Counters and histograms count what this process did; the gauges are read from the
+store at scrape time, so every replica reports the same, whole-deployment figures.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+if TYPE_CHECKING:
+    from segue.tasks.store import QueueStats
+
 
 class _TaskGauge(Collector):
-    """Tasks by status, read from the store at scrape time (so it holds across replicas)."""
+    """Tasks by status."""
 
     def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
         self._counts = counts
@@ -20,6 +29,32 @@ class _TaskGauge(Collector):
         for status, n in sorted(self._counts().items()):
             gauge.add_metric([status], n)
         yield gauge
+
+
+class _QueueGauges(Collector):
+    """What an operator scales on: the queue per model and tier, running tasks, callbacks."""
+
+    def __init__(self, stats: Callable[[], QueueStats], backlog: Callable[[], int]) -> None:
+        self._stats, self._backlog = stats, backlog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats, now = self._stats(), time.time()
+        depth = GaugeMetricFamily("segue_queue_depth", "Queued tasks by model and service tier",
+                                  labels=["model", "service_tier"])
+        age = GaugeMetricFamily("segue_queue_oldest_age_seconds",
+                                "Age of the oldest queued task by model and service tier",
+                                labels=["model", "service_tier"])
+        for (model, tier), (n, oldest) in sorted(stats.queued.items()):
+            depth.add_metric([model, tier], n)
+            age.add_metric([model, tier], max(0.0, now - oldest))
+        running = GaugeMetricFamily("segue_tasks_running", "Running tasks by model",
+                                    labels=["model"])
+        for model, n in sorted(stats.running.items()):
+            running.add_metric([model], n)
+        backlog = GaugeMetricFamily("segue_callback_backlog",
+                                    "Callback deliveries not yet settled (sends and retries)")
+        backlog.add_metric([], self._backlog())
+        yield from (depth, age, running, backlog)
 
 
 class Metrics:
@@ -38,4 +73,10 @@ class Metrics:
                                 buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800))
         self.callbacks = Counter("segue_callbacks", "Callback delivery attempts", ["outcome"],
                                  registry=r)
+        self.taken_over = Counter("segue_leases_taken_over",
+                                  "Tasks this process took over after their worker's lease "
+                                  "lapsed (the worker died)", ["model"], registry=r)
         r.register(_TaskGauge(task_counts))
+
+    def watch_queue(self, stats: Callable[[], QueueStats], backlog: Callable[[], int]) -> None:
+        self.registry.register(_QueueGauges(stats, backlog))

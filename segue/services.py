@@ -21,7 +21,7 @@ from segue.models import ModelEntry, ModelRegistry
 from segue.requests import build_request, fit_to_engine
 from segue.settings import Settings
 from segue.storage.base import ObjectStore, open_store
-from segue.tasks.db import make_engine, migrate
+from segue.tasks.db import ensure_schema, make_engine
 from segue.tasks.schema import TaskRow
 from segue.tasks.store import CreateLimits, TaskStore
 
@@ -48,7 +48,7 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = make_engine(settings.resolved_database_url)
-        migrate(db)
+        ensure_schema(db)
         tasks = TaskStore(db)
         return cls(
             settings=settings, db=db, tasks=tasks, metrics=Metrics(tasks.counts),
@@ -59,6 +59,7 @@ class Services:
     def __post_init__(self) -> None:
         self.callbacks = Callbacks(self.db, self.settings, self.objects, self.metrics)
         self.listeners.append(self.callbacks.on_status_change)
+        self.metrics.watch_queue(self.tasks.queue_stats, self.callbacks.store.backlog)
 
     def on_status_change(self, row: TaskRow) -> None:
         """Tell every listener; a failing listener must not undo the change already stored."""

@@ -16,6 +16,14 @@ def _split(value: str | list[str]) -> list[str]:
     return list(value)
 
 
+def metrics_host_port(addr: str) -> tuple[str, int]:
+    """``0.0.0.0:9100``, ``[::]:9100`` or ``:9100`` (all addresses) -> (host, port)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"SEGUE_METRICS_ADDR must be host:port, e.g. 0.0.0.0:9100; got {addr!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEGUE_", extra="ignore")
 
@@ -24,6 +32,7 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite:///<data_dir>/segue.db
     storage_url: str | None = None  # default: the local folder <data_dir>/objects; or s3://bucket/prefix
     s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None  # where clients reach the store; signs links
     public_url: str | None = None  # base of the links handed out; default: from host and port
     models_file: Path | None = None  # a JSON model registry replacing the built-in one
 
@@ -33,6 +42,9 @@ class Settings(BaseSettings):
     workers: int = 1  # in-process workers started by `segue serve`
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)  # SEGUE_API_KEYS=k1,k2
     log_level: str = "info"
+    # host:port of a separate /metrics listener (e.g. an admin network); when set, the API
+    # port no longer serves /metrics, and `segue worker` processes serve it there too
+    metrics_addr: str | None = None
     max_body_bytes: int = 64 * 1024 * 1024
 
     # images
@@ -52,6 +64,9 @@ class Settings(BaseSettings):
     cancelled_ttl: int = 86_400
     lease_ttl: int = 60  # a worker's claim lapses unless renewed (heartbeat)
     poll_interval: float = 0.5  # how often an idle worker looks for work
+    # on PostgreSQL, idle workers also wake on LISTEN/NOTIFY; turn off behind a proxy that
+    # pools by transaction (PgBouncer), where LISTEN does not work; the poll remains
+    listen: bool = True
     sweep_interval: float = 60.0
 
     # limits per key (defaults; a stored key may override)
@@ -74,6 +89,13 @@ class Settings(BaseSettings):
     _split_lists = field_validator("api_keys", "callback_backoff", mode="before")(
         lambda value: _split(value)
     )
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _check_metrics_addr(cls, value: str | None) -> str | None:
+        if value:
+            metrics_host_port(value)
+        return value or None
 
     @property
     def resolved_public_url(self) -> str:

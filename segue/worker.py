@@ -18,6 +18,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import start_http_server
 
 from segue.domain import GenerationRequest, TaskStatus
 from segue.engines.base import EngineFault
@@ -25,6 +28,8 @@ from segue.errors import SegueError, TaskInterrupted
 from segue.media.images import load_image
 from segue.render import Images, render_video
 from segue.services import Services
+from segue.settings import metrics_host_port
+from segue.tasks.notify import Listener
 from segue.tasks.schema import TaskRow
 
 log = logging.getLogger("segue.worker")
@@ -117,17 +122,22 @@ class Worker:
                                         self._claimable)
         if row is None:
             return False
+        if row.attempts > 1:  # a claim that did not end in a hand-back: its worker died
+            self.services.metrics.taken_over.labels(row.model).inc()
         self.services.on_status_change(row)
         self._run(row)
         return True
 
-    def run(self, stop: threading.Event, burst: bool = False) -> None:
+    def run(self, stop: threading.Event, burst: bool = False,
+            interrupt: threading.Event | None = None) -> None:
         """Work until ``stop`` is set; in burst mode, until the queue is empty.
 
-        Setting ``stop`` also stops a render in progress and hands its task back to the
-        queue, so that a restart (a deploy) picks it up at once instead of after its lease.
+        Setting ``interrupt`` (by default ``stop`` itself) stops a render in progress and
+        hands its task back to the queue, so that a restart (a deploy) picks it up at once
+        instead of after its lease. With a separate ``interrupt``, ``stop`` only ends the
+        claiming: the task in hand is finished first (a drain).
         """
-        self._shutdown = stop
+        self._shutdown = interrupt or stop
         while not stop.is_set():
             try:
                 worked = self.run_once()
@@ -231,13 +241,18 @@ def housekeeping(services: Services) -> None:
 
 
 class Background:
-    """The threads of one server process: N workers and the periodic jobs."""
+    """The threads of one server or worker process: N workers and the periodic jobs.
+
+    With workers on PostgreSQL it also listens for new-task notifications
+    (``segue.tasks.notify``); with ``SEGUE_METRICS_ADDR`` it serves ``/metrics`` there.
+    """
 
     def __init__(self, services: Services, workers: int = 0,
                  models: Sequence[str] | None = None,
                  on_fault: Callable[[], None] | None = None) -> None:
         self.services = services
-        self.stop_event = threading.Event()
+        self.stop_event = threading.Event()  # stop claiming and the periodic jobs
+        self.interrupt = threading.Event()  # stop renders now and hand their tasks back
         self.faulted = threading.Event()  # a worker's engine cannot render again
         self.on_fault = on_fault
         self.threads: list[threading.Thread] = []
@@ -246,21 +261,34 @@ class Background:
         ]
         self._workers = [Worker(services, models, f"{socket.gethostname()}-{os.getpid()}-w{i}")
                          for i in range(workers)]
+        self._worker_threads: list[threading.Thread] = []
+        self.listener: Listener | None = None
+        self._metrics_server: tuple[WSGIServer, threading.Thread] | None = None
 
     def start(self) -> None:
-        for worker in self._workers:
-            self._spawn(worker.id, self._work, worker)
+        postgres = self.services.db.dialect.name == "postgresql"
+        if self._workers and postgres and self.services.settings.listen:
+            self.listener = Listener(self.services.db.url, self.services.wake, self.stop_event)
+            self._spawn("listen", self.listener.run)
+        self._worker_threads = [self._spawn(worker.id, self._work, worker)
+                                for worker in self._workers]
         for interval, job in self.periodic:
             self._spawn(job.__name__, self._every, interval, job)
         self._spawn("callbacks", self.services.callbacks.run, self.stop_event)
+        addr = self.services.settings.metrics_addr
+        if addr:
+            host, port = metrics_host_port(addr)
+            self._metrics_server = start_http_server(port, host,
+                                                     registry=self.services.metrics.registry)
 
-    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
+    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> threading.Thread:
         thread = threading.Thread(target=target, args=args, daemon=True, name=name)
         thread.start()
         self.threads.append(thread)
+        return thread
 
     def _work(self, worker: Worker) -> None:
-        worker.run(self.stop_event)
+        worker.run(self.stop_event, interrupt=self.interrupt)
         if worker.fault is not None and not self.stop_event.is_set():
             # The GPU context is gone for every thread of this process: restart it whole.
             self.faulted.set()
@@ -274,9 +302,22 @@ class Background:
                 log.exception("periodic job failed", extra={"job": job.__name__})
             self.stop_event.wait(interval)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, drain: float = 0.0) -> None:
+        """Stop claiming; give renders in progress ``drain`` seconds to finish, then hand
+        back what is still running (``interrupt``). Nothing is left stranded: a task is
+        either finished or queued again when this returns."""
         self.stop_event.set()
         self.services.wake.set()
         self.services.callbacks.wake.set()
+        if drain > 0:
+            deadline = time.monotonic() + drain
+            for thread in self._worker_threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self.interrupt.set()
         for thread in self.threads:
+            thread.join(timeout)
+        if self._metrics_server is not None:
+            server, thread = self._metrics_server
+            server.shutdown()
+            server.server_close()
             thread.join(timeout)

@@ -10,6 +10,8 @@ from segue.api.deps import ServicesDep
 from segue.errors import ServiceUnavailable
 
 router = APIRouter(tags=["Operations"])
+# served on the API port unless SEGUE_METRICS_ADDR gives it an address of its own
+metrics_router = APIRouter(tags=["Operations"])
 
 
 @router.get("/healthz")
@@ -29,6 +31,6 @@ def readyz(services: ServicesDep) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@router.get("/metrics")
+@metrics_router.get("/metrics")
 def metrics(services: ServicesDep) -> Response:
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

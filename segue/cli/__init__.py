@@ -1,4 +1,4 @@
-"""The ``segue`` command: serve | worker | generate | submit | wait | keys | tasks."""
+"""The ``segue`` command: serve | worker | migrate | generate | submit | wait | keys | tasks."""
 
 from __future__ import annotations
 

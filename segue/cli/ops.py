@@ -18,10 +18,35 @@ keys_app = typer.Typer(help="Manage stored API keys (kept hashed).", no_args_is_
 tasks_app = typer.Typer(help="Inspect tasks in the store.", no_args_is_help=True)
 
 
-def _services():  # type: ignore[no-untyped-def]
+def _services(settings: Settings | None = None):  # type: ignore[no-untyped-def]
+    """The process's services; an out-of-date schema ends the command with its message."""
     from segue.services import Services
+    from segue.tasks.db import SchemaOutOfDate
 
-    return Services.build(Settings())
+    try:
+        return Services.build(settings or Settings())
+    except SchemaOutOfDate as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def migrate() -> None:
+    """Bring the database schema up to this version of Segue.
+
+    Run it once per upgrade, before starting the new API and worker processes: they
+    refuse to start on an older schema. Safe to run again (and from many places at once).
+
+    [b]Example[/b]: SEGUE_DATABASE_URL=postgresql://db/segue segue migrate
+    """
+    from segue.tasks.db import make_engine
+    from segue.tasks.db import migrate as upgrade
+
+    settings = Settings()
+    before, after = upgrade(make_engine(settings.resolved_database_url))
+    if before == after:
+        console.print(f"The schema is up to date (revision {after}).")
+    else:
+        console.print(f"Migrated the schema from revision {before or '(empty)'} to {after}.")
 
 
 def serve(
@@ -42,7 +67,7 @@ def serve(
     overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     logs.configure(settings.log_level)
-    app = create_app(settings, workers=settings.workers)
+    app = create_app(settings, _services(settings), workers=settings.workers)
     if app.state.services.keys.is_open():
         console.print("[yellow]No API key is configured: every request is accepted. Set "
                       "SEGUE_API_KEYS or run `segue keys create` before exposing this server."
@@ -56,8 +81,17 @@ def worker(
     models: Annotated[str | None, typer.Option(
         help="Comma-separated model ids this worker serves (default: all).")] = None,
     threads: Annotated[int, typer.Option(help="Worker threads in this process.")] = 1,
+    drain: Annotated[bool, typer.Option(
+        help="On SIGTERM, finish the tasks in hand before exiting (up to --drain-timeout), "
+             "instead of handing them back at once.")] = False,
+    drain_timeout: Annotated[float, typer.Option(
+        help="Seconds a drain may take; tasks still running then are handed back.")] = 600.0,
 ) -> None:
     """Run workers without the API (one per GPU on many machines, one store).
+
+    SIGTERM or SIGINT stops claiming. Without --drain, renders in progress stop and their
+    tasks go back to the queue at once; with --drain they finish first. A second signal
+    hands them back now. Either way no task is left to wait for its lease to lapse.
 
     [b]Example[/b]: SEGUE_DATABASE_URL=postgresql://db/segue segue worker --models segue-flow
     """
@@ -66,7 +100,7 @@ def worker(
 
     settings = Settings()
     logs.configure(settings.log_level)
-    services = _services()
+    services = _services(settings)
     chosen = [m.strip() for m in models.split(",")] if models else None
     if burst:
         one = Worker(services, chosen)
@@ -78,11 +112,18 @@ def worker(
         return
     background = Background(services, workers=threads, models=chosen)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def on_signal(*_: object) -> None:
+        if stop.is_set():  # the second signal: hand back now
+            background.interrupt.set()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     background.start()
     stop.wait()
-    background.stop()
+    # after an engine fault the GPU context is gone: hand back at once, never drain
+    background.stop(drain=drain_timeout if drain and not background.faulted.is_set() else 0.0)
     if background.faulted.is_set():  # exit non-zero: the supervisor starts a fresh process
         raise typer.Exit(EXIT_ENGINE_FAULT)
 
@@ -190,5 +231,6 @@ def _when(ts: float | None) -> str:
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(worker)
+    app.command()(migrate)
     app.add_typer(keys_app, name="keys")
     app.add_typer(tasks_app, name="tasks")

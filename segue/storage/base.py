@@ -53,5 +53,6 @@ def open_store(settings: Settings) -> ObjectStore:
             raise ValueError(f"SEGUE_STORAGE_URL {raw!r} names no bucket (s3://bucket/prefix)")
         from segue.storage.s3 import S3Store  # boto3 is optional: import only when asked for
 
-        return S3Store(parts.netloc, parts.path.strip("/"), endpoint_url=settings.s3_endpoint_url)
+        return S3Store(parts.netloc, parts.path.strip("/"), endpoint_url=settings.s3_endpoint_url,
+                       public_endpoint_url=settings.s3_public_endpoint_url)
     raise ValueError(f"SEGUE_STORAGE_URL {raw!r} is neither file://... nor s3://bucket/prefix")

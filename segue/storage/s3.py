@@ -19,6 +19,13 @@ from segue.storage.local import check_key
 MAX_PRESIGN_SECONDS = 7 * 86_400
 
 
+def _client(endpoint_url: str | None) -> Any:
+    # Custom endpoints (MinIO, moto, Ceph...) rarely do virtual-host buckets.
+    style = "path" if endpoint_url else "auto"
+    config = Config(signature_version="s3v4", s3={"addressing_style": style})
+    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+
+
 class S3Store:
     """``bucket/prefix/<key>``; links are presigned so the bucket itself can stay private."""
 
@@ -28,16 +35,15 @@ class S3Store:
         prefix: str = "",
         *,
         endpoint_url: str | None = None,
+        public_endpoint_url: str | None = None,
         client: Any | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        if client is None:
-            # Custom endpoints (MinIO, moto, Ceph...) rarely do virtual-host buckets.
-            style = "path" if endpoint_url else "auto"
-            config = Config(signature_version="s3v4", s3={"addressing_style": style})
-            client = boto3.client("s3", endpoint_url=endpoint_url, config=config)
-        self.client = client
+        self.client = client or _client(endpoint_url)
+        # Links are signed for the address clients reach the store at, which inside a
+        # container network is often not the one Segue itself uses (http://minio:9000).
+        self._signer = _client(public_endpoint_url) if public_endpoint_url else self.client
 
     def _name(self, key: str) -> str:
         check_key(key)
@@ -62,7 +68,7 @@ class S3Store:
 
     def url(self, key: str, expires_at: int) -> str:
         seconds = min(max(1, int(expires_at) - int(time.time())), MAX_PRESIGN_SECONDS)
-        return self.client.generate_presigned_url(
+        return self._signer.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.bucket, "Key": self._name(key)},
             ExpiresIn=seconds,

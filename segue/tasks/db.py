@@ -1,4 +1,4 @@
-"""Database engine set-up and schema migrations (Alembic, run at start)."""
+"""Database engine set-up and schema migrations (Alembic: `segue migrate`, or at first start)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -51,15 +53,57 @@ def alembic_config() -> Config:
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (safe to run from every process)."""
+class SchemaOutOfDate(RuntimeError):
+    """The database was made by another version of Segue; ``segue migrate`` settles it."""
+
+
+def _locked(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        # One migrator at a time when many processes start together.
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261934)")
+
+
+def migrate(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to the newest revision (``segue migrate``); (before, after)."""
     cfg = alembic_config()
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # One migrator at a time when many processes start together.
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261934)")
+        _locked(conn)
+        before = MigrationContext.configure(conn).get_current_revision()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+    return before, head_revision()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
+
+
+def ensure_schema(engine: Engine) -> None:
+    """At start: create the schema in an empty database, refuse one at another revision.
+
+    Upgrading is ``segue migrate``'s job alone, run once before new processes roll out,
+    so that API replicas and workers of two versions never migrate under each other.
+    """
+    with engine.begin() as conn:
+        _locked(conn)
+        current = MigrationContext.configure(conn).get_current_revision()
+    head = head_revision()
+    if current is None:
+        migrate(engine)
+    elif current != head:
+        scripts = ScriptDirectory.from_config(alembic_config())
+        known = {rev.revision for rev in scripts.walk_revisions()}
+        if current in known:
+            raise SchemaOutOfDate(
+                f"The database schema is at revision {current}; this version of Segue needs "
+                f"{head}. Run `segue migrate` once (with the same SEGUE_DATABASE_URL), then "
+                "start the API and worker processes again.")
+        raise SchemaOutOfDate(
+            f"The database schema is at revision {current}, which this version of Segue does "
+            f"not know (its newest is {head}): the database was migrated by a newer Segue. "
+            "Run that version instead.")
 
 
 class SqlStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -51,9 +51,18 @@ class TaskRow(Base):
 
     __table_args__ = (
         Index("ix_tasks_queue", "status", "service_tier", "created_at"),
+        # The claim's read of queued rows (``TaskStore._next_claimable``): only queued rows,
+        # in the order claims take them, so a claim reads one index entry, not the queue.
+        Index("ix_tasks_claim", "service_tier", text("priority DESC"), "created_at",
+              postgresql_where=text("status = 'queued'"),
+              sqlite_where=text("status = 'queued'")),
         Index("ix_tasks_key_created", "key_id", "created_at"),
         UniqueConstraint("key_id", "idempotency_key", name="uq_tasks_idempotency"),
     )
+
+
+# The order claims take queued tasks in, within a tier; ``ix_tasks_claim`` follows it.
+CLAIM_ORDER = (TaskRow.priority.desc(), TaskRow.created_at)
 
 
 class ApiKeyRow(Base):

@@ -12,13 +12,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from segue.domain import ServiceTier, TaskStatus
 from segue.errors import BadRequest, TooManyRequests, task_not_found
 from segue.tasks.db import SqlStore
-from segue.tasks.schema import CreateRow, TaskRow
+from segue.tasks.notify import notify
+from segue.tasks.schema import CLAIM_ORDER, CreateRow, TaskRow
 from segue.tasks.states import can_move, delete_action
 
 S = TaskStatus
@@ -39,6 +40,12 @@ class CreateLimits:
     queue_retry_after: int = 10
 
 
+@dataclass(frozen=True)
+class QueueStats:
+    queued: dict[tuple[str, str], tuple[int, float]]  # (model, tier) -> (count, oldest created_at)
+    running: dict[str, int]  # model -> running tasks
+
+
 class TaskStore(SqlStore):
     # -- creating and reading -------------------------------------------------
 
@@ -55,6 +62,8 @@ class TaskStore(SqlStore):
                 self._check_limits(s, row, limits)
             s.add(row)
             s.add(CreateRow(key_id=row.key_id, model=row.model, created_at=row.created_at))
+            if self._postgres:
+                notify(s)  # delivered once this commits
         return row
 
     def _idempotent_twin(self, s: Session, row: TaskRow) -> TaskRow | None:
@@ -156,7 +165,9 @@ class TaskStore(SqlStore):
         """Take the next task: default tier first, then higher priority, then oldest first;
         flex only behind no default.
 
-        A running task whose lease lapsed (its worker died) is taken over.
+        A running task whose lease lapsed (its worker died) is taken over, before the
+        queued tasks of its tier (it has waited longest). ``attempts`` above 1 on the
+        returned row means it was taken over.
         """
         now = now or time.time()
         with self._tx() as s:
@@ -178,28 +189,42 @@ class TaskStore(SqlStore):
     def _next_claimable(
         self, s: Session, models: Sequence[str] | None, now: float
     ) -> TaskRow | None:
-        ready = and_(
-            or_(TaskRow.status == S.QUEUED,
-                and_(TaskRow.status == S.RUNNING, TaskRow.lease_until < now)),
-            TaskRow.expires_at > now,
-        )
-        if models is not None:
-            ready = and_(ready, TaskRow.model.in_(list(models)))
+        """One small query per stream, each read in the order of its index.
+
+        A single query over queued and lapsed rows, ordered by tier then age, makes
+        PostgreSQL sort every queued row on each claim; the queued streams instead walk
+        the partial index ``ix_tasks_claim`` (queued rows only, in claim order) and stop
+        at the first row no other claimer holds.
+        """
+        for tier in (ServiceTier.DEFAULT, ServiceTier.FLEX):
+            for status in (S.RUNNING, S.QUEUED):
+                # the status as a literal, so that PostgreSQL matches the partial index's
+                # predicate even in a prepared statement's generic plan
+                q = select(TaskRow).where(TaskRow.status == literal_column(f"'{status.value}'"),
+                                          TaskRow.service_tier == tier,
+                                          TaskRow.expires_at > now)
+                if status is S.RUNNING:
+                    q = q.where(TaskRow.lease_until < now)
+                if models is not None:
+                    q = q.where(TaskRow.model.in_(list(models)))
+                if tier is ServiceTier.FLEX:
+                    q = q.where(~self._default_waits(now))
+                q = q.order_by(*CLAIM_ORDER).limit(1)
+                if self._postgres:
+                    q = q.with_for_update(skip_locked=True)
+                row = s.scalars(q).first()
+                if row is not None:
+                    return row
+        return None
+
+    @staticmethod
+    def _default_waits(now: float):  # type: ignore[no-untyped-def]
+        """A default-tier task of the same model is queued (flex tasks wait behind it)."""
         other = aliased(TaskRow)
-        default_waits = exists().where(
+        return exists().where(
             other.status == S.QUEUED, other.service_tier == ServiceTier.DEFAULT,
             other.model == TaskRow.model, other.expires_at > now,
         )
-        ready = and_(ready, or_(TaskRow.service_tier == ServiceTier.DEFAULT, ~default_waits))
-        q = (
-            select(TaskRow).where(ready)
-            .order_by((TaskRow.service_tier == ServiceTier.FLEX).asc(), TaskRow.priority.desc(),
-                      TaskRow.created_at)
-            .limit(1)
-        )
-        if self._postgres:
-            q = q.with_for_update(skip_locked=True)
-        return s.scalars(q).first()
 
     def heartbeat(self, task_id: str, worker_id: str, lease_ttl: float,
                   progress: float | None = None, eta: float | None = None) -> bool:
@@ -242,6 +267,8 @@ class TaskStore(SqlStore):
                 .values(status=S.QUEUED, worker_id=None, lease_until=None, progress=0.0,
                         eta=None, attempts=TaskRow.attempts - 1, updated_at=time.time())
             )
+            if self._postgres and result.rowcount:  # type: ignore[attr-defined]
+                notify(s)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     @staticmethod
@@ -308,6 +335,22 @@ class TaskStore(SqlStore):
                           .values(video_key=None, last_frame_key=None)
                           .execution_options(synchronize_session=False))
         return rows
+
+    def queue_stats(self) -> QueueStats:
+        """What the queue gauges show, read at scrape time (so it holds across replicas)."""
+        with self._tx() as s:
+            queued = s.execute(
+                select(TaskRow.model, TaskRow.service_tier, func.count(),
+                       func.min(TaskRow.created_at))
+                .where(TaskRow.status == S.QUEUED)
+                .group_by(TaskRow.model, TaskRow.service_tier)).all()
+            running = s.execute(select(TaskRow.model, func.count())
+                                .where(TaskRow.status == S.RUNNING)
+                                .group_by(TaskRow.model)).all()
+        return QueueStats(
+            queued={(model, tier): (n, oldest) for model, tier, n, oldest in queued},
+            running={model: n for model, n in running},
+        )
 
     def counts(self) -> dict[str, int]:
         with self._tx() as s:

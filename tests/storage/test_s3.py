@@ -95,3 +95,19 @@ def test_expiry_is_capped_to_the_sigv4_maximum(store: S3Store) -> None:
 def test_bad_keys_are_refused(store: S3Store) -> None:
     with pytest.raises(ValueError):
         store.url("../x", int(time.time()) + 60)
+
+
+def test_links_are_signed_for_the_public_endpoint(
+        store: S3Store, endpoint: str, tmp_path: Path) -> None:
+    """Segue reaches the store at one address (127.0.0.1 here, ``minio:9000`` in a container
+    network); clients at another (``localhost``): links name the clients' one and work."""
+    public = endpoint.replace("127.0.0.1", "localhost")
+    settings = Settings(data_dir=tmp_path, storage_url="s3://segue-test/outputs/",
+                        s3_endpoint_url=endpoint, s3_public_endpoint_url=public)
+    shown = open_store(settings)
+    source = tmp_path / "v.mp4"
+    source.write_bytes(BODY)
+    shown.put("videos/public.mp4", source, "video/mp4")
+    link = shown.url("videos/public.mp4", int(time.time()) + 600)
+    assert link.startswith(public + "/segue-test/outputs/videos/public.mp4?")
+    assert httpx.get(link).content == BODY

@@ -1,0 +1,89 @@
+"""Prompt starts: an idle worker is woken by the create itself, never only by its poll.
+
+On PostgreSQL the create notifies (``LISTEN/NOTIFY``) and a worker in another process
+(here: another ``Services``, with its own connections) wakes; the poll stays as the
+fallback, so a lost notification only delays a task. On SQLite the in-process workers
+are woken directly.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from segue.services import Services
+from segue.worker import Background
+from tests.conftest import TASKS, LiveServer, ark_task, make_settings, start_server
+
+LONG_POLL = 30.0  # an idle worker's poll: far longer than any start the tests accept
+
+
+def _start_delays(api: LiveServer, n: int) -> list[float]:
+    """Create ``n`` tasks one after the other, each once the worker is idle again."""
+    delays = []
+    with api.client() as c:
+        for i in range(n):
+            r = c.post(TASKS, json=ark_task("segue-blend", f"wake {i} --rs 480p --dur 2"))
+            assert r.status_code == 200, r.text
+            body = api.wait(r.json()["id"], timeout=60)
+            assert body["status"] == "succeeded", body
+            row = api.services.tasks.get(body["id"])
+            assert row.started_at is not None
+            delays.append(row.started_at - row.created_at)
+    return delays
+
+
+@pytest.fixture
+def pg_cluster(pg_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, Background]]:
+    """An API-only server and, apart from it, one idle worker that polls only every 30 s."""
+    api = start_server(make_settings(tmp_path / "api", database_url=pg_url), workers=0)
+    worker = Services.build(make_settings(tmp_path / "worker", database_url=pg_url,
+                                          poll_interval=LONG_POLL))
+    background = Background(worker, workers=1)
+    background.start()
+    assert background.listener is not None and background.listener.listening.wait(15)
+    yield api, background
+    background.stop()
+    api.stop()
+
+
+@pytest.mark.postgres
+def test_a_notification_starts_an_idle_worker_at_once(
+        pg_cluster: tuple[LiveServer, Background]) -> None:
+    api, _ = pg_cluster
+    delays = _start_delays(api, 5)
+    # the benchmark records the tight figure (under 0.2 s); this bound tolerates a slow machine
+    assert statistics.median(delays) < 1.0, delays
+
+
+@pytest.mark.postgres
+def test_a_lost_notification_only_delays_the_task(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = start_server(make_settings(tmp_path / "api", database_url=pg_url), workers=0)
+    worker = Services.build(make_settings(tmp_path / "worker", database_url=pg_url,
+                                          poll_interval=1.0))
+    background = Background(worker, workers=1)
+    background.start()
+    try:
+        assert background.listener is not None and background.listener.listening.wait(15)
+        sent: list[object] = []
+        monkeypatch.setattr("segue.tasks.store.notify", sent.append)  # every notification lost
+        delays = _start_delays(api, 1)
+        assert len(sent) == 1  # the create did try to notify
+        assert delays[0] < 10.0, delays  # the poll found it
+    finally:
+        background.stop()
+        api.stop()
+
+
+def test_sqlite_wakes_the_in_process_workers_directly(tmp_path: Path) -> None:
+    api = start_server(make_settings(tmp_path / "data", poll_interval=LONG_POLL))
+    try:
+        _start_delays(api, 1)  # the worker's first poll happens at start; now it is idle
+        delays = _start_delays(api, 3)
+    finally:
+        api.stop()
+    assert statistics.median(delays) < 1.0, delays
