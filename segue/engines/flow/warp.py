@@ -84,25 +84,21 @@ def inside(pos: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - out, 0.0, 1.0).astype(np.float32)
 
 
-def visibility_weight(to0: np.ndarray, to1: np.ndarray, f01: np.ndarray, f10: np.ndarray,
-                      t: float, xy: np.ndarray) -> np.ndarray:
+def visibility_weight(to0: np.ndarray, to1: np.ndarray, t: float, xy: np.ndarray
+                      ) -> np.ndarray:
     """Blend weight of frame 1 at time t, lowered where frame 1 cannot see the pixel.
 
-    Checked in the target frame's coordinates: pixel x at time t comes from p0 in frame 0
-    and p1 in frame 1. If x is visible in frame 0, the forward flow at p0 leads to p1 (and
-    the backward flow at p1 to p0 for frame 1); a mismatch means that end shows something
-    else there (the pixel is covered). Visibilities are soft (Gaussian in the mismatch,
-    looser for fast motion), the occluded areas are dilated a little, and the weights
-    ``(1-t)·v0`` and ``t·v1`` are normalised; where neither end is trusted it stays ``t``.
+    Pixel x at time t comes from p0 in frame 0 and p1 in frame 1; an end whose sample falls
+    outside its frame gets no weight (content entering or leaving the frame). Visibility
+    inside the frame is not judged from forward/backward flow agreement: that check (soft,
+    Gaussian in the mismatch) helped where flows are clean but cost real footage, where
+    blur, noise and compression make the flows disagree on visible pixels (8-step windows
+    −0.11 dB, 24-step −0.08, Middlebury −0.06 with it). The weights ``(1-t)·v0`` and
+    ``t·v1`` are normalised; where neither end sees the pixel it stays ``t``.
     """
-    p0 = cv2.scaleAdd(to0, t, xy)
-    p1 = cv2.scaleAdd(to1, 1.0 - t, xy)
-    e0 = p0 + sample(f01, p0) - p1
-    e1 = p1 + sample(f10, p1) - p0
-    scale = 1.0 + 0.05 * np.sum(f01 * f01 + f10 * f10, axis=2) / 2.0
     kernel = np.ones((3, 3), np.uint8)
-    v0 = cv2.erode(np.exp(-np.sum(e0 * e0, axis=2) / scale) * inside(p0), kernel)
-    v1 = cv2.erode(np.exp(-np.sum(e1 * e1, axis=2) / scale) * inside(p1), kernel)
+    v0 = cv2.erode(inside(cv2.scaleAdd(to0, t, xy)), kernel)
+    v1 = cv2.erode(inside(cv2.scaleAdd(to1, 1.0 - t, xy)), kernel)
     w0, w1 = (1.0 - t) * (v0 + 0.05), t * (v1 + 0.05)
     return (w1 / (w0 + w1)).astype(np.float32)
 
@@ -115,7 +111,7 @@ class _Key:
     tiles: np.ndarray  # TILES×TILES booleans: where w1 differs from t
 
 
-TILES = 16  # the frame is cut into TILES×TILES blocks; only those with occlusion are re-blended
+TILES = 16  # the frame is cut into TILES×TILES blocks; only those seen by one end are re-blended
 
 
 class Timeline:
@@ -143,7 +139,7 @@ class Timeline:
         to1 = reverse_flow(self.f10, self.f01, 1.0 - t, self.xy)
         w1, tiles = None, np.zeros((TILES, TILES), bool)
         if self.occlusion and 0.0 < t < 1.0:
-            w1 = visibility_weight(to0, to1, self.f01, self.f10, t, self.xy)
+            w1 = visibility_weight(to0, to1, t, self.xy)
             off = (np.abs(w1 - t) > 0.02).astype(np.float32)
             tiles = cv2.resize(off, (TILES, TILES), interpolation=cv2.INTER_AREA) > 0
         return _Key(to0, to1, w1, tiles)
