@@ -82,6 +82,33 @@ def output_size(resolution: str, ratio: str) -> tuple[int, int]:
     return SIZES[resolution][ratio]
 
 
+# Exact sizes (the OpenAI-style `size`): even sides, as H.264's 4:2:0 needs, no side shorter
+# than SIDE_RANGE[0] or longer than the widest table size, no more pixels than 1080p 16:9.
+SIDE_RANGE = (128, 2176)
+MAX_PIXELS = 1920 * 1088
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """Why ``width``x``height`` cannot be rendered, or None when it can."""
+    low, high = SIDE_RANGE
+    if width % 2 or height % 2:
+        return f"both sides must be even, got {width}x{height}."
+    if not (low <= width <= high and low <= height <= high):
+        return f"each side must be between {low} and {high} px, got {width}x{height}."
+    if width * height > MAX_PIXELS:
+        return f"at most {MAX_PIXELS} pixels (1920x1088), got {width}x{height}."
+    return None
+
+
+def resolution_for(width: int, height: int) -> str:
+    """The table resolution nearest in pixel count: what an exact size is reported as."""
+    import math
+
+    pixels = width * height
+    return min(RESOLUTIONS, key=lambda r: abs(math.log(
+        SIZES[r]["16:9"][0] * SIZES[r]["16:9"][1] / pixels)))
+
+
 def frames_for(duration: int) -> int:
     return FPS * duration + 1
 
@@ -123,6 +150,10 @@ class GenerationRequest:
     execution_expires_after: int = DEFAULT_EXPIRES_AFTER
     callback_url: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # an exact output size (the OpenAI-style `size`); None: the table size of resolution/ratio
+    width: int | None = None
+    height: int | None = None
+    surface: str = "ark"  # the API the task was created on: ark | pixazo | openai
 
     @property
     def fps(self) -> int:
@@ -144,6 +175,7 @@ class GenerationRequest:
             "service_tier": self.service_tier.value,
             "execution_expires_after": self.execution_expires_after,
             "callback_url": self.callback_url, "extra": self.extra,
+            "width": self.width, "height": self.height, "surface": self.surface,
         }
 
     @classmethod

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from segue.domain import Mode
+from segue.domain import RESOLUTIONS, Mode
 from segue.engines.base import engine_names
 from segue.errors import NotFound
 
@@ -28,6 +28,10 @@ class ModelEntry:
     resolution: str = "720p"  # default when the request names none
     options: dict[str, object] = field(default_factory=dict, hash=False)
     description: str = ""
+    resolutions: tuple[str, ...] = RESOLUTIONS
+    min_duration: int = 2
+    max_duration: int = 12
+    default_duration: int = 5  # -1 where the model chooses by default
 
     def to_json(self) -> dict[str, object]:
         return {

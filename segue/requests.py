@@ -131,7 +131,8 @@ def build_request(
         if (frames - 25) % 4:
             raise given.invalid("frames", f"must be 25 + 4n, got {frames}.")
     else:
-        duration = given.int("duration", 5, *DURATION_RANGE[surface])
+        low, high = DURATION_RANGE.get(surface, (entry.min_duration, entry.max_duration))
+        duration = given.int("duration", entry.default_duration, low, high)
         frames = frames_for(duration)
     given.int("framespersecond", FPS, FPS, FPS)
 
@@ -155,4 +156,5 @@ def build_request(
         execution_expires_after=given.int(
             "execution_expires_after", DEFAULT_EXPIRES_AFTER, *EXPIRES_AFTER_RANGE),
         callback_url=str(callback_url) if callback_url is not None else None,
+        surface=surface,
     )
