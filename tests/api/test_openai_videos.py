@@ -126,6 +126,16 @@ def test_list_pages_with_after_and_videos_of_other_surfaces(queue_only: LiveServ
     assert err.value.body["code"] == "ResourceNotFound"
     assert other.videos.list().data == []
 
+    # one idempotency path: a retried multipart create (a new boundary) gets the same video
+    again = [c.videos.create(prompt="once", model=MODEL, input_reference=(
+        "f.png", png_bytes(scene(640, 360)), "image/png"),
+        extra_headers={"Idempotency-Key": "abc"}).id for _ in range(2)]
+    assert again[0] == again[1]
+    with pytest.raises(openai.BadRequestError) as err:
+        c.videos.create(prompt="twice", model=MODEL, extra_headers={"Idempotency-Key": "abc"},
+                        input_reference=("f.png", png_bytes(scene(640, 360)), "image/png"))
+    assert err.value.body["param"] == "Idempotency-Key"
+
     # deleting a queued video cancels it
     cancelled = c.videos.delete(made[0])
     assert not cancelled.deleted

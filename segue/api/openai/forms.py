@@ -63,6 +63,9 @@ def _data_url(param: str, data: bytes, content_type: str | None) -> str:
 def unflatten(items: list[tuple[str, Any]]) -> dict[str, Any]:
     """``a[b]=1``, ``l[][x]=1``, ``l[][x]=2`` -> ``{"a": {"b": 1}, "l": [{"x": 1}, {"x": 2}]}``.
 
+    Items of a list are told apart only by order, so each item should carry the same
+    fields (as the official client sends them); a client free to choose can send JSON.
+
     A field whose value is a JSON array or object (``frame_images='[...]'`` from curl) is
     read as JSON.
     """
@@ -92,16 +95,20 @@ def _put(node: dict[str, Any], path: list[str], value: Any, key: str) -> None:
             raise InvalidParameter(key, "is given more than once.")
         node[head] = value
         return
-    if rest[0] == "":  # a list; a new item starts when the last one already has this field
+    if rest[0] == "":  # a list
         items = node.setdefault(head, [])
         if not isinstance(items, list):
             raise InvalidParameter(key, "mixes a list with a single value.")
         if len(rest) == 1:
             items.append(value)
             return
-        if not items or not isinstance(items[-1], dict) or _has(items[-1], rest[1:]):
-            items.append({})
-        _put(items[-1], rest[1:], value, key)
+        # The n-th value of a field belongs to the n-th item: httpx sends the values of one
+        # field together (l[][x]=1, l[][x]=2, l[][y]=3, l[][y]=4), not item by item.
+        item = next((i for i in items if isinstance(i, dict) and not _has(i, rest[1:])), None)
+        if item is None:
+            item = {}
+            items.append(item)
+        _put(item, rest[1:], value, key)
         return
     child = node.setdefault(head, {})
     if not isinstance(child, dict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import replace
 from typing import Annotated, Any, Literal
@@ -12,7 +14,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep
+from segue.api.deps import IdempotencyKey, PrincipalDep, ServicesDep
 from segue.api.openai.errors import ERRORS, ErrorEnvelope
 from segue.api.openai.forms import read_body
 from segue.api.openai.protocol import CreateVideoRequest, DeletedVideo, Video, VideoList
@@ -37,9 +39,24 @@ from segue.tasks.videos import video_object
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-style videos"])
 LIST_WINDOW = 7 * 86_400
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON schema with its ``$defs`` references replaced by their content, so that it
+    stands alone inside the OpenAPI document (which has no ``$defs`` of its own)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+_SCHEMA = CreateVideoRequest.model_json_schema()
 _BODY = {"required": True, "content": {
-    "application/json": {"schema": CreateVideoRequest.model_json_schema(
-        ref_template="#/components/schemas/{model}")},
+    "application/json": {"schema": _inline(_SCHEMA, _SCHEMA.get("$defs", {}))},
     "multipart/form-data": {"schema": {
         "type": "object", "required": ["prompt"],
         "properties": {"prompt": {"type": "string"}, "model": {"type": "string"},
@@ -53,10 +70,11 @@ _BODY = {"required": True, "content": {
              responses={**ERRORS, 413: {"model": ErrorEnvelope,
                                         "description": "The body is over the size limit."}})
 async def create_video(request: Request, services: ServicesDep, principal: PrincipalDep,
-                       digest: BodyHashDep, idempotency_key: IdempotencyKey = None
-                       ) -> dict[str, Any]:
+                       idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """Queue a video: a prompt, and a first frame, a first and a last frame, or neither."""
     raw = await read_body(request)
+    # hashed as parsed: a multipart body's boundary changes on every retry of the same request
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
     try:
         body = CreateVideoRequest.model_validate(raw)
     except ValidationError as exc:
