@@ -13,6 +13,7 @@ import openai
 import pytest
 from PIL import Image
 
+from segue.engines.blend import BlendEngine
 from segue.media.images import fit_to
 from segue.media.video import probe, psnr, read_frames
 from tests.conftest import (
@@ -26,6 +27,7 @@ from tests.conftest import (
     scene,
     start_server,
 )
+from tests.lifecycle.support import use_engine
 
 MODEL = "segue-blend"
 
@@ -153,6 +155,12 @@ def test_errors_come_in_the_openai_envelope(queue_only: LiveServer) -> None:
         assert (body["param"], body["code"], body["type"]) == (
             "size", "InvalidParameter", "invalid_request_error"), body
         assert detail in body["message"] and "Request id:" in body["message"]
+    blocky = BlendEngine()
+    blocky.size_multiple = 16  # type: ignore[attr-defined]  # as a diffusion engine declares
+    use_engine(queue_only, blocky)
+    with pytest.raises(openai.BadRequestError) as err:
+        c.videos.create(prompt="p", model=MODEL, size="648x360")
+    assert err.value.body["param"] == "size" and "multiples of 16" in err.value.body["message"]
     with pytest.raises(openai.BadRequestError) as err:
         c.videos.create(prompt="p", model=MODEL, seconds="13")
     assert err.value.body["param"] == "seconds" and "2 to 12" in err.value.body["message"]
@@ -203,3 +211,4 @@ def test_json_body_image_url_and_the_models_listing(queue_only: LiveServer) -> N
     assert models["seedance-1-0-lite-t2v-250428"]["frame_types"] == []
     assert "1248x704" in models["segue-blend"]["sizes"]
     assert models["segue-blend"]["seconds"][0] == "2"
+    assert models["segue-blend"]["size_rules"]["multiple_of"] == 2

@@ -22,6 +22,7 @@ from segue.domain import (
     MAX_PIXELS,
     SIDE_RANGE,
     SIZES,
+    GenerationRequest,
     Mode,
     TaskStatus,
     nearest_ratio,
@@ -92,17 +93,31 @@ def _create(services: Services, principal: Principal, body: CreateVideoRequest, 
                             images=images, fields=body.fields(body.duration(entry)),
                             surface="openai")
     if size is not None:
-        width, height = size
-        resolution = resolution_for(width, height)
-        if resolution not in entry.resolutions:
-            raise InvalidParameter("size", f"model {entry.id} renders at most "
-                                           f"{entry.resolutions[-1]}; {width}x{height} is larger.")
-        request = replace(request, width=width, height=height, resolution=resolution,
-                          ratio=nearest_ratio(width / height))
+        request = _exact_size(services, entry, request, *size)
     check_mode(entry, services.engine_modes(entry), request.mode)
     row = services.create_task(principal, request, idempotency_key=idempotency_key,
                                request_hash=digest)
     return video_object(row)
+
+
+def _exact_size(services: Services, entry: ModelEntry, request: GenerationRequest,
+                width: int, height: int) -> GenerationRequest:
+    """The request at ``width``x``height``, if the model and its engine can render that.
+
+    An engine whose network works on blocks declares ``size_multiple`` (LTX-Video 32, Wan 16);
+    the others take any even size.
+    """
+    resolution = resolution_for(width, height)
+    if resolution not in entry.resolutions:
+        raise InvalidParameter("size", f"model {entry.id} renders at most "
+                                       f"{entry.resolutions[-1]}; {width}x{height} is larger.")
+    multiple = int(getattr(services.engine_for(entry), "size_multiple", 2))
+    if width % multiple or height % multiple:
+        raise InvalidParameter("size", f"model {entry.id} is rendered here by an engine whose "
+                                       f"sides are multiples of {multiple} px; {width}x{height} "
+                                       "is not.")
+    return replace(request, width=width, height=height, resolution=resolution,
+                   ratio=nearest_ratio(width / height))
 
 
 def _default_model(services: Services, mode: Mode) -> ModelEntry:
@@ -129,7 +144,8 @@ def _capabilities(services: Services, entry: ModelEntry) -> dict[str, Any]:
         "frame_types": frame_types, "text_to_video": Mode.TEXT in modes,
         "input_references": Mode.REFERENCE in modes,
         "sizes": [f"{w}x{h}" for r in entry.resolutions for w, h in SIZES[r].values()],
-        "size_rules": {"even_sides": True, "min_side": SIDE_RANGE[0],
+        "size_rules": {"multiple_of": int(getattr(services.engine_for(entry), "size_multiple", 2)),
+                       "min_side": SIDE_RANGE[0],
                        "max_side": SIDE_RANGE[1], "max_pixels": min(MAX_PIXELS, largest)},
         "seconds": [str(s) for s in range(entry.min_duration, entry.max_duration + 1)],
     }
