@@ -8,9 +8,9 @@ frame only as ``frame_images`` with ``frame_type: "last_frame"``. JSON null mean
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from segue.api.ark.protocol import ImageURL
 from segue.domain import ImageInput, size_problem
@@ -19,6 +19,12 @@ from segue.models import ModelEntry
 
 DOCUMENTED_SECONDS = (4, 8, 12)
 _SIZE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
+
+
+# an image_url is {"url": ...} or, as OpenRouter also accepts, the URL string itself
+_IMAGE_URL_SCHEMA = {"anyOf": [
+    {"type": "string"},
+    {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}]}
 
 
 def _url_object(value: Any) -> Any:
@@ -30,7 +36,7 @@ class ReferenceImage(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: Literal["image_url"] = "image_url"
-    image_url: ImageURL
+    image_url: Annotated[ImageURL, WithJsonSchema(_IMAGE_URL_SCHEMA)]
 
     @field_validator("image_url", mode="before")
     @classmethod
@@ -165,3 +171,29 @@ class DeletedVideo(BaseModel):
     id: str
     object: Literal["video.deleted"] = "video.deleted"
     deleted: bool
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON schema with its ``$defs`` references replaced by their content, so that it
+    stands alone inside the OpenAPI document (which has no ``$defs`` of its own)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+_CREATE_SCHEMA = CreateVideoRequest.model_json_schema()
+# The request body as the OpenAPI document states it: JSON, or the same as multipart.
+CREATE_BODY: dict[str, Any] = {"required": True, "content": {
+    "application/json": {"schema": _inline(_CREATE_SCHEMA, _CREATE_SCHEMA.get("$defs", {}))},
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["prompt"],
+        "properties": {"prompt": {"type": "string"}, "model": {"type": "string"},
+                       "seconds": {"type": "string"}, "size": {"type": "string"},
+                       "input_reference": {"type": "string", "format": "binary"}},
+        "description": "As the JSON body; nested fields flattened as frame_images[][frame_type]."
+    }}}}

@@ -17,7 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from segue.api.deps import IdempotencyKey, PrincipalDep, ServicesDep
 from segue.api.openai.errors import ERRORS, ErrorEnvelope
 from segue.api.openai.forms import read_body
-from segue.api.openai.protocol import CreateVideoRequest, DeletedVideo, Video, VideoList
+from segue.api.openai.protocol import (
+    CREATE_BODY,
+    CreateVideoRequest,
+    DeletedVideo,
+    Video,
+    VideoList,
+)
 from segue.domain import (
     MAX_PIXELS,
     SIDE_RANGE,
@@ -42,32 +48,7 @@ router = APIRouter(prefix="/v1", tags=["OpenAI-style videos"])
 LIST_WINDOW = 7 * 86_400
 
 
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
-    """A JSON schema with its ``$defs`` references replaced by their content, so that it
-    stands alone inside the OpenAPI document (which has no ``$defs`` of its own)."""
-    if isinstance(node, dict):
-        ref = node.get("$ref", "")
-        if ref.startswith("#/$defs/"):
-            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
-    if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
-    return node
-
-
-_SCHEMA = CreateVideoRequest.model_json_schema()
-_BODY = {"required": True, "content": {
-    "application/json": {"schema": _inline(_SCHEMA, _SCHEMA.get("$defs", {}))},
-    "multipart/form-data": {"schema": {
-        "type": "object", "required": ["prompt"],
-        "properties": {"prompt": {"type": "string"}, "model": {"type": "string"},
-                       "seconds": {"type": "string"}, "size": {"type": "string"},
-                       "input_reference": {"type": "string", "format": "binary"}},
-        "description": "As the JSON body; nested fields flattened as frame_images[][frame_type]."
-    }}}}
-
-
-@router.post("/videos", response_model=Video, openapi_extra={"requestBody": _BODY},
+@router.post("/videos", response_model=Video, openapi_extra={"requestBody": CREATE_BODY},
              responses={**ERRORS, 413: {"model": ErrorEnvelope,
                                         "description": "The body is over the size limit."}})
 async def create_video(request: Request, services: ServicesDep, principal: PrincipalDep,
@@ -109,8 +90,9 @@ def _exact_size(services: Services, entry: ModelEntry, request: GenerationReques
     """
     resolution = resolution_for(width, height)
     if resolution not in entry.resolutions:
-        raise InvalidParameter("size", f"model {entry.id} renders at most "
-                                       f"{entry.resolutions[-1]}; {width}x{height} is larger.")
+        raise InvalidParameter("size", f"model {entry.id} renders at "
+                                       f"{', '.join(entry.resolutions)}; {width}x{height} is "
+                                       f"a {resolution} size.")
     multiple = int(getattr(services.engine_for(entry), "size_multiple", 2))
     if width % multiple or height % multiple:
         raise InvalidParameter("size", f"model {entry.id} is rendered here by an engine whose "
