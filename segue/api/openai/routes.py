@@ -28,7 +28,6 @@ from segue.domain import (
     MAX_PIXELS,
     SIDE_RANGE,
     SIZES,
-    GenerationRequest,
     Mode,
     TaskStatus,
     nearest_ratio,
@@ -70,24 +69,25 @@ def _create(services: Services, principal: Principal, body: CreateVideoRequest, 
     size = body.dimensions()
     entry = (services.models.get(body.model) if body.model
              else _default_model(services, detect_mode(images)))
+    # checked first: a size the model cannot render is the answer, whatever else is wrong
+    exact = (*size, _check_size(services, entry, *size)) if size is not None else None
     request = build_request(entry, model=body.model or entry.id, text=body.prompt,
                             images=images, fields=body.fields(body.duration(entry)),
                             surface="openai")
-    if size is not None:
-        request = _exact_size(services, entry, request, *size)
+    if exact is not None:  # rendered exactly; the table size is what other surfaces report
+        width, height, resolution = exact
+        request = replace(request, width=width, height=height, resolution=resolution,
+                          ratio=nearest_ratio(width / height))
     check_mode(entry, services.engine_modes(entry), request.mode)
     row = services.create_task(principal, request, idempotency_key=idempotency_key,
                                request_hash=digest)
     return video_object(row)
 
 
-def _exact_size(services: Services, entry: ModelEntry, request: GenerationRequest,
-                width: int, height: int) -> GenerationRequest:
-    """The request at ``width``x``height``, if the model and its engine can render that.
-
-    An engine whose network works on blocks declares ``size_multiple`` (LTX-Video 32, Wan 16);
-    the others take any even size.
-    """
+def _check_size(services: Services, entry: ModelEntry, width: int, height: int) -> str:
+    """The table resolution ``width``x``height`` counts as, if the model and its engine can
+    render that size. An engine whose network works on blocks declares ``size_multiple``
+    (LTX-Video 32, Wan 16); the others take any even size."""
     resolution = resolution_for(width, height)
     if resolution not in entry.resolutions:
         raise InvalidParameter("size", f"model {entry.id} renders at "
@@ -98,8 +98,7 @@ def _exact_size(services: Services, entry: ModelEntry, request: GenerationReques
         raise InvalidParameter("size", f"model {entry.id} is rendered here by an engine whose "
                                        f"sides are multiples of {multiple} px; {width}x{height} "
                                        "is not.")
-    return replace(request, width=width, height=height, resolution=resolution,
-                   ratio=nearest_ratio(width / height))
+    return resolution
 
 
 def _default_model(services: Services, mode: Mode) -> ModelEntry:
