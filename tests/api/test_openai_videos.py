@@ -188,6 +188,11 @@ def test_errors_come_in_the_openai_envelope(queue_only: LiveServer) -> None:
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "body"
         bad = h.post("/v1/videos", json={"model": MODEL})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "prompt"
+        # routing errors under /v1 come in this surface's envelope too
+        for method, path in (("GET", "/v1/nothing"), ("PUT", "/v1/videos")):
+            error = h.request(method, path).json()["error"]
+            assert set(error) == {"message", "type", "param", "code"}
+            assert error["type"] == "invalid_request_error" and "Request id:" in error["message"]
 
 
 def test_json_body_image_url_and_the_models_listing(queue_only: LiveServer) -> None:

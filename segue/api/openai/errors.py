@@ -11,14 +11,18 @@ from pydantic import BaseModel
 
 from segue.errors import SegueError
 
-TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-         404: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error"}
+TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+
+def error_type(status: int) -> str:
+    """OpenAI's ``type`` for an HTTP status: any other 4xx is the client's request."""
+    return TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
 
 
 def render(error: SegueError, request_id: str) -> JSONResponse:
     body = {"error": {
         "message": f"{error.message} Request id: {request_id}",
-        "type": TYPES.get(error.status, "server_error"),
+        "type": error_type(error.status),
         "param": error.param or None,
         "code": error.code,
     }}
