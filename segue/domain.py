@@ -154,6 +154,7 @@ class GenerationRequest:
     width: int | None = None
     height: int | None = None
     surface: str = "ark"  # the API the task was created on: ark | pixazo | openai
+    generate_audio: bool = False
 
     @property
     def fps(self) -> int:
@@ -176,6 +177,7 @@ class GenerationRequest:
             "execution_expires_after": self.execution_expires_after,
             "callback_url": self.callback_url, "extra": self.extra,
             "width": self.width, "height": self.height, "surface": self.surface,
+            "generate_audio": self.generate_audio,
         }
 
     @classmethod

@@ -171,6 +171,10 @@ def test_errors_come_in_the_openai_envelope(queue_only: LiveServer) -> None:
     with pytest.raises(openai.BadRequestError) as err:  # not an image
         c.videos.create(prompt="p", model=MODEL, input_reference=("x.png", b"nope", "image/png"))
     assert err.value.body["code"] == "InvalidImageURL.InvalidFormat"
+    with pytest.raises(openai.BadRequestError) as err:  # the blend engine makes no sound
+        c.videos.create(prompt="p", model=MODEL, extra_body={"generate_audio": True},
+                        input_reference=("f.png", png_bytes(scene(640, 360)), "image/png"))
+    assert err.value.body["param"] == "generate_audio"
     with pytest.raises(openai.NotFoundError) as err:
         c.videos.create(prompt="p", model="no-such-model")
     assert err.value.body["param"] == "model"
@@ -217,3 +221,4 @@ def test_json_body_image_url_and_the_models_listing(queue_only: LiveServer) -> N
     assert "1248x704" in models["segue-blend"]["sizes"]
     assert models["segue-blend"]["seconds"][0] == "2"
     assert models["segue-blend"]["size_rules"]["multiple_of"] == 2
+    assert models["segue-blend"]["audio"] is False

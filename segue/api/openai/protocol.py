@@ -65,6 +65,7 @@ class CreateVideoRequest(BaseModel):
     callback_url: str | None = None
     seed: int | None = None
     watermark: bool | None = None
+    generate_audio: bool | None = None
 
     def first_reference(self) -> str | None:
         """The URL ``input_reference`` names: a string, ``{"image_url": ...}`` or refused."""
@@ -133,7 +134,7 @@ class CreateVideoRequest(BaseModel):
     def fields(self, seconds: int) -> dict[str, object]:
         """The settings ``requests.build_request`` reads, in its names."""
         return {"duration": seconds, "seed": self.seed, "watermark": self.watermark,
-                "callback_url": self.callback_url}
+                "callback_url": self.callback_url, "generate_audio": self.generate_audio}
 
 
 class VideoError(BaseModel):

@@ -37,7 +37,7 @@ from segue.errors import InvalidParameter, NotFound, OperationDenied
 from segue.keys import Principal
 from segue.media.previews import spritesheet, thumbnail
 from segue.models import ModelEntry
-from segue.requests import build_request, check_mode, detect_mode
+from segue.requests import build_request, check_audio, check_mode, detect_mode
 from segue.services import Services
 from segue.storage.base import local_file
 from segue.storage.local import LocalStore
@@ -79,6 +79,7 @@ def _create(services: Services, principal: Principal, body: CreateVideoRequest, 
         request = replace(request, width=width, height=height, resolution=resolution,
                           ratio=nearest_ratio(width / height))
     check_mode(entry, services.engine_modes(entry), request.mode)
+    check_audio(entry, services.engine_makes_audio(entry), request)
     row = services.create_task(principal, request, idempotency_key=idempotency_key,
                                request_hash=digest)
     return video_object(row)
@@ -124,6 +125,7 @@ def _capabilities(services: Services, entry: ModelEntry) -> dict[str, Any]:
         "id": entry.id, "object": "model", "engine": entry.engine,
         "frame_types": frame_types, "text_to_video": Mode.TEXT in modes,
         "input_references": Mode.REFERENCE in modes,
+        "audio": services.engine_makes_audio(entry),
         "sizes": [f"{w}x{h}" for r in entry.resolutions for w, h in SIZES[r].values()],
         "size_rules": {"multiple_of": int(getattr(services.engine_for(entry), "size_multiple", 2)),
                        "min_side": SIDE_RANGE[0],
