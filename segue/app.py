@@ -18,6 +18,7 @@ from segue import logs
 from segue.api import errors, files, ops
 from segue.api.ark import events as ark_events
 from segue.api.ark import routes as ark
+from segue.api.openai import routes as openai_videos
 from segue.api.pixazo import routes as pixazo
 from segue.errors import PayloadTooLarge
 from segue.services import Services
@@ -81,14 +82,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             background.stop()
 
     app = FastAPI(title="Segue", version="0.1.0", lifespan=lifespan,
-                  description="First-frame/last-frame to video: the Seedance (Ark) task API and "
-                              "the Pixazo gateway routes, self-hosted.")
+                  description="First-frame/last-frame to video: the Seedance (Ark) task API, "
+                              "the Pixazo gateway routes and an OpenAI-style /v1/videos, "
+                              "self-hosted.")
     app.state.services = services
     app.add_middleware(RequestContext)
     errors.install(app)
     app.include_router(ark.router)
     app.include_router(ark_events.router)
     app.include_router(pixazo.router)
+    app.include_router(openai_videos.router)
     app.include_router(files.router)
     app.include_router(ops.router)
     if not settings.metrics_addr:

@@ -24,6 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -46,6 +47,7 @@ from segue.settings import Settings
 from segue.storage.base import ObjectStore
 from segue.tasks.db import SqlStore
 from segue.tasks.schema import ApiKeyRow, DeliveryRow, TaskRow
+from segue.tasks.videos import video_event
 from segue.tasks.view import task_object
 
 log = logging.getLogger("segue.callbacks")
@@ -177,17 +179,30 @@ class Callbacks:
         """A ``Services`` listener: one delivery per status of a task with a callback_url."""
         if not row.callback_url:
             return
+        payload = self._payload(row)
+        if payload is None:
+            return
         status = TaskStatus(row.status)
         now = time.time()
         delivery = DeliveryRow(
             id="msg_" + secrets.token_hex(12), task_id=row.id, key_id=row.key_id,
-            url=row.callback_url, status=status.value, payload=task_object(row, self.objects),
+            url=row.callback_url, status=status.value, payload=payload,
             state=PENDING, attempts=0,
             max_attempts=1 + (self.settings.callback_retries if status.final else 0),
             next_attempt_at=now, created_at=now, updated_at=now,
         )
         if self.store.add(delivery):
             self.wake.set()
+
+    def _payload(self, row: TaskRow) -> dict[str, Any] | None:
+        """The body in the dialect of the surface the task was created on (None: no callback).
+
+        Tasks created on ``/v1/videos`` get OpenAI-style ``video.completed`` /
+        ``video.failed`` events; every other task gets the Ark task object.
+        """
+        if (row.request or {}).get("surface") == "openai":
+            return video_event(row)
+        return task_object(row, self.objects)
 
     # -- dispatching ----------------------------------------------------------
 

@@ -82,6 +82,33 @@ def output_size(resolution: str, ratio: str) -> tuple[int, int]:
     return SIZES[resolution][ratio]
 
 
+# Exact sizes (the OpenAI-style `size`): even sides, as H.264's 4:2:0 needs, no side shorter
+# than SIDE_RANGE[0] or longer than the widest table size, no more pixels than 1080p 16:9.
+SIDE_RANGE = (128, 2176)
+MAX_PIXELS = 1920 * 1088
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """Why ``width``x``height`` cannot be rendered, or None when it can."""
+    low, high = SIDE_RANGE
+    if width % 2 or height % 2:
+        return f"both sides must be even, got {width}x{height}."
+    if not (low <= width <= high and low <= height <= high):
+        return f"each side must be between {low} and {high} px, got {width}x{height}."
+    if width * height > MAX_PIXELS:
+        return f"at most {MAX_PIXELS} pixels (1920x1088), got {width}x{height}."
+    return None
+
+
+def resolution_for(width: int, height: int) -> str:
+    """The table resolution nearest in pixel count: what an exact size is reported as."""
+    import math
+
+    pixels = width * height
+    return min(RESOLUTIONS, key=lambda r: abs(math.log(
+        SIZES[r]["16:9"][0] * SIZES[r]["16:9"][1] / pixels)))
+
+
 def frames_for(duration: int) -> int:
     return FPS * duration + 1
 
@@ -133,6 +160,10 @@ class GenerationRequest:
     extra: dict[str, object] = field(default_factory=dict)
     media: tuple[MediaInput, ...] = ()  # reference videos and audio
     omni_reference_task_type: str | None = None
+    # an exact output size (the OpenAI-style `size`); None: the table size of resolution/ratio
+    width: int | None = None
+    height: int | None = None
+    surface: str = "ark"  # the API the task was created on: ark | pixazo | openai
     generate_audio: bool = False
     draft: bool = False  # a cheap 480p draft rendered with the engine's fastest settings
     draft_task_id: str | None = None  # the draft this final is rendered from
@@ -167,6 +198,7 @@ class GenerationRequest:
             "draft_task_id": self.draft_task_id, "auto_duration": self.auto_duration,
             "priority": self.priority, "safety_identifier": self.safety_identifier,
             "output_format": self.output_format,
+            "width": self.width, "height": self.height, "surface": self.surface,
         }
 
     @classmethod

@@ -50,6 +50,8 @@ def make_job(request: GenerationRequest, images: Images) -> tuple[RenderJob, str
     last = by_role.get("last_frame")
     ratio = resolve_ratio(request, first)
     width, height = output_size(request.resolution, ratio)
+    if request.width and request.height:  # an exact size asked for
+        width, height = request.width, request.height
     if first is not None and last is not None:
         # the first frame governs: a last frame of another aspect is cropped to it
         last = crop_to_aspect(last, image_aspect(first))

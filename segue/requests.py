@@ -191,7 +191,7 @@ def build_request(
         resolution=resolution, ratio=ratio, duration=duration, frames=frames,
         auto_duration=auto_duration, draft=draft,
         seed=secrets.randbelow(SEED_MAX + 1) if seed == -1 else seed,
-        camera_fixed=camera_fixed, **delivery_settings(entry, given),
+        camera_fixed=camera_fixed, surface=surface, **delivery_settings(entry, given),
     )
 
 

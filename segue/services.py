@@ -133,6 +133,16 @@ class Services:
         self.wake.set()
         return created
 
+    def delete_task(self, task_id: str, key_id: str) -> tuple[str, TaskRow]:
+        """DELETE on any surface: cancel a queued task, or remove a finished one and its files."""
+        action, row = self.tasks.delete(task_id, key_id)
+        if action == "delete":
+            for key in (row.video_key, row.last_frame_key):
+                if key:
+                    self.objects.delete(key)
+        self.on_status_change(row)
+        return action, row
+
     def _limits(self, principal: Principal, entry: ModelEntry) -> CreateLimits:
         s = self.settings
         default_rate = s.rate_limit_pro if entry.tier == "pro" else s.rate_limit_lite

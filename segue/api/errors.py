@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
 
 from segue.api.ark import errors as ark_errors
+from segue.api.openai import errors as openai_errors
 from segue.api.pixazo import errors as pixazo_errors
 from segue.errors import (
     AuthenticationError,
@@ -32,12 +33,15 @@ from segue.errors import (
 log = logging.getLogger("segue.api")
 PIXAZO_PREFIXES = ("/byteplus/", "/bytedance-polling/")
 METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+OPENAI_PREFIX = "/v1/"
 CREATE_PATHS = ("/api/v3/contents/generations/tasks", "/byteplus/")
 
 
 def render_error(request: Request, error: SegueError) -> JSONResponse:
     request_id = getattr(request.state, "request_id", "-")
-    surface = pixazo_errors if request.url.path.startswith(PIXAZO_PREFIXES) else ark_errors
+    path = request.url.path
+    surface = (pixazo_errors if path.startswith(PIXAZO_PREFIXES)
+               else openai_errors if path.startswith(OPENAI_PREFIX) else ark_errors)
     response = surface.render(error, request_id)
     response.headers["X-Request-Id"] = request_id
     if isinstance(error, MethodNotAllowed):

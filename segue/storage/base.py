@@ -7,6 +7,9 @@ that reads the storage settings.
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -30,6 +33,23 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` is stored."""
+
+    def download(self, key: str, dest: Path) -> None:
+        """Copy ``key`` into the local file ``dest``."""
+
+
+@contextmanager
+def local_file(store: ObjectStore, key: str) -> Iterator[Path]:
+    """``key`` as a local file: the store's own file where it keeps one, else a download."""
+    from segue.storage.local import LocalStore
+
+    if isinstance(store, LocalStore):
+        yield store.path(key)
+        return
+    with tempfile.TemporaryDirectory(prefix="segue-object-") as tmp:
+        dest = Path(tmp) / Path(key).name
+        store.download(key, dest)
+        yield dest
 
 
 def open_store(settings: Settings) -> ObjectStore:

@@ -115,6 +115,9 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def download(self, key: str, dest: Path) -> None:
+        shutil.copyfile(self.path(key), dest)
+
     def sign(self, key: str, expires_at: int) -> str:
         message = f"{key}\n{int(expires_at)}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()

@@ -57,6 +57,9 @@ class S3Store:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
 
+    def download(self, key: str, dest: Path) -> None:
+        self.client.download_file(self.bucket, self._name(key), str(dest))
+
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._name(key))

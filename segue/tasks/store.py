@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, update
+from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from segue.domain import ServiceTier, TaskStatus
@@ -141,6 +141,31 @@ class TaskStore(SqlStore):
                 .offset((page_num - 1) * page_size).limit(page_size)
             ).all()
         return total, list(rows)
+
+    def list_after(
+        self, key_id: str, *, after: str | None = None, limit: int = 20, newest_first: bool = True,
+        since: float | None = None,
+    ) -> tuple[list[TaskRow], bool]:
+        """A cursor page: up to ``limit`` tasks past the task ``after``, and whether more follow.
+
+        Ordered by (created_at, id), so a cursor stays valid while tasks are added.
+        """
+        where = [TaskRow.key_id == key_id]
+        if since is not None:
+            where.append(TaskRow.created_at >= since)
+        order = (TaskRow.created_at.desc(), TaskRow.id.desc()) if newest_first else (
+            TaskRow.created_at.asc(), TaskRow.id.asc())
+        with self._tx() as s:
+            if after is not None:
+                cursor = s.get(TaskRow, after)
+                if cursor is None or cursor.key_id != key_id:
+                    raise task_not_found(after)
+                key = tuple_(TaskRow.created_at, TaskRow.id)
+                mark = tuple_(cursor.created_at, cursor.id)
+                where.append(key < mark if newest_first else key > mark)
+            rows = list(s.scalars(select(TaskRow).where(*where).order_by(*order)
+                                  .limit(limit + 1)).all())
+        return rows[:limit], len(rows) > limit
 
     def delete(self, task_id: str, key_id: str, now: float | None = None) -> tuple[str, TaskRow]:
         """DELETE: cancel a queued task or remove a finished one (``states.delete_action``)."""

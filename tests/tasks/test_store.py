@@ -212,3 +212,21 @@ def test_the_ledger_migration_counts_the_last_days_tasks(tmp_path) -> None:  # t
     with pytest.raises(TooManyRequests):
         store.create(task(), CreateLimits(rate=1, window=60, tier_models=("m",), max_queued=9))
     engine.dispose()
+
+
+def test_cursor_pages_in_both_orders_and_with_equal_times(store: TaskStore) -> None:
+    t0 = time.time()
+    # two pairs created in the same instant: the id breaks the tie, so no page repeats or skips
+    rows = [store.create(task(at=t0 - (i // 2))) for i in range(6)]
+    newest = sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)
+    store.create(task(key="other", at=t0))
+    seen, after, more = [], None, True
+    while more:
+        page, more = store.list_after("k", after=after, limit=4)
+        seen += [r.id for r in page]
+        after = page[-1].id
+    assert seen == [r.id for r in newest]
+    page, more = store.list_after("k", after=newest[-3].id, limit=10, newest_first=False)
+    assert [r.id for r in page] == [r.id for r in newest[-4::-1]] and not more
+    with pytest.raises(NotFound):
+        store.list_after("other", after=newest[0].id)

@@ -65,12 +65,7 @@ def get_task(task_id: str, services: ServicesDep, principal: PrincipalDep) -> di
 @router.delete(TASKS + "/{task_id}")
 def delete_task(task_id: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     """Cancel a queued task, or delete a finished one with its files. Answers ``{}``."""
-    action, row = services.tasks.delete(task_id, principal.key_id)
-    if action == "delete":
-        for key in (row.video_key, row.last_frame_key):
-            if key:
-                services.objects.delete(key)
-    services.on_status_change(row)
+    services.delete_task(task_id, principal.key_id)
     return {}
 
 
