@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from segue import logs
-from segue.api import errors, files, ops
+from segue.api import errors, files, openapi, ops
 from segue.api.ark import events as ark_events
 from segue.api.ark import routes as ark
 from segue.api.pixazo import routes as pixazo
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.add_middleware(RequestContext)
     errors.install(app)
+    openapi.install(app)
     app.include_router(ark.router)
     app.include_router(ark_events.router)
     app.include_router(pixazo.router)
