@@ -23,7 +23,8 @@ from segue.services import Services
 from segue.tasks.view import task_object
 
 router = APIRouter(tags=["Pixazo gateway"], responses=errors(PixazoError, *AUTH))
-CREATED = {"response_model": CreateTaskResponse, "responses": errors(PixazoError, *CREATE)}
+CREATED: dict[str, Any] = {"response_model": CreateTaskResponse,
+                           "responses": errors(PixazoError, *CREATE)}
 
 
 def _create(
