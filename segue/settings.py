@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)  # SEGUE_API_KEYS=k1,k2
     log_level: str = "info"
     max_body_bytes: int = 64 * 1024 * 1024
+    # a stored key found is remembered this long: `segue keys revoke` takes effect within it
+    key_cache_ttl: float = 2.0
 
     # images
     allow_private_urls: bool = False

@@ -31,8 +31,9 @@ async def get_principal(
 ) -> Principal:
     """Either surface's key header is accepted on both surfaces."""
     key = bearer.credentials.strip() if bearer else subscription_key
-    services = get_services(request)
-    return await run_in_threadpool(services.keys.authenticate, key)
+    keys = get_services(request).keys
+    # A key seen lately is answered here, without a trip through the thread pool.
+    return keys.remembered(key) or await run_in_threadpool(keys.authenticate, key)
 
 
 async def body_hash(request: Request) -> str:

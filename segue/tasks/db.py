@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "segue_read_only"  # execution option of SqlStore._read's connections
 
 
 def make_engine(url: str) -> Engine:
@@ -19,7 +20,10 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # As many connections as the API's thread pool has threads (40): a request must
+        # not wait for a connection while WAL lets every reader run at once.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=10, max_overflow=30)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -34,10 +38,12 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None  # SQLAlchemy's BEGIN below, not pysqlite's
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):  # type: ignore[no-untyped-def]
-            # Take the write lock at BEGIN so read-then-write transactions never
-            # deadlock into SQLITE_BUSY halfway through.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            # Writers take the write lock at BEGIN so read-then-write transactions never
+            # deadlock into SQLITE_BUSY halfway through. Readers (SqlStore._read) begin
+            # deferred: WAL gives them a snapshot, so they neither wait for nor block writers.
+            read = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -68,9 +74,17 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._readers = sessionmaker(engine.execution_options(**{READ_ONLY: True}),
+                                     expire_on_commit=False)
         self._postgres = engine.dialect.name == "postgresql"
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        """A transaction that only reads (polls, listings, key look-ups): it takes no lock."""
+        with self._readers.begin() as session:
             yield session
