@@ -33,7 +33,10 @@ async def get_principal(
     key = bearer.credentials.strip() if bearer else subscription_key
     keys = get_services(request).keys
     # A key seen lately is answered here, without a trip through the thread pool.
-    return keys.remembered(key) or await run_in_threadpool(keys.authenticate, key)
+    principal = keys.remembered(key)
+    if principal is None:
+        principal = await run_in_threadpool(keys.authenticate, key)
+    return principal
 
 
 async def body_hash(request: Request) -> str:
