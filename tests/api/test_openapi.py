@@ -68,7 +68,7 @@ def test_schemathesis_finds_no_mismatch(server: LiveServer, tmp_path: Path) -> N
     command = [
         st, "--config-file", str(CONFIG), "run", server.url + "/openapi.json",
         "-H", f"Authorization: Bearer {KEY}",
-        "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_TIME), "--workers", "2",
+        "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_TIME), "--workers", "1",
         "--request-timeout", "30", "--no-color",
     ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
