@@ -8,7 +8,10 @@ on asyncio, so that the client costs little next to the servers). Each round mea
 1. the bare endpoint's throughput with ``--clients`` closed-loop clients;
 2. polls (``GET /api/v3/contents/generations/tasks/{id}``) the same way, and their ratio;
 3. polls at half the rate of step 2, paced (open loop), for p50/p99 latency;
-4. creates (Ark, first + last frame as data URLs) with ``--create-clients`` clients.
+4. creates (Ark, first + last frame as 640x360 PNG data URLs, 0.9 MB of JSON, decoded and
+   checked in the request) with ``--create-clients`` clients;
+5. the same creates with http image URLs, as in the seed document's examples (fetched
+   later by the worker, so the request only parses and stores).
 
 Medians over ``--rounds`` rounds go to ``benchmarks/results/load.md`` and ``load.json``
 with the date and the load average, because the machine may be shared.
@@ -159,10 +162,14 @@ def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Pope
     raise RuntimeError(f"server on port {port} did not start: {command}")
 
 
-def create_body() -> bytes:
+def create_body(urls: bool = False) -> bytes:
     from tests.conftest import ark_task
 
-    return json.dumps(ark_task("segue-blend", "a slow pan --rs 480p --dur 2")).encode()
+    body = ark_task("segue-blend", "a slow pan --rs 480p --dur 2")
+    if urls:
+        for n, item in enumerate(body["content"][1:]):
+            item["image_url"]["url"] = f"https://images.example.com/frame-{n}.png"
+    return json.dumps(body).encode()
 
 
 async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
@@ -174,9 +181,11 @@ async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
     half = await drive(segue_port, headers, args.clients, args.seconds, polls, rate=half_rate)
     creates = await drive(segue_port, headers, args.create_clients, args.seconds,
                           [("POST", TASKS, create_body())])
+    by_url = await drive(segue_port, headers, args.create_clients, args.seconds,
+                         [("POST", TASKS, create_body(urls=True))])
     return {"bare": bare.summary(), "polls": full.summary(),
             "polls_half_load": {**half.summary(), "target_rps": round(half_rate, 1)},
-            "creates": creates.summary()}
+            "creates_data_urls": creates.summary(), "creates_http_urls": by_url.summary()}
 
 
 def median_of(rounds: list[dict[str, dict]]) -> dict[str, dict]:
@@ -217,8 +226,8 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="segue-load-"))
-    env = {**os.environ, "SEGUE_DATA_DIR": str(data_dir), "SEGUE_ALLOW_PRIVATE_URLS": "true",
-           "SEGUE_LOG_LEVEL": "warning", "SEGUE_MAX_QUEUED": "1000000",
+    # Default settings (JSON access logs included) but for limits a benchmark would hit.
+    env = {**os.environ, "SEGUE_DATA_DIR": str(data_dir), "SEGUE_MAX_QUEUED": "1000000",
            "SEGUE_RATE_LIMIT_LITE": "1000000", "SEGUE_RATE_LIMIT_PRO": "1000000"}
     key = prepare(data_dir, env)
     headers = {"Authorization": f"Bearer {key}"}
@@ -249,7 +258,27 @@ def record(args: argparse.Namespace, rounds: list[dict[str, dict]]) -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(markdown(result))
     print(json.dumps(result["median"], indent=2))
+
+
+def markdown(result: dict) -> str:
+    m = result["median"]
+    lines = [
+        "# API load on loopback", "",
+        f"Recorded {result['date']} by `python3 benchmarks/load.py`; load average "
+        f"{' / '.join(map(str, result['loadavg_1_5_15']))} on {result['cpus']} CPUs (shared). "
+        f"Medians of {len(result['rounds'])} rounds of {result['seconds_per_phase']} s per "
+        "phase; Segue is `segue serve --workers 0` over SQLite with a stored key.", "",
+        "| phase | clients | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|",
+    ]
+    clients = {"bare": result["clients"], "polls": result["clients"],
+               "polls_half_load": result["clients"]}
+    for phase, row in m.items():
+        lines.append(f"| {phase} | {clients.get(phase, result['create_clients'])} | "
+                     f"{row['rps']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} |")
+    lines += ["", f"Polls / bare endpoint (same run): **{m['polls']['ratio_to_bare']}x**.", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

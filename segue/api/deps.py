@@ -13,7 +13,9 @@ from segue.keys import Principal
 from segue.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain `def` dependency in the thread pool, which
+    # would cost every request a thread hand-off for one attribute read.
     return request.app.state.services  # type: ignore[no-any-return]
 
 
@@ -31,7 +33,7 @@ async def get_principal(
 ) -> Principal:
     """Either surface's key header is accepted on both surfaces."""
     key = bearer.credentials.strip() if bearer else subscription_key
-    keys = get_services(request).keys
+    keys = (await get_services(request)).keys
     # A key seen lately is answered here, without a trip through the thread pool.
     principal = keys.remembered(key)
     if principal is None:
