@@ -6,8 +6,10 @@ processes; this process is the load generator (a minimal keep-alive HTTP/1.1 cli
 on asyncio, so that the client costs little next to the servers). Each round measures:
 
 1. the bare endpoint's throughput with ``--clients`` closed-loop clients;
-2. polls (``GET /api/v3/contents/generations/tasks/{id}``) the same way, and their ratio;
+2. polls (``GET /api/v3/contents/generations/tasks/{id}``) the same way, and their ratio,
+   of tasks created with http image URLs;
 3. polls at half the rate of step 2, paced (open loop), for p50/p99 latency;
+3b. polls of tasks created with data URLs (their stored request holds the images);
 4. creates (Ark, first + last frame as 640x360 PNG data URLs, 0.9 MB of JSON, decoded and
    checked in the request) with ``--create-clients`` clients;
 5. the same creates with http image URLs, as in the seed document's examples (fetched
@@ -173,18 +175,21 @@ def create_body(urls: bool = False) -> bytes:
 
 
 async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
-                    headers: dict[str, str], task_ids: list[str]) -> dict[str, dict]:
-    polls = [("GET", f"{TASKS}/{i}", b"") for i in task_ids]
+                    headers: dict[str, str], tasks: dict[str, list[str]]) -> dict[str, dict]:
+    polls = [("GET", f"{TASKS}/{i}", b"") for i in tasks["http"]]
+    heavy = [("GET", f"{TASKS}/{i}", b"") for i in tasks["data"]]
     bare = await drive(bare_port, {}, args.clients, args.seconds, [("GET", "/ping", b"")])
     full = await drive(segue_port, headers, args.clients, args.seconds, polls)
     half_rate = full.summary()["rps"] / 2
     half = await drive(segue_port, headers, args.clients, args.seconds, polls, rate=half_rate)
+    data_tasks = await drive(segue_port, headers, args.clients, args.seconds, heavy)
     creates = await drive(segue_port, headers, args.create_clients, args.seconds,
                           [("POST", TASKS, create_body())])
     by_url = await drive(segue_port, headers, args.create_clients, args.seconds,
                          [("POST", TASKS, create_body(urls=True))])
     return {"bare": bare.summary(), "polls": full.summary(),
             "polls_half_load": {**half.summary(), "target_rps": round(half_rate, 1)},
+            "polls_of_data_url_tasks": data_tasks.summary(),
             "creates_data_urls": creates.summary(), "creates_http_urls": by_url.summary()}
 
 
@@ -210,8 +215,10 @@ def prepare(data_dir: Path, env: dict[str, str]) -> str:
     return key
 
 
-async def seed_tasks(port: int, headers: dict[str, str], count: int) -> list[str]:
-    phase = await drive(port, headers, 4, 600, [("POST", TASKS, create_body())] * count,
+async def seed_tasks(port: int, headers: dict[str, str], count: int,
+                     urls: bool = False) -> list[str]:
+    body = create_body(urls=urls)
+    phase = await drive(port, headers, 4, 600, [("POST", TASKS, body)] * count,
                         keep=True, once=True)
     return [json.loads(b)["id"] for b in phase.bodies]
 
@@ -239,8 +246,9 @@ def main() -> None:
                "--port", str(bare_port), "--log-level", "warning"], bare_port, env),
     ]
     try:
-        task_ids = asyncio.run(seed_tasks(segue_port, headers, 64))
-        rounds = [asyncio.run(one_round(args, segue_port, bare_port, headers, task_ids))
+        tasks = {"http": asyncio.run(seed_tasks(segue_port, headers, 64, urls=True)),
+                 "data": asyncio.run(seed_tasks(segue_port, headers, 64))}
+        rounds = [asyncio.run(one_round(args, segue_port, bare_port, headers, tasks))
                   for _ in range(args.rounds)]
     finally:
         for proc in servers:
@@ -273,7 +281,7 @@ def markdown(result: dict) -> str:
         "| phase | clients | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|",
     ]
     clients = {"bare": result["clients"], "polls": result["clients"],
-               "polls_half_load": result["clients"]}
+               "polls_half_load": result["clients"], "polls_of_data_url_tasks": result["clients"]}
     for phase, row in m.items():
         lines.append(f"| {phase} | {clients.get(phase, result['create_clients'])} | "
                      f"{row['rps']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} |")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -13,6 +14,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "segue_read_only"  # execution option of SqlStore._read's connections
+_WRITERS: dict[str, threading.RLock] = {}  # one per SQLite database file in this process
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
+    """SQLite writers of this process queue here, in order, for the one write lock.
+
+    Left to SQLite, a writer that finds the lock taken sleeps in its busy handler (up to
+    100 ms a try) while newcomers take the lock: under load some creates waited seconds.
+    Writers of other processes still meet at SQLite's busy timeout.
+    """
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(str(engine.url), threading.RLock())
 
 
 def make_engine(url: str) -> Engine:
@@ -77,10 +93,11 @@ class SqlStore:
         self._readers = sessionmaker(engine.execution_options(**{READ_ONLY: True}),
                                      expire_on_commit=False)
         self._postgres = engine.dialect.name == "postgresql"
+        self._writer = _writer_lock(engine)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with self._writer, self._sessions.begin() as session:
             yield session
 
     @contextmanager

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from segue.errors import AuthenticationError
 from segue.keys import KeyStore
@@ -98,3 +98,37 @@ def test_reads_do_not_wait_for_a_writer(engines: tuple[Engine, Engine]) -> None:
     finally:
         release.set()
         thread.join(30)
+
+
+def test_writers_of_one_process_queue_instead_of_timing_out(tmp_path: Path) -> None:
+    """16 threads creating at once: none is left to SQLite's busy handler, none fails.
+
+    The busy timeout is cut to 1 ms so that a writer that had to wait for SQLite's lock
+    would fail at once; writers of one process must wait for each other in order instead.
+    """
+    engine = make_engine(f"sqlite:///{tmp_path / 'segue.db'}")
+    migrate(engine)
+
+    @event.listens_for(engine, "connect")
+    def _impatient(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.execute("PRAGMA busy_timeout=1")
+
+    engine.dispose()  # new connections, with the short timeout
+    store = TaskStore(engine)
+    failures: list[BaseException] = []
+
+    def create_many() -> None:
+        try:
+            for _ in range(15):
+                store.create(task())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=create_many) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failures == []
+    assert store.counts() == {"queued": 16 * 15}
+    engine.dispose()
