@@ -123,6 +123,7 @@ class GenerationRequest:
     execution_expires_after: int = DEFAULT_EXPIRES_AFTER
     callback_url: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    generate_audio: bool = False
 
     @property
     def fps(self) -> int:
@@ -144,6 +145,7 @@ class GenerationRequest:
             "service_tier": self.service_tier.value,
             "execution_expires_after": self.execution_expires_after,
             "callback_url": self.callback_url, "extra": self.extra,
+            "generate_audio": self.generate_audio,
         }
 
     @classmethod

@@ -31,6 +31,7 @@ class RenderOutput:
     frames: int
     tokens: int
     seconds: float
+    audio: bool = False  # the MP4 carries an AAC sound track
 
 
 def resolve_ratio(request: GenerationRequest, first: Image.Image | None) -> str:
@@ -58,7 +59,7 @@ def make_job(request: GenerationRequest, images: Images) -> tuple[RenderJob, str
         seed=request.seed, fps=request.fps, camera_fixed=request.camera_fixed,
         first=fit_to(first, width, height) if first is not None else None,
         last=fit_to(last, width, height) if last is not None else None,
-        references=references,
+        references=references, generate_audio=request.generate_audio,
     )
     return job, ratio
 
@@ -79,17 +80,20 @@ def render_video(
 
     job.progress = report
     video_path, last_path = workdir / "video.mp4", None
+    sound = job.generate_audio and getattr(engine, "makes_audio", False)
     with VideoEncoder(video_path, job.width, job.height, job.frames, fps=job.fps,
-                      crf=crf, preset=preset) as encoder:
+                      crf=crf, preset=preset, audio=sound) as encoder:
         for index, frame in enumerate(engine.render(job)):
             if index == job.frames - 1 and request.return_last_frame:
                 last_path = workdir / "last_frame.png"
                 write_png(frame, last_path)  # the last frame is returned without watermark
             encoder.write(watermark(frame) if request.watermark else frame)
+        if job.audio is not None and sound:
+            encoder.add_audio(job.audio.samples, job.audio.rate)
     if progress is not None:
         progress(1.0, 0.0)
     return RenderOutput(
         video=video_path, last_frame=last_path, width=job.width, height=job.height,
         ratio=ratio, frames=job.frames, tokens=tokens_for(job.width, job.height, job.frames),
-        seconds=time.monotonic() - started,
+        seconds=time.monotonic() - started, audio=sound,
     )

@@ -63,6 +63,16 @@ def check_mode(entry: ModelEntry, engine_modes: frozenset[Mode], mode: Mode) -> 
         )
 
 
+def check_audio(entry: ModelEntry, makes_audio: bool, request: GenerationRequest) -> None:
+    """Sound is asked of an engine that makes it, or refused before the task is stored."""
+    if request.generate_audio and not makes_audio:
+        raise InvalidParameter(
+            "generate_audio",
+            f"model {entry.id} is served here by the {entry.engine} engine, which makes no "
+            "sound; set generate_audio to false or choose a model with audio.",
+        )
+
+
 class _Settings:
     """The settings of one request: body fields over text commands over defaults.
 
@@ -150,6 +160,7 @@ def build_request(
         seed=secrets.randbelow(SEED_MAX + 1) if seed == -1 else seed,
         camera_fixed=camera_fixed, watermark=given.bool("watermark"),
         return_last_frame=given.bool("return_last_frame"),
+        generate_audio=given.bool("generate_audio"),
         service_tier=ServiceTier(given.choice(
             "service_tier", ServiceTier.DEFAULT.value, [t.value for t in ServiceTier])),
         execution_expires_after=given.int(

@@ -84,6 +84,9 @@ class Services:
     def engine_modes(self, entry: ModelEntry) -> frozenset[Mode]:
         return self.engine_for(entry).modes
 
+    def engine_makes_audio(self, entry: ModelEntry) -> bool:
+        return bool(getattr(self.engine_for(entry), "makes_audio", False))
+
     def create_task(
         self, principal: Principal, request: GenerationRequest, *,
         idempotency_key: str | None = None, request_hash: str | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from segue.domain import GenerationRequest, TaskStatus
+from segue.engines.base import EngineFault
 from segue.errors import SegueError, TaskInterrupted
 from segue.media.images import load_image
 from segue.render import Images, render_video
@@ -26,6 +28,16 @@ from segue.services import Services
 from segue.tasks.schema import TaskRow
 
 log = logging.getLogger("segue.worker")
+# The exit status of ``segue worker`` after an engine fault (EX_SOFTWARE): a supervisor
+# restarts the process; see "Progress, cancellation, out-of-memory and GPU faults" in
+# docs/gpu.md.
+EXIT_ENGINE_FAULT = 70
+
+
+def terminate_process() -> None:
+    """Stop this process the way its supervisor would (SIGTERM): the API server and the
+    other workers shut down cleanly, handing their tasks back, and the process exits."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _Lease:
@@ -74,6 +86,7 @@ class Worker:
         self.id = name or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10_000}"
         self._claimable: list[str] | None = None
         self._shutdown = threading.Event()
+        self.fault: str | None = None  # set when an engine cannot render again here
 
     def prepare(self) -> list[str]:
         """Build (and load) the engine of every model this worker serves, before any task.
@@ -120,6 +133,9 @@ class Worker:
             except Exception:  # a store hiccup must not kill the worker
                 log.exception("worker loop error")
                 worked = False
+            if self.fault is not None:
+                log.critical("engine fault: this worker stops", extra={"reason": self.fault})
+                return
             if worked:
                 continue
             if burst:
@@ -151,6 +167,8 @@ class Worker:
                 return
             except SegueError as exc:
                 status, code, message, fields = TaskStatus.FAILED, exc.code, exc.message, {}
+                if isinstance(exc, EngineFault):
+                    self.fault = exc.message
             except Exception as exc:
                 log.exception("render failed", extra={"task_id": row.id})
                 status, code, message, fields = (
@@ -213,9 +231,12 @@ class Background:
     """The threads of one server process: N workers and the periodic jobs."""
 
     def __init__(self, services: Services, workers: int = 0,
-                 models: Sequence[str] | None = None) -> None:
+                 models: Sequence[str] | None = None,
+                 on_fault: Callable[[], None] | None = None) -> None:
         self.services = services
         self.stop_event = threading.Event()
+        self.faulted = threading.Event()  # a worker's engine cannot render again
+        self.on_fault = on_fault
         self.threads: list[threading.Thread] = []
         self.periodic: list[tuple[float, Callable[[Services], None]]] = [
             (services.settings.sweep_interval, housekeeping),
@@ -225,7 +246,7 @@ class Background:
 
     def start(self) -> None:
         for worker in self._workers:
-            self._spawn(worker.id, worker.run, self.stop_event)
+            self._spawn(worker.id, self._work, worker)
         for interval, job in self.periodic:
             self._spawn(job.__name__, self._every, interval, job)
         self._spawn("callbacks", self.services.callbacks.run, self.stop_event)
@@ -234,6 +255,13 @@ class Background:
         thread = threading.Thread(target=target, args=args, daemon=True, name=name)
         thread.start()
         self.threads.append(thread)
+
+    def _work(self, worker: Worker) -> None:
+        worker.run(self.stop_event)
+        if worker.fault is not None and not self.stop_event.is_set():
+            # The GPU context is gone for every thread of this process: restart it whole.
+            self.faulted.set()
+            (self.on_fault or terminate_process)()
 
     def _every(self, interval: float, job: Callable[[Services], None]) -> None:
         while not self.stop_event.is_set():

@@ -115,3 +115,23 @@ def test_adaptive_ratio_picks_the_nearest(aspect: float, ratio: str) -> None:
 
 def test_doubao_ids_resolve() -> None:
     assert REG.get("doubao-seedance-1-0-pro-250528").id == "seedance-1-0-pro-250528"
+
+
+def test_generate_audio_is_parsed_kept_and_refused_for_engines_without_sound() -> None:
+    from segue.domain import GenerationRequest
+    from segue.requests import check_audio
+
+    entry = REG.get("seedance-1-0-lite-i2v-250428")
+    assert build().generate_audio is False
+    loud = build(generate_audio=True)
+    assert loud.generate_audio is True
+    assert GenerationRequest.from_json(loud.to_json()) == loud
+    old = {k: v for k, v in loud.to_json().items() if k != "generate_audio"}
+    assert GenerationRequest.from_json(old).generate_audio is False  # tasks stored before
+    check_audio(entry, True, loud)
+    check_audio(entry, False, build())
+    with pytest.raises(InvalidParameter, match="makes no sound") as info:
+        check_audio(entry, False, loud)
+    assert info.value.param == "generate_audio"
+    with pytest.raises(InvalidParameter, match="generate_audio"):
+        build(generate_audio="loud")

@@ -98,6 +98,7 @@ class _Counted:
 
     def __init__(self, engine: Any, on_frame: Any) -> None:
         self.name, self.modes = engine.name, engine.modes
+        self.makes_audio: bool = getattr(engine, "makes_audio", False)
         self._engine, self._on_frame = engine, on_frame
 
     def render(self, job: Any) -> Iterator[Any]:

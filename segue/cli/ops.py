@@ -62,16 +62,19 @@ def worker(
     [b]Example[/b]: SEGUE_DATABASE_URL=postgresql://db/segue segue worker --models segue-flow
     """
     from segue import logs
-    from segue.worker import Background, Worker, housekeeping
+    from segue.worker import EXIT_ENGINE_FAULT, Background, Worker, housekeeping
 
     settings = Settings()
     logs.configure(settings.log_level)
     services = _services()
     chosen = [m.strip() for m in models.split(",")] if models else None
     if burst:
-        Worker(services, chosen).run(threading.Event(), burst=True)
+        one = Worker(services, chosen)
+        one.run(threading.Event(), burst=True)
         housekeeping(services)
         services.callbacks.drain()  # first attempts only; retries wait for a running process
+        if one.fault is not None:
+            raise typer.Exit(EXIT_ENGINE_FAULT)
         return
     background = Background(services, workers=threads, models=chosen)
     stop = threading.Event()
@@ -80,6 +83,8 @@ def worker(
     background.start()
     stop.wait()
     background.stop()
+    if background.faulted.is_set():  # exit non-zero: the supervisor starts a fresh process
+        raise typer.Exit(EXIT_ENGINE_FAULT)
 
 
 @keys_app.command("create")

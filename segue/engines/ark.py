@@ -49,6 +49,7 @@ def _size_names(width: int, height: int) -> tuple[str, str]:
 
 class ArkEngine:
     name = "ark"
+    makes_audio = False
     modes = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME, Mode.TEXT, Mode.REFERENCE})
 
     def __init__(self, model: str, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None,

@@ -6,6 +6,9 @@ frames one at a time, first to last, so that the encoder never holds the whole
 video in memory. It reports progress through ``job.progress(fraction)``; that
 call raises ``segue.errors.TaskInterrupted`` when the task was cancelled or
 expired, and the engine lets it propagate (it must not catch it).
+
+An engine that makes sound (``makes_audio``) and is asked for it (``job.generate_audio``)
+leaves the track in ``job.audio`` before it yields the first frame; the encoder muxes it.
 """
 
 from __future__ import annotations
@@ -17,12 +20,30 @@ from typing import Protocol
 import numpy as np
 
 from segue.domain import Mode
+from segue.errors import SegueError
 
 ProgressFn = Callable[[float], None]
 
 
 def _no_progress(fraction: float) -> None:
     return None
+
+
+class EngineFault(SegueError):
+    """The engine cannot render again in this process (a lost CUDA context, memory that
+    cannot be reclaimed): the task fails with this message and the worker process exits,
+    for its supervisor to start a fresh one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="InternalServiceError")
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    """A waveform: channels × samples float32 in [-1, 1] at ``rate`` samples a second."""
+
+    samples: np.ndarray
+    rate: int
 
 
 @dataclass
@@ -39,6 +60,8 @@ class RenderJob:
     last: np.ndarray | None = None
     references: list[np.ndarray] = field(default_factory=list)
     progress: ProgressFn = _no_progress
+    generate_audio: bool = False
+    audio: AudioTrack | None = None  # set by an engine that makes sound, when asked
 
 
 class Engine(Protocol):
@@ -46,6 +69,7 @@ class Engine(Protocol):
 
     name: str
     modes: frozenset[Mode]  # the modes this engine can render
+    makes_audio: bool  # renders a sound track with the video when asked
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:
         """Yield exactly ``job.frames`` H×W×3 uint8 RGB frames of ``job`` size."""

@@ -12,6 +12,7 @@ from segue.engines.base import RenderJob
 
 class BlendEngine:
     name = "blend"
+    makes_audio = False
     modes = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME})
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:

@@ -384,6 +384,7 @@ class FlowEngine:
     """The CPU default engine (registry name ``flow``)."""
 
     name = "flow"
+    makes_audio = False
     modes = frozenset({Mode.FIRST_LAST})
 
     def __init__(self, preset: str = "medium", workers: int = 2) -> None:

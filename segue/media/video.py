@@ -1,4 +1,5 @@
-"""Output video: H.264 MP4 encoding, probing, the watermark and the last-frame PNG.
+"""Output video: H.264 MP4 encoding (with an AAC track when the engine made sound), probing,
+the watermark and the last-frame PNG.
 
 Frames are streamed into the encoder one at a time, so a render never holds the whole clip
 in memory. The stream is tagged BT.709 (limited range) and the RGB->YUV conversion uses the
@@ -20,6 +21,8 @@ import numpy as np
 from av.video.frame import PictureType
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 from PIL import Image, ImageDraw, ImageFont
+
+from segue.media.audio import add_aac_stream, encode_aac
 
 BT709 = 1  # the value of primaries, transfer and matrix for BT.709 in FFmpeg's enums
 WATERMARK_TEXT = "AI generated"
@@ -80,6 +83,8 @@ class VideoEncoder:
     Writing more frames than promised, or closing with fewer, raises ValueError and leaves
     no file behind: a task must never store a truncated video. The last frame is forced to
     be a keyframe so the clip ends on a sharp picture (it is the one clients compare).
+    With ``audio``, the file also carries an AAC track of the video's length, handed over
+    with ``add_audio`` before closing; closing without it fails the same way.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class VideoEncoder:
         fps: int = 24,
         crf: int = 18,
         preset: str = "veryfast",
+        audio: bool = False,
     ) -> None:
         if width % 2 or height % 2 or width <= 0 or height <= 0:
             raise ValueError(f"yuv420p needs even, positive sides; got {width}x{height}")
@@ -100,11 +106,13 @@ class VideoEncoder:
         self.width, self.height, self.frames, self.fps = width, height, frames, fps
         self.written = 0
         self._closed = False
+        self._audio: tuple[np.ndarray, int] | None = None
         self._container = av.open(
             str(self.path), "w", format="mp4", options={"movflags": "+faststart"}
         )
         try:
             self._stream = self._add_stream(crf, preset)
+            self._audio_stream = add_aac_stream(self._container) if audio else None
         except BaseException:
             self._abort()
             raise
@@ -146,18 +154,30 @@ class VideoEncoder:
         self._container.mux(self._stream.encode(yuv))
         self.written += 1
 
+    def add_audio(self, samples: np.ndarray, rate: int) -> None:
+        """The sound track (channels × samples float in [-1, 1] at ``rate``), any length:
+        it is resampled and fitted to the video's duration when the file is closed."""
+        if self._audio_stream is None:
+            raise ValueError("this encoder was opened without an audio track")
+        self._audio = (samples, rate)
+
     def close(self) -> None:
         """Flush and finish the file; ValueError (and no file) when frames are missing."""
         if self._closed:
             return
+        missing = None
         if self.written != self.frames:
+            missing = f"only {self.written} of the {self.frames} promised frames were written"
+        elif self._audio_stream is not None and self._audio is None:
+            missing = "the promised audio track was not given"
+        if missing:
             self._abort()
-            raise ValueError(
-                f"only {self.written} of the {self.frames} promised frames were written; "
-                "the partial video was deleted"
-            )
+            raise ValueError(f"{missing}; the partial video was deleted")
         try:
             self._container.mux(self._stream.encode(None))
+            if self._audio_stream is not None and self._audio is not None:
+                encode_aac(self._container, self._audio_stream, *self._audio,
+                           seconds=self.frames / self.fps)
             self._container.close()
         except BaseException:
             self._abort()

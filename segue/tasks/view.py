@@ -25,6 +25,8 @@ def task_object(row: TaskRow, objects: ObjectStore) -> dict[str, Any]:
         "created_at": int(row.created_at),
         "updated_at": int(row.updated_at),
     }
+    if (row.request or {}).get("generate_audio"):
+        body["generate_audio"] = True  # the video carries an AAC sound track
     if row.duration is not None:
         body["duration"] = row.duration
     else:

@@ -16,9 +16,9 @@ pytest.importorskip("transformers")
 from tiny_pipelines import save_tiny, save_tiny_upsampler  # noqa: E402
 
 from segue.domain import Mode  # noqa: E402
-from segue.engines import _ltx  # noqa: E402
 from segue.engines.base import RenderJob, create_engine  # noqa: E402
 from segue.engines.diffusion import CAMERA_FIXED_INSTRUCTION, prompt_for  # noqa: E402
+from segue.engines.diffusion import ltx as _ltx  # noqa: E402
 from segue.errors import (  # noqa: E402
     InvalidParameter,
     SegueError,
@@ -305,7 +305,7 @@ def test_upscaler_weights_resolve_like_models_and_fail_clearly(models, tmp_path,
     with pytest.raises(ServiceUnavailable, match="latent upscaler 'acme/absent'.*not found"):
         missing.load()
     assert missing.pipe is None  # refused before loading the large model
-    with pytest.raises(ValueError, match="ltx family only"):
+    with pytest.raises(ValueError, match="ltx and ltx2 families only"):
         create_engine("diffusion", {"family": "wan", "model": "x", "upscaler": "y"})
     with pytest.raises(ValueError, match="upscale_strength"):
         create_engine("diffusion", {**options, "upscaler": "y", "upscale_strength": 1.0})

@@ -49,6 +49,7 @@ class CreateTaskRequest(BaseModel):
     camera_fixed: bool | None = None
     camerafixed: bool | None = None
     watermark: bool | None = None
+    generate_audio: bool | None = None
 
     def text(self) -> str:
         return " ".join(i.text for i in self.content if i.type == "text" and i.text)

@@ -17,7 +17,7 @@ from segue.api.ark.protocol import (
 from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep
 from segue.api.openapi import AUTH, CREATE, ArkError, errors
 from segue.domain import TaskStatus
-from segue.requests import build_request, check_mode
+from segue.requests import build_request, check_audio, check_mode
 from segue.tasks.view import task_object
 
 router = APIRouter(prefix="/api/v3", tags=["Ark"], responses=errors(ArkError, *AUTH))
@@ -34,6 +34,7 @@ def create_task(
     request = build_request(entry, model=body.model, text=body.text(), images=body.images(),
                             fields=body.settings(), surface="ark")
     check_mode(entry, services.engine_modes(entry), request.mode)
+    check_audio(entry, services.engine_makes_audio(entry), request)
     row = services.create_task(principal, request, idempotency_key=idempotency_key,
                                request_hash=digest)
     return {"id": row.id}

@@ -26,6 +26,7 @@ from segue.errors import InvalidParameter, ServiceUnavailable
 PIPELINE = "LTXConditionPipeline"
 MODES = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME, Mode.TEXT})
 VARIANTS = ("dev", "distilled")
+MAKES_AUDIO = False
 
 # Published by Lightricks for the 0.9.7/0.9.8 distilled checkpoints (diffusers docs):
 # guidance 1 and this 8-step schedule.
@@ -38,6 +39,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 # Recommended for the timestep-aware VAE of LTX 0.9.1 and later.
 DECODE = {"decode_timestep": 0.05, "decode_noise_scale": 0.025, "image_cond_noise_scale": 0.0}
 NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
+
+
+def modes(variant: str) -> frozenset[Mode]:
+    return MODES
 
 
 def render_frames(pipe: Any, job: RenderJob) -> int:
@@ -124,13 +129,15 @@ def upscale_settings(
     upsampler: str | None,
     steps: int | None = None,
     strength: float | None = None,
-    adain: float = 1.0,
+    adain: float | None = None,
     tone_map: float = 0.0,
-    base_scale: float = BASE_SCALE,
+    base_scale: float | None = None,
 ) -> Upscale | None:
     """The stage's settings from the engine options, or None when no upsampler is named."""
     if not upsampler:
         return None
+    adain = 1.0 if adain is None else adain
+    base_scale = BASE_SCALE if base_scale is None else base_scale
     settings = dict(REFINE_DEFAULTS[variant])
     if steps is not None and int(steps) != settings["steps"]:
         settings["steps"] = int(steps)
@@ -152,13 +159,19 @@ def upscale_settings(
 
 
 def load_upsampler(
-    up: Upscale, pipe: Any, source: str, local_only: bool, dtype_kwargs: dict[str, Any]
+    up: Upscale, pipe: Any, source: str, local_only: bool, dtype_kwargs: dict[str, Any],
+    classes: tuple[Any, Any] | None = None,
 ) -> None:
     """Load the latent upsampler from a pipeline folder (``latent_upsampler/`` beside
     ``model_index.json``, as Lightricks publishes it) or a bare model folder, sharing the
-    main pipeline's VAE, in the transformer's dtype and on its device."""
-    from diffusers import LTXLatentUpsamplePipeline
-    from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+    main pipeline's VAE, in the transformer's dtype and on its device. ``classes``: the
+    (model, pipeline) classes, LTX-Video's by default."""
+    if classes is None:
+        from diffusers import LTXLatentUpsamplePipeline
+        from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+
+        classes = (LTXLatentUpsamplerModel, LTXLatentUpsamplePipeline)
+    model_class, pipeline_class = classes
 
     root = Path(source)
     local = local_only or root.is_dir()
@@ -170,7 +183,7 @@ def load_upsampler(
     error: Exception | None = None
     for subfolder in tries:
         try:
-            model = LTXLatentUpsamplerModel.from_pretrained(
+            model = model_class.from_pretrained(
                 source, subfolder=subfolder, local_files_only=local, **dtype_kwargs)
             break
         except Exception as exc:  # the hub and the loaders raise many kinds
@@ -181,7 +194,7 @@ def load_upsampler(
             "Place it in diffusers layout (see docs/gpu.md) or remove the upscaler option."
         ) from error
     model.to(pipe.transformer.device)
-    up.pipe = LTXLatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model)
+    up.pipe = pipeline_class(vae=pipe.vae, latent_upsampler=model)
     up.pipe.set_progress_bar_config(disable=True)
 
 
@@ -195,7 +208,9 @@ def low_res_size(job: RenderJob, up: Upscale) -> tuple[int, int]:
     return side(job.width), side(job.height)
 
 
-def refine_kwargs(up: Upscale, kwargs: dict[str, Any], latents: Any) -> dict[str, Any]:
+def refine_kwargs(
+    up: Upscale, kwargs: dict[str, Any], first_pass: Any, latents: Any
+) -> dict[str, Any]:
     """The second pass: the same prompt and keyframes at twice the first pass's size,
     denoised from the upscaled latents with the refine schedule."""
     refined = {k: v for k, v in kwargs.items() if k not in ("timesteps", "num_inference_steps")}
@@ -224,3 +239,9 @@ def fit(video: Any, width: int, height: int) -> Any:
     resized = F.interpolate(video.float(), size=(height, width), mode="bicubic",
                             align_corners=False, antialias=True)
     return resized.clamp_(0.0, 1.0).to(video.dtype)
+
+
+def frame_indices(rendered: int, wanted: int) -> list[int]:
+    """The rendered frames the clip keeps: the first ``wanted`` (the last keyframe was
+    placed on frame ``wanted - 1``)."""
+    return list(range(wanted))

@@ -1,11 +1,12 @@
-"""The GPU engine: open keyframe video models (LTX-Video, Wan) through ``diffusers``.
+"""The GPU engine: open keyframe video models (LTX-Video, LTX-2, Wan) through ``diffusers``.
 
 One ``DiffusionEngine`` holds one pipeline, loaded once (``load()``, lazily on the first
 render or eagerly by a worker at start) and kept between tasks. The pipeline family
-(``_ltx``, ``_wan``) knows how its model wants keyframes and which sizes it can render;
-this module does what they share: finding the weights, device and dtype, seeding,
+(``ltx``, ``ltx2``, ``wan``) knows how its model wants keyframes and which sizes it can
+render; this module does what they share: finding the weights, device and dtype, seeding,
 per-step progress (which is also where a cancelled task stops), turning CUDA
-out-of-memory into a failed task, and timing each stage for the benchmark.
+out-of-memory into a failed task, matching the clip's ends to the keyframes, and timing
+each stage for the benchmark.
 
 torch and diffusers are imported inside functions only: importing this module is free,
 and the CPU install never needs them. Options are documented in ``docs/gpu.md``.
@@ -13,7 +14,6 @@ and the CPU install never needs them. Options are documented in ``docs/gpu.md``.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import time
@@ -25,14 +25,32 @@ from typing import Any
 import numpy as np
 
 from segue.domain import Mode
-from segue.engines import _ltx, _wan
 from segue.engines._timing import StageTimer
-from segue.engines.base import RenderJob
+from segue.engines.base import EngineFault, RenderJob
+from segue.engines.diffusion import ltx, ltx2, wan
+from segue.engines.diffusion.ends import FADE_FRAMES, EndsSettings, correct_ends
+from segue.engines.diffusion.stack import (
+    allocated_bytes,
+    dtype_kwarg,
+    first_line,
+    free_memory,
+    import_gpu_stack,
+    is_fatal,
+    is_oom,
+    resolve_device,
+    resolve_dtype,
+    uint8,
+)
+from segue.engines.diffusion.weights import find_weights
 from segue.errors import InvalidParameter, SegueError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
-FAMILIES: dict[str, ModuleType] = {"ltx": _ltx, "wan": _wan}
+FAMILIES: dict[str, ModuleType] = {"ltx": ltx, "ltx2": ltx2, "wan": wan}
+# Memory still held after an out-of-memory error was cleaned up, beyond what the loaded
+# model held: more than this means something keeps the failed render alive (a leak), and
+# the next task would fail too; the worker restarts instead.
+LEAK_BYTES = 512 * 2**20
 CAMERA_FIXED_INSTRUCTION = "The camera is fixed and does not move."
 # Above this many pixels per frame the VAE decodes in tiles (1080p needs it on 80 GB).
 TILING_PIXELS = 1280 * 720
@@ -65,13 +83,17 @@ class DiffusionEngine:
         upscaler: str | None = None,
         upscale_steps: int | None = None,
         upscale_strength: float | None = None,
-        upscale_adain: float = 1.0,
+        upscale_adain: float | None = None,
         upscale_tone_map: float = 0.0,
-        upscale_base: float = _ltx.BASE_SCALE,
+        upscale_base: float | None = None,
+        ends: str = "blend",
+        ends_frames: int = FADE_FRAMES,
+        call_options: dict[str, Any] | None = None,
     ) -> None:
         if family not in FAMILIES:
             raise ValueError(f"unknown diffusion family {family!r}; known: {', '.join(FAMILIES)}")
         self.family = FAMILIES[family]
+        self.makes_audio: bool = self.family.MAKES_AUDIO
         self.variant = variant or self.family.VARIANTS[0]
         if self.variant not in self.family.VARIANTS:
             known = ", ".join(self.family.VARIANTS)
@@ -89,20 +111,22 @@ class DiffusionEngine:
         self.local_only = local_only
         self.compile, self.attention_backend = compile, attention_backend
         self.vae_tiling, self.step_cache, self.cpu_offload = vae_tiling, step_cache, cpu_offload
-        if upscaler and self.family is not _ltx:
-            raise ValueError("the latent upscaler option exists for the ltx family only")
-        self.upscale = _ltx.upscale_settings(
+        if upscaler and not hasattr(self.family, "upscale_settings"):
+            raise ValueError(
+                "the latent upscaler option exists for the ltx and ltx2 families only")
+        self.ends = EndsSettings.parse(ends, ends_frames)
+        self.call_options = dict(call_options or {})
+        self.upscale = getattr(self.family, "upscale_settings", ltx.upscale_settings)(
             self.variant, upscaler, upscale_steps, upscale_strength, upscale_adain,
             upscale_tone_map, upscale_base,
         )
         self.pipe: Any = None
         self.timer = StageTimer()
+        self._baseline = 0  # GPU bytes held by the loaded pipeline, between renders
 
     @property
     def modes(self) -> frozenset[Mode]:
-        if self.family is _wan:
-            return _wan.MODES_BY_VARIANT[self.variant]
-        return _ltx.MODES
+        return self.family.modes(self.variant)  # type: ignore[no-any-return]
 
     # -- loading -------------------------------------------------------------------------
 
@@ -115,21 +139,22 @@ class DiffusionEngine:
         if self.pipe is None:
             self._load_pipeline()
         if up is not None and up.pipe is None:
-            _, diffusers = _import_gpu_stack()
-            dtype = {_dtype_kwarg(diffusers): self.pipe.transformer.dtype}
-            _ltx.load_upsampler(up, self.pipe, up_source, self.local_only, dtype)
+            _, diffusers = import_gpu_stack()
+            dtype = {dtype_kwarg(diffusers): self.pipe.transformer.dtype}
+            self.family.load_upsampler(up, self.pipe, up_source, self.local_only, dtype)
+            self._baseline = allocated_bytes()
 
     def _load_pipeline(self) -> None:
         """Build the family's pipeline from its weights and adopt it (``use_pipeline``)."""
-        torch, diffusers = _import_gpu_stack()
-        device = _resolve_device(torch, self.device)
-        dtype = _resolve_dtype(torch, self.dtype, device)
+        torch, diffusers = import_gpu_stack()
+        device = resolve_device(torch, self.device)
+        dtype = resolve_dtype(torch, self.dtype, device)
         source = self._find_weights(self.model)
         pipeline_class = getattr(diffusers, self.family.PIPELINE)
         started = time.perf_counter()
         try:
             pipe = pipeline_class.from_pretrained(
-                source, **{_dtype_kwarg(diffusers): self._component_dtypes(torch, dtype)},
+                source, **{dtype_kwarg(diffusers): self._component_dtypes(torch, dtype)},
                 local_files_only=self.local_only or Path(source).is_dir(),
             )
         except Exception as exc:  # the hub and the loaders raise many kinds
@@ -143,8 +168,8 @@ class DiffusionEngine:
 
     def use_pipeline(self, pipe: Any, device: str | None = None) -> None:
         """Adopt an already-built pipeline (the benchmark builds random full-size ones)."""
-        torch, _ = _import_gpu_stack()
-        device = device or _resolve_device(torch, self.device)
+        torch, _ = import_gpu_stack()
+        device = device or resolve_device(torch, self.device)
         if self.cpu_offload and device.startswith("cuda"):
             pipe.enable_model_cpu_offload(device=device)
         else:
@@ -153,36 +178,16 @@ class DiffusionEngine:
         self._speed_up(pipe)
         self.timer.install(pipe)
         self.pipe = pipe
+        self._baseline = allocated_bytes()  # what the model holds between renders
 
     def _find_weights(
         self, name: str, what: str = "diffusion model",
         markers: tuple[str, ...] = ("model_index.json",),
     ) -> str:
-        """A local diffusers folder if there is one, else the hub id (unless local_only)."""
-        path = Path(name).expanduser()
-        looked = []
-        candidates = [path] if path.is_absolute() or name.startswith((".", "~")) else []
-        if not candidates and self.models_dir:
-            candidates = [Path(self.models_dir) / name]
-        for candidate in candidates:
-            looked.append(str(candidate))
-            if any((candidate / marker).is_file() for marker in markers):
-                return str(candidate)
-        if candidates and (path.is_absolute() or self.local_only):
-            raise ServiceUnavailable(
-                f"The {what} {name!r} was not found: no diffusers folder "
-                f"(with {' or '.join(markers)}) at {', '.join(looked)}. Download it into "
-                "SEGUE_MODELS_DIR (see docs/gpu.md) or correct the model registry."
-            )
-        if self.local_only:
-            raise ServiceUnavailable(
-                f"The {what} {name!r} is not a local folder, SEGUE_MODELS_DIR is "
-                "not set and hub downloads are off (local_only). Set SEGUE_MODELS_DIR."
-            )
-        return name
+        return find_weights(name, self.models_dir, self.local_only, what, markers)
 
     def _component_dtypes(self, torch: Any, dtype: Any) -> Any:
-        if self.family is _wan and dtype != torch.float32:
+        if self.family is wan and dtype != torch.float32:
             # Wan's VAE and CLIP encoder lose quality below float32 and are small.
             return {"default": dtype, "vae": torch.float32, "image_encoder": torch.float32}
         return dtype
@@ -217,83 +222,108 @@ class DiffusionEngine:
         job.progress(0.0)
         self.load()
         self.family.check(self.pipe, job)
-        video = self._generate(job)
+        video, out = self._generate(job)
         if video.shape[0] < job.frames or tuple(video.shape[-2:]) != (job.height, job.width):
             raise SegueError(f"{self.model} rendered {tuple(video.shape)}, not {job.frames} "
                              f"frames of {job.width}x{job.height}.")
-        for i in range(job.frames):
+        if job.generate_audio and self.makes_audio:
+            job.audio = self.family.render_audio(self.pipe, out, job)
+        indices = self.family.frame_indices(video.shape[0], job.frames)
+        for n, i in enumerate(indices):
             started = time.perf_counter()
-            frame = video[i].mul(255).round_().clamp_(0, 255).to("cpu", _uint8()).numpy()
-            frame = np.ascontiguousarray(frame.transpose(1, 2, 0))
+            frame = video[i].mul(255).round_().clamp_(0, 255).to("cpu", uint8()).numpy()
+            frame = correct_ends(np.ascontiguousarray(frame.transpose(1, 2, 0)), n, job,
+                                 self.ends)
             self.timer.add("to_frames", time.perf_counter() - started)
             yield frame
-            job.progress(0.95 + 0.05 * (i + 1) / job.frames)
+            job.progress(0.95 + 0.05 * (n + 1) / job.frames)
 
-    def _generate(self, job: RenderJob) -> Any:
-        """Run the pipeline; returns the video as a float tensor F×3×H×W in [0, 1]."""
-        torch, _ = _import_gpu_stack()
+    def _generate(self, job: RenderJob) -> tuple[Any, Any]:
+        """Run the pipeline: the video as a float tensor F×3×H×W in [0, 1], and the
+        pipeline's output (which carries the audio of a model that makes sound)."""
+        torch, _ = import_gpu_stack()
         kwargs = self.family.call_kwargs(self.pipe, job, prompt_for(job))
         kwargs.update(self._sampling_kwargs())
+        kwargs.update(self.call_options)
         self._set_tiling(job.width, job.height)
         self.timer.start()
-        oom = None
+        failure = None
         try:
             if self.upscale is None:
-                video = self._pass(job, kwargs, (0.0, 0.9), "denoise", "pt")
+                out = self._pass(job, kwargs, (0.0, 0.9), "denoise", "pt")
+                video = out.frames[0]
             else:
-                video = self._two_passes(job, kwargs)
+                out, video = self._two_passes(job, kwargs)
         except Exception as exc:
-            if not _is_oom(torch, exc):
+            if not (is_oom(torch, exc) or is_fatal(exc)):
                 raise
-            oom = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if oom is not None:
+            failure = (is_oom(torch, exc), first_line(exc))
+        if failure is not None:
             # Out of the except block, the traceback (and the GPU tensors its frames hold)
             # is gone, so emptying the cache really returns the memory.
-            self.free_memory()
-            raise SegueError(
-                f"The GPU ran out of memory rendering {job.width}x{job.height}, {job.frames} "
-                f"frames with {self.model} ({oom}). Try a lower resolution or a shorter "
-                "video, or enable cpu_offload for this model (docs/gpu.md).",
-                code="InternalServiceError",
-            )
+            self._fail(job, *failure)
         self.timer.stop()
         job.progress(0.95)
-        return video
+        return video, out
+
+    def _fail(self, job: RenderJob, oom: bool, error: str) -> None:
+        """Free what the failed render held; raise the task's error, or ``EngineFault``
+        when this process cannot render again (its worker then exits to be restarted)."""
+        free_memory()
+        what = f"{job.width}x{job.height}, {job.frames} frames with {self.model}"
+        if not oom:
+            raise EngineFault(f"The GPU failed rendering {what} ({error}). The worker "
+                              "restarts; retry the task.")
+        held = allocated_bytes() - self._baseline
+        if held > LEAK_BYTES:
+            raise EngineFault(
+                f"The GPU ran out of memory rendering {what} ({error}) and "
+                f"{held / 2**30:.1f} GiB could not be freed. The worker restarts; retry "
+                "the task.")
+        raise SegueError(
+            f"The GPU ran out of memory rendering {what} ({error}). Try a lower resolution "
+            "or a shorter video, or enable cpu_offload for this model (docs/gpu.md).",
+            code="InternalServiceError",
+        )
 
     def _pass(
         self, job: RenderJob, kwargs: dict[str, Any], span: tuple[float, float], stage: str,
         output_type: str,
     ) -> Any:
         """One pipeline call, seeded afresh, reporting its steps over ``span`` of progress."""
-        torch, _ = _import_gpu_stack()
+        torch, _ = import_gpu_stack()
         generator = torch.Generator("cpu").manual_seed(job.seed)
         self.timer.denoise_stage = stage
-        out = self.pipe(output_type=output_type, generator=generator,
-                        callback_on_step_end=_progress_callback(job, self.timer, span), **kwargs)
-        return out.frames if output_type == "latent" else out.frames[0]
+        return self.pipe(output_type=output_type, generator=generator,
+                         callback_on_step_end=_progress_callback(job, self.timer, span),
+                         **kwargs)
 
-    def _two_passes(self, job: RenderJob, kwargs: dict[str, Any]) -> Any:
+    def _two_passes(self, job: RenderJob, kwargs: dict[str, Any]) -> tuple[Any, Any]:
         """The latent upscaler recipe: latents at ``upscale_base`` of the size, 2x latent
         upsampling, a short refine pass at the upscaled size, then an exact resize."""
         up = self.upscale
         assert up is not None
-        first = len(kwargs.get("timesteps") or ()) or kwargs["num_inference_steps"]
+        schedule = kwargs.get("timesteps") or kwargs.get("sigmas") or ()
+        first = len(schedule) or kwargs["num_inference_steps"]
         split = 0.9 * first / (first + up.refine_steps)
-        width, height = _ltx.low_res_size(job, up)
+        width, height = ltx.low_res_size(job, up)
         low = {**kwargs, "width": width, "height": height}
         self._set_tiling(2 * width, 2 * height)  # the refine pass decodes at the upscaled size
-        latents = self._pass(job, low, (0.0, split), "denoise", "latent")
-        latents = self.timer.measure("upsample", _ltx.upsample, up, latents)
-        refine = _ltx.refine_kwargs(up, low, latents)
-        video = self._pass(job, refine, (split, 0.9), "refine", "pt")
-        return self.timer.measure("resize", _ltx.fit, video, job.width, job.height)
+        first_pass = self._pass(job, low, (0.0, split), "denoise", "latent")
+        latents = self.timer.measure("upsample", self.family.upsample, up, first_pass.frames)
+        refine = self.family.refine_kwargs(up, low, first_pass, latents)
+        out = self._pass(job, refine, (split, 0.9), "refine", "pt")
+        return out, self.timer.measure("resize", ltx.fit, out.frames[0], job.width, job.height)
 
     def _sampling_kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.sampling)
         steps = kwargs.pop("steps")
         timesteps = kwargs.pop("timesteps", None)
+        sigmas = kwargs.pop("sigmas", None)
         if timesteps:
             kwargs["timesteps"] = list(timesteps)
+        elif sigmas:
+            kwargs["sigmas"] = list(sigmas)
         else:
             kwargs["num_inference_steps"] = steps
         if kwargs["guidance_scale"] > 1.0 and self.negative_prompt:
@@ -306,13 +336,10 @@ class DiffusionEngine:
         if tile == "auto":
             tile = width * height > TILING_PIXELS
         vae.enable_tiling() if tile else vae.disable_tiling()
-
-    def free_memory(self) -> None:
-        """Return cached GPU memory after a failure; the pipeline itself stays loaded."""
-        torch, _ = _import_gpu_stack()
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        if hasattr(vae, "use_framewise_decoding"):
+            # The LTX VAEs also tile in time (windows of frames), which diffusers leaves off;
+            # Wan's VAE decodes frame by frame already.
+            vae.use_framewise_decoding = bool(tile)
 
 
 def prompt_for(job: RenderJob) -> str:
@@ -333,8 +360,9 @@ def _sampling(
     if steps is not None:
         sampling["steps"] = int(steps)
         # A published schedule only fits its own step count.
-        if "timesteps" in sampling and len(sampling["timesteps"]) != steps:
-            sampling.pop("timesteps")
+        for schedule in ("timesteps", "sigmas"):
+            if schedule in sampling and len(sampling[schedule]) != steps:
+                sampling.pop(schedule)
     if guidance_scale is not None:
         sampling["guidance_scale"] = float(guidance_scale)
     if timesteps is not None:
@@ -356,49 +384,3 @@ def _progress_callback(job: RenderJob, timer: StageTimer, span: tuple[float, flo
     return on_step_end
 
 
-def _is_oom(torch: Any, exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def _import_gpu_stack() -> tuple[Any, Any]:
-    try:
-        import diffusers
-        import torch
-    except ImportError as exc:
-        raise ServiceUnavailable(
-            "The diffusion engine needs torch and diffusers: pip install 'segue[gpu]' "
-            f"({exc.name} is missing)."
-        ) from exc
-    return torch, diffusers
-
-
-def _dtype_kwarg(diffusers: ModuleType) -> str:
-    """``dtype`` from diffusers 0.42 (``torch_dtype`` is deprecated there), before: the old name."""
-    from packaging.version import Version
-
-    return "dtype" if Version(diffusers.__version__) >= Version("0.42") else "torch_dtype"
-
-
-def _uint8() -> Any:
-    import torch
-
-    return torch.uint8
-
-
-def _resolve_device(torch: Any, device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ServiceUnavailable(
-            f"The diffusion engine is configured for device {device!r} but torch sees no CUDA "
-            "device. Install a CUDA build of torch, or set device to cpu (very slow)."
-        )
-    return device
-
-
-def _resolve_dtype(torch: Any, dtype: str, device: str) -> Any:
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)

@@ -9,8 +9,11 @@ other sizes, so they are refused here instead.
 Wan 2.1 FLF2V embeds both keyframes with a CLIP image encoder and its transformer
 expects exactly two images, so that model does first-and-last only. Wan 2.2 I2V-A14B has
 no image encoder and two transformers (high and low noise, switched at
-``boundary_ratio``); it also renders from a first frame alone. Neither renders from text
-alone (``WanImageToVideoPipeline`` needs an image).
+``boundary_ratio``); it also renders from a first frame alone. Wan 2.2 TI2V-5B (variant
+``ti2v``, ``expand_timesteps`` in its pipeline config) conditions on the first latent frame
+only and would ignore a last image without a word, so first+last is refused for it (a 400
+at create, from ``modes``). None renders from text alone (``WanImageToVideoPipeline`` needs
+an image).
 
 Imported only by ``segue.engines.diffusion`` (torch and diffusers inside functions).
 """
@@ -24,20 +27,27 @@ from segue.engines.base import RenderJob
 from segue.errors import InvalidParameter
 
 PIPELINE = "WanImageToVideoPipeline"
-VARIANTS = ("flf2v", "i2v")
+VARIANTS = ("flf2v", "i2v", "ti2v")
+MAKES_AUDIO = False
 MODES_BY_VARIANT = {
     "flf2v": frozenset({Mode.FIRST_LAST}),
     "i2v": frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME}),
+    "ti2v": frozenset({Mode.FIRST_FRAME}),
 }
 # Sampling settings from the model cards (Wan2.1-FLF2V-14B-720P, Wan2.2-I2V-A14B).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "flf2v": {"steps": 50, "guidance_scale": 5.5},
     "i2v": {"steps": 40, "guidance_scale": 3.5},
+    "ti2v": {"steps": 50, "guidance_scale": 5.0},  # Wan2.2-TI2V-5B
 }
 NEGATIVE_PROMPT = (
     "static, blurred details, subtitles, worst quality, low quality, JPEG artifacts, ugly, "
     "deformed, disfigured, extra fingers, poorly drawn hands, poorly drawn face, messy background"
 )
+
+
+def modes(variant: str) -> frozenset[Mode]:
+    return MODES_BY_VARIANT[variant]
 
 
 def render_frames(pipe: Any, job: RenderJob) -> int:
@@ -54,6 +64,10 @@ def check(pipe: Any, job: RenderJob) -> None:
             f"Wan renders sizes whose sides are multiples of {s} pixels; "
             f"{job.width}x{job.height} is not. Choose a size from the Seedance table.",
         )
+    if job.last is not None and job.mode == Mode.FIRST_LAST and pipe.config.expand_timesteps:
+        raise InvalidParameter(
+            "content", "This Wan model (TI2V-5B) cannot take a last frame; use Wan 2.2 "
+            "I2V-A14B or Wan 2.1 FLF2V for first and last frame generation.")
     t = pipe.vae_scale_factor_temporal
     if (job.frames - 1) % t:
         raise InvalidParameter(
@@ -77,3 +91,9 @@ def call_kwargs(pipe: Any, job: RenderJob, prompt: str) -> dict[str, Any]:
         "height": job.height,
         "num_frames": job.frames,
     }
+
+
+def frame_indices(rendered: int, wanted: int) -> list[int]:
+    """The rendered frames the clip keeps: the first ``wanted`` (the last keyframe was
+    placed on frame ``wanted - 1``)."""
+    return list(range(wanted))
