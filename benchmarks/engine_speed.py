@@ -196,6 +196,10 @@ def report(results: dict[str, object]) -> str:
         for name, r in row.items():
             lines.append(f"| {size} | {name} | {r['seconds']:.2f} | {r['seconds'] / floor:.2f} | "
                          f"{r['cpu_seconds']:.2f} | {r['peak_rss_mb']:.0f} |")
+        if "minterpolate" in row and "generate" in row:
+            lines.append(f"| {size} | minterpolate ÷ generate | "
+                         f"{row['minterpolate']['seconds'] / row['generate']['seconds']:.1f}× "
+                         "| | | |")
     return "\n".join(lines)
 
 

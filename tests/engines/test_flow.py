@@ -166,7 +166,7 @@ def test_moving_disc_over_still_background_beats_a_blend_where_it_moves() -> Non
 
 
 def test_visibility_sends_each_side_of_a_moving_block_to_the_end_that_sees_it() -> None:
-    from segue.engines._flow_warp import grid, reverse_flow, visibility_weight
+    from segue.engines.flow.warp import grid, reverse_flow, visibility_weight
 
     f01 = np.zeros((60, 80, 2), np.float32)
     f10 = np.zeros_like(f01)
@@ -181,7 +181,7 @@ def test_visibility_sends_each_side_of_a_moving_block_to_the_end_that_sees_it() 
 
 
 def test_still_pixels_stay_exact_and_maps_are_exact_band_by_band() -> None:
-    from segue.engines._flow_warp import Warper, double
+    from segue.engines.flow.warp import Warper, double
 
     img = scene(61, 37, seed=8)
     big = double(img)

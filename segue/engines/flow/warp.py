@@ -72,6 +72,18 @@ def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, xy: np.ndarray) -> 
     return flow
 
 
+def inside(pos: np.ndarray) -> np.ndarray:
+    """1 where ``pos`` (H×W×2, on this grid) lies in the frame, falling to 0 one pixel out.
+
+    Content that enters or leaves the frame was seen by one end only: the other end's
+    sample there is a replicated border (streaks), so it must get no weight.
+    """
+    hgt, w = pos.shape[:2]
+    x, y = pos[..., 0], pos[..., 1]
+    out = np.maximum(np.maximum(-x, x - (w - 1)), np.maximum(-y, y - (hgt - 1)))
+    return np.clip(1.0 - out, 0.0, 1.0).astype(np.float32)
+
+
 def visibility_weight(to0: np.ndarray, to1: np.ndarray, f01: np.ndarray, f10: np.ndarray,
                       t: float, xy: np.ndarray) -> np.ndarray:
     """Blend weight of frame 1 at time t, lowered where frame 1 cannot see the pixel.
@@ -89,8 +101,8 @@ def visibility_weight(to0: np.ndarray, to1: np.ndarray, f01: np.ndarray, f10: np
     e1 = p1 + sample(f10, p1) - p0
     scale = 1.0 + 0.05 * np.sum(f01 * f01 + f10 * f10, axis=2) / 2.0
     kernel = np.ones((3, 3), np.uint8)
-    v0 = cv2.erode(np.exp(-np.sum(e0 * e0, axis=2) / scale), kernel)
-    v1 = cv2.erode(np.exp(-np.sum(e1 * e1, axis=2) / scale), kernel)
+    v0 = cv2.erode(np.exp(-np.sum(e0 * e0, axis=2) / scale) * inside(p0), kernel)
+    v1 = cv2.erode(np.exp(-np.sum(e1 * e1, axis=2) / scale) * inside(p1), kernel)
     w0, w1 = (1.0 - t) * (v0 + 0.05), t * (v1 + 0.05)
     return (w1 / (w0 + w1)).astype(np.float32)
 
@@ -103,7 +115,7 @@ class _Key:
     tiles: np.ndarray  # TILES×TILES booleans: where w1 differs from t
 
 
-TILES = 8  # the frame is cut into TILES×TILES blocks; only those with occlusion are re-blended
+TILES = 16  # the frame is cut into TILES×TILES blocks; only those with occlusion are re-blended
 
 
 class Timeline:

@@ -1,0 +1,120 @@
+"""Camera motion for the ``flow`` engine: one homography for the whole frame.
+
+A move of the camera alone (pan, zoom, roll, over a far scene) is explained completely by one
+homography H from frame-0 pixels to frame-1 pixels. It is found from features (ORB, RANSAC),
+then refined photometrically on the whole frame (ECC), since feature positions carry a pixel
+or so of noise that shows as wobble and double edges in the blend. The frame at time t follows
+the engine's convention: frame 0's corners move linearly to H(corners) (``camera_at``).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_MIN_INLIERS = 40  # matches that must agree before the homography is believed
+_MIN_INLIER_RATIO = 0.35
+_ECC_SIDE = 480  # longer side of the images the photometric refinement runs on
+_ECC_ITERS = 60
+
+
+def corners(w: int, hgt: int) -> np.ndarray:
+    return np.asarray([[0, 0], [w, 0], [w, hgt], [0, hgt]], np.float32)
+
+
+def estimate_camera(g0: np.ndarray, g1: np.ndarray, seed: int = 0) -> np.ndarray | None:
+    """Homography mapping frame-0 pixels to frame-1 pixels, or None when it is not trustworthy.
+
+    Why: dense flow loses large global moves (pans, zooms); a robust global model recovers
+    them, and the residual flow is then small. Only trusted with many, mostly agreeing matches.
+    """
+    orb = cv2.ORB_create(nfeatures=1500, fastThreshold=12)  # type: ignore[attr-defined]
+    k0, d0 = orb.detectAndCompute(g0, None)
+    k1, d1 = orb.detectAndCompute(g1, None)
+    if d0 is None or d1 is None or len(k0) < _MIN_INLIERS or len(k1) < _MIN_INLIERS:
+        return None
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d0, d1, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+    if len(good) < _MIN_INLIERS:
+        return None
+    src = np.asarray([k0[m.queryIdx].pt for m in good], np.float32)
+    dst = np.asarray([k1[m.trainIdx].pt for m in good], np.float32)
+    cv2.setRNGSeed(seed % 2**31)  # OpenCV takes a C int; request seeds go to 2**32-1
+    tol = max(2.0, 0.004 * max(g0.shape))
+    h, mask = cv2.findHomography(src, dst, cv2.RANSAC, tol, maxIters=2000, confidence=0.995)
+    if h is None or mask is None:
+        return None
+    inliers = int(mask.sum())
+    if inliers < _MIN_INLIERS or inliers < _MIN_INLIER_RATIO * len(good):
+        return None
+    return h if plausible(h, g0.shape[1], g0.shape[0]) else None
+
+
+def plausible(h: np.ndarray, w: int, hgt: int) -> bool:
+    """Reject homographies that fold, flip or blow the frame up: not a camera move."""
+    moved = cv2.perspectiveTransform(corners(w, hgt).reshape(-1, 1, 2), h).reshape(-1, 2)
+    area = cv2.contourArea(moved)
+    if not cv2.isContourConvex(moved.astype(np.float32)) or area <= 0:
+        return False
+    return 0.4 < area / (w * hgt) < 2.5
+
+
+def refine_camera(g0: np.ndarray, g1: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """``h`` refined so that frame 1 warped by it matches frame 0 best (ECC on the whole frame).
+
+    Runs on images of at most ``_ECC_SIDE`` pixels; if ECC fails to converge, or the result
+    explains the pair worse than the start, the feature estimate is kept.
+    """
+    hgt, w = g0.shape
+    s = min(1.0, _ECC_SIDE / max(w, hgt))
+    size = (max(16, round(w * s)), max(16, round(hgt * s)))
+    down = np.diag([size[0] / w, size[1] / hgt, 1.0])
+    a, b = (cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (g0, g1))
+    start = (down @ h @ np.linalg.inv(down)).astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, _ECC_ITERS, 1e-5)
+    try:
+        _, found = cv2.findTransformECC(a, b, start.copy(), cv2.MOTION_HOMOGRAPHY, criteria,
+                                        None, 3)
+    except cv2.error:  # no convergence: the features' estimate stands
+        return h
+    refined = np.linalg.inv(down) @ found.astype(np.float64) @ down
+    if not plausible(refined, w, hgt) or residual(g0, g1, refined) > residual(g0, g1, h):
+        return h
+    return refined / refined[2, 2]
+
+
+def residual(g0: np.ndarray, g1: np.ndarray, h: np.ndarray) -> float:
+    """Mean absolute grey difference between frame 0 and frame 1 brought back by ``h``,
+    over the pixels frame 1 saw."""
+    hgt, w = g0.shape
+    inv = np.linalg.inv(h)
+    back = cv2.warpPerspective(g1, inv, (w, hgt), flags=cv2.INTER_LINEAR)
+    seen = cv2.warpPerspective(np.full_like(g1, 255), inv, (w, hgt), flags=cv2.INTER_NEAREST)
+    inside = seen > 0
+    if not inside.any():
+        return float("inf")
+    return float(np.mean(cv2.absdiff(g0, back)[inside]))
+
+
+def camera_at(h: np.ndarray, t: float, w: int, hgt: int) -> np.ndarray:
+    """Homography from frame 0 to time t: frame corners moved linearly along the path."""
+    c = corners(w, hgt)
+    c1 = cv2.perspectiveTransform(c.reshape(-1, 1, 2), h).reshape(-1, 2)
+    return cv2.getPerspectiveTransform(c, (c + t * (c1 - c)).astype(np.float32))
+
+
+def unexplained(g0: np.ndarray, aligned1: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    """Per pixel, how much the camera alone fails to explain it (0: fully, 1: not at all).
+
+    ``aligned1`` is frame 1 brought back to frame 0 by the camera (``inv`` = H⁻¹). Differences
+    below a few grey levels are compression noise; where frame 1 did not see the pixel there
+    is nothing to compare, and the camera stands. The unexplained areas are dilated so that
+    the edges of a moving object keep its own motion.
+    """
+    hgt, w = g0.shape
+    err = cv2.GaussianBlur(cv2.absdiff(g0, aligned1), (0, 0), 1.5).astype(np.float32)
+    seen = cv2.warpPerspective(np.ones_like(g0), inv, (w, hgt), flags=cv2.INTER_NEAREST)
+    seen = cv2.erode(seen, np.ones((5, 5), np.uint8))
+    miss = np.clip((err - 4.0) / 8.0, 0.0, 1.0) * seen
+    reach = max(3, round(max(g0.shape) / 80)) | 1
+    return cv2.dilate(miss, np.ones((reach, reach), np.uint8))
