@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segue import logs
-from segue.api import errors, files, ops
+from segue.api import errors, files, openapi, ops
 from segue.api.ark import events as ark_events
 from segue.api.ark import routes as ark
 from segue.api.openai import routes as openai_videos
@@ -33,35 +34,55 @@ def _request_id() -> str:
     return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(8)
 
 
-class RequestContext(BaseHTTPMiddleware):
-    """Request id, body-size limit, access log and request metrics."""
+class RequestContext:
+    """Request id, body-size limit, access log and request metrics.
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` runs every request in
+    an extra task with its body relayed through a memory stream, which cost polls a
+    large share of their time under load.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         rid = _request_id()
-        request.state.request_id = rid
+        scope.setdefault("state", {})["request_id"] = rid
         token = logs.request_id.set(rid)
         started = time.perf_counter()
-        response: Response
+        services = scope["app"].state.services
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).setdefault("X-Request-Id", rid)
+                _record(scope, services, message["status"], started)
+            await send(message)
+
         try:
-            limit = request.app.state.services.settings.max_body_bytes
-            length = request.headers.get("content-length")
+            limit = services.settings.max_body_bytes
+            length = Headers(scope=scope).get("content-length")
             if length and length.isdigit() and int(length) > limit:
-                response = errors.render_error(request, PayloadTooLarge(
+                response = errors.render_error(Request(scope), PayloadTooLarge(
                     f"The request body is {int(length)} bytes; the limit is {limit}."))
-            else:
-                response = await call_next(request)
-            response.headers["X-Request-Id"] = rid
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            metrics = request.app.state.services.metrics
-            metrics.requests.labels(request.method, path, response.status_code).inc()
-            metrics.latency.labels(path).observe(time.perf_counter() - started)
-            log.info("request", extra={"method": request.method, "path": request.url.path,
-                                       "status": response.status_code,
-                                       "ms": round((time.perf_counter() - started) * 1000, 1)})
-            return response
+                await response(scope, receive, send_with_id)
+                return
+            await self.app(scope, receive, send_with_id)
         finally:
             logs.request_id.reset(token)
+
+
+def _record(scope: Scope, services: Services, status: int, started: float) -> None:
+    """Count and log a request once its status is known (before a stream's body)."""
+    path = getattr(scope.get("route"), "path", "unmatched")
+    elapsed = time.perf_counter() - started
+    services.metrics.requests.labels(scope["method"], path, status).inc()
+    services.metrics.latency.labels(path).observe(elapsed)
+    if log.isEnabledFor(logging.INFO):
+        log.info("request", extra={"method": scope["method"], "path": scope["path"],
+                                   "status": status, "ms": round(elapsed * 1000, 1)})
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None,
@@ -88,6 +109,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.add_middleware(RequestContext)
     errors.install(app)
+    openapi.install(app)
     app.include_router(ark.router)
     app.include_router(ark_events.router)
     app.include_router(pixazo.router)

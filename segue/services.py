@@ -52,8 +52,8 @@ class Services:
         tasks = TaskStore(db)
         return cls(
             settings=settings, db=db, tasks=tasks, metrics=Metrics(tasks.counts),
-            keys=KeyStore(db, settings.api_keys), objects=open_store(settings),
-            models=ModelRegistry.load(settings.models_file),
+            keys=KeyStore(db, settings.api_keys, settings.key_cache_ttl),
+            objects=open_store(settings), models=ModelRegistry.load(settings.models_file),
         )
 
     def __post_init__(self) -> None:

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # port no longer serves /metrics, and `segue worker` processes serve it there too
     metrics_addr: str | None = None
     max_body_bytes: int = 64 * 1024 * 1024
+    # a stored key found is remembered this long: `segue keys revoke` takes effect within it
+    key_cache_ttl: float = 2.0
 
     # images
     allow_private_urls: bool = False

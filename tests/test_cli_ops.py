@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from segue.settings import Settings
 from tests.conftest import data_url, free_port, scene
 
 
@@ -67,7 +68,11 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
         assert answer.status_code == 404, answer.text  # the body was read: the model is unknown
         revoked = _segue("keys", "revoke", "key-" + key_id, env=env)
         assert revoked.returncode == 0, revoked.stderr
-        assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 401
+        # The server remembers a key for key_cache_ttl (2 s): the revocation lands within it.
+        deadline = time.monotonic() + Settings.model_fields["key_cache_ttl"].default + 1.0
+        while httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code != 401:
+            assert time.monotonic() < deadline, "the revoked key is still accepted"
+            time.sleep(0.1)
     finally:
         proc.terminate()
         proc.wait(30)

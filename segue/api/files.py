@@ -13,9 +13,20 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from segue.storage.local import LocalStore, content_type_for
+from segue.api.openapi import ArkError, errors
+from segue.storage.local import CONTENT_TYPES, LocalStore, content_type_for
 
-router = APIRouter()
+router = APIRouter(tags=["Files"])
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_PLAIN = {"text/plain": {"schema": {"type": "string"}}}
+RESPONSES = {
+    200: {"description": "The file.", "content": {t: _BINARY for t in CONTENT_TYPES.values()}},
+    206: {"description": "The part asked for with `Range`.",
+          "content": {t: _BINARY for t in CONTENT_TYPES.values()}},
+    **errors(ArkError, 403, 404),
+    400: {"description": "A malformed `Range` header.", "content": _PLAIN},
+    416: {"description": "A `Range` outside the file.", "content": _PLAIN},
+}
 
 
 def _error(status: int, code: str, type_: str, message: str) -> JSONResponse:
@@ -27,7 +38,10 @@ def _denied(message: str) -> JSONResponse:
     return _error(403, "AccessDenied", "Forbidden", message)
 
 
-@router.api_route("/files/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
+@router.head("/files/{key:path}", responses=RESPONSES, response_class=FileResponse,
+             operation_id="head_file")
+@router.get("/files/{key:path}", responses=RESPONSES, response_class=FileResponse,
+            operation_id="get_file")
 def get_file(request: Request, key: str, expires: str = "", signature: str = "") -> Response:
     """Check the link's signature and expiry, then stream the file (with Range support)."""
     store = request.app.state.services.objects

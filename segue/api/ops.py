@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from segue.api.deps import ServicesDep
+from segue.api.openapi import ArkError, errors, text_response
 from segue.errors import ServiceUnavailable
 
 router = APIRouter(tags=["Operations"])
@@ -20,7 +22,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=errors(ArkError, 503))
 def readyz(services: ServicesDep) -> dict[str, str]:
     """The store answers, so the process can take traffic (readiness)."""
     try:
@@ -31,6 +33,8 @@ def readyz(services: ServicesDep) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@metrics_router.get("/metrics")
-def metrics(services: ServicesDep) -> Response:
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+@metrics_router.get("/metrics", response_class=PlainTextResponse,
+                    responses=text_response("text/plain", "Prometheus text exposition format."))
+def metrics(services: ServicesDep) -> PlainTextResponse:
+    return PlainTextResponse(generate_latest(services.metrics.registry),
+                             media_type=CONTENT_TYPE_LATEST)

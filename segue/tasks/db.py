@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -14,6 +15,22 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "segue_read_only"  # execution option of SqlStore._read's connections
+_WRITERS: dict[str, threading.RLock] = {}  # one per SQLite database file in this process
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
+    """SQLite writers of this process queue here, in order, for the one write lock.
+
+    Left to SQLite, a writer that finds the lock taken sleeps in its busy handler (up to
+    100 ms a try) while newcomers take the lock: under load some creates waited seconds.
+    Writers of other processes still meet at SQLite's busy timeout.
+    """
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(str(engine.url), threading.RLock())
 
 
 def make_engine(url: str) -> Engine:
@@ -21,7 +38,10 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # As many connections as the API's thread pool has threads (40): a request must
+        # not wait for a connection while WAL lets every reader run at once.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=10, max_overflow=30)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -36,10 +56,12 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None  # SQLAlchemy's BEGIN below, not pysqlite's
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):  # type: ignore[no-untyped-def]
-            # Take the write lock at BEGIN so read-then-write transactions never
-            # deadlock into SQLITE_BUSY halfway through.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            # Writers take the write lock at BEGIN so read-then-write transactions never
+            # deadlock into SQLITE_BUSY halfway through. Readers (SqlStore._read) begin
+            # deferred: WAL gives them a snapshot, so they neither wait for nor block writers.
+            read = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -112,9 +134,18 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._readers = sessionmaker(engine.execution_options(**{READ_ONLY: True}),
+                                     expire_on_commit=False)
         self._postgres = engine.dialect.name == "postgresql"
+        self._writer = _writer_lock(engine)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with self._writer, self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        """A transaction that only reads (polls, listings, key look-ups): it takes no lock."""
+        with self._readers.begin() as session:
             yield session

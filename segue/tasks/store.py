@@ -111,7 +111,7 @@ class TaskStore(SqlStore):
 
     def get(self, task_id: str, key_id: str | None = None) -> TaskRow:
         """The task; a task of another key is as unknown as a missing one."""
-        with self._tx() as s:
+        with self._read() as s:
             row = s.get(TaskRow, task_id)
         if row is None or (key_id is not None and row.key_id != key_id):
             raise task_not_found(task_id)
@@ -133,7 +133,7 @@ class TaskStore(SqlStore):
             where.append(TaskRow.service_tier == service_tier)
         if since is not None:
             where.append(TaskRow.created_at >= since)
-        with self._tx() as s:
+        with self._read() as s:
             total = s.scalar(select(func.count()).select_from(TaskRow).where(*where)) or 0
             rows = s.scalars(
                 select(TaskRow).where(*where)
@@ -378,6 +378,6 @@ class TaskStore(SqlStore):
         )
 
     def counts(self) -> dict[str, int]:
-        with self._tx() as s:
+        with self._read() as s:
             pairs = s.execute(select(TaskRow.status, func.count()).group_by(TaskRow.status)).all()
         return {status: n for status, n in pairs}

@@ -20,21 +20,23 @@ from starlette.concurrency import run_in_threadpool
 
 from segue.api.ark.routes import TASKS
 from segue.api.deps import PrincipalDep, ServicesDep
+from segue.api.openapi import AUTH, ArkError, errors, text_response
 from segue.domain import TaskStatus
 from segue.errors import NotFound
 from segue.services import Services
 from segue.tasks.schema import TaskRow
 from segue.tasks.view import task_object
 
-router = APIRouter(prefix="/api/v3", tags=["Ark"])
+router = APIRouter(prefix="/api/v3", tags=["Ark"], responses=errors(ArkError, *AUTH))
 KEEPALIVE = b": keep-alive\n\n"
 
 
 @router.get(
     TASKS + "/{task_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}},
-                     "description": "Server-Sent Events; each `data:` is the task object."}},
+    responses={**text_response("text/event-stream",
+                               "Server-Sent Events; each `data:` is the task object."),
+               **errors(ArkError, 404)},
 )
 async def task_events(task_id: str, request: Request, services: ServicesDep,
                       principal: PrincipalDep) -> StreamingResponse:

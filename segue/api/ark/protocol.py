@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from segue.api.openapi import EXPIRES, SEED
 from segue.domain import ImageInput, MediaInput
 from segue.errors import InvalidParameter
 
@@ -47,13 +48,13 @@ class CreateTaskRequest(BaseModel):
     callback_url: str | None = None
     return_last_frame: bool | None = None
     service_tier: str | None = None
-    execution_expires_after: int | None = None
+    execution_expires_after: int | None = Field(default=None, json_schema_extra=EXPIRES)
     resolution: str | None = None
     ratio: str | None = None
     duration: int | None = None
     frames: int | None = None
     framespersecond: int | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, json_schema_extra=SEED)
     camera_fixed: bool | None = None
     camerafixed: bool | None = None
     watermark: bool | None = None
@@ -129,3 +130,12 @@ class CreateTaskResponse(BaseModel):
 class ListTasksResponse(BaseModel):
     total: int
     items: list[dict[str, Any]]
+
+
+class EmptyObject(BaseModel):
+    """``{}``: what DELETE answers."""
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[dict[str, Any]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from segue.api.ark.protocol import ContentItem
+from segue.api.openapi import EXPIRES, SEED
 
 
 class _Settings(BaseModel):
@@ -15,11 +16,12 @@ class _Settings(BaseModel):
     duration: int | None = None
     framepersecond: int | None = None
     watermark: bool | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, json_schema_extra=SEED)
     camerafixed: bool | None = None
     return_last_frame: bool | None = None  # Segue extension
     service_tier: str | None = None  # Segue extension
-    execution_expires_after: int | None = None  # Segue extension
+    # Segue extension
+    execution_expires_after: int | None = Field(default=None, json_schema_extra=EXPIRES)
     # the Ark fields added with Seedance 1.5 and 2.x
     generate_audio: bool | None = None
     draft: bool | None = None

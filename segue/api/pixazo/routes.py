@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from segue.api.ark.protocol import CreateTaskRequest
+from segue.api.ark.protocol import CreateTaskRequest, CreateTaskResponse
 from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep
+from segue.api.openapi import AUTH, CREATE, PixazoError, errors
 from segue.api.pixazo.protocol import (
     Frame2VideoRequest,
     Image2VideoRequest,
@@ -20,7 +21,9 @@ from segue.keys import Principal
 from segue.services import Services
 from segue.tasks.view import task_object
 
-router = APIRouter(tags=["Pixazo gateway"])
+router = APIRouter(tags=["Pixazo gateway"], responses=errors(PixazoError, *AUTH))
+CREATED: dict[str, Any] = {"response_model": CreateTaskResponse,
+                           "responses": errors(PixazoError, *CREATE)}
 
 
 def _create(
@@ -35,7 +38,7 @@ def _create(
     return {"id": row.id}
 
 
-@router.post("/byteplus/v1/generateFrame2VideoTask")
+@router.post("/byteplus/v1/generateFrame2VideoTask", **CREATED)
 def generate_frame_to_video(
     body: Frame2VideoRequest, services: ServicesDep, principal: PrincipalDep,
     digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
@@ -46,7 +49,7 @@ def generate_frame_to_video(
                    fields=body.settings(), digest=digest, idempotency_key=idempotency_key)
 
 
-@router.post("/byteplus/v1/generateImage2VideoTask")
+@router.post("/byteplus/v1/generateImage2VideoTask", **CREATED)
 def generate_image_to_video(
     body: Image2VideoRequest, services: ServicesDep, principal: PrincipalDep,
     digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
@@ -57,7 +60,7 @@ def generate_image_to_video(
                    digest=digest, idempotency_key=idempotency_key)
 
 
-@router.post("/byteplus/v1/generateVideoTask")
+@router.post("/byteplus/v1/generateVideoTask", **CREATED)
 def generate_video(
     body: TextToVideoRequest, services: ServicesDep, principal: PrincipalDep,
     digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
@@ -66,7 +69,7 @@ def generate_video(
                    fields=body.settings(), digest=digest, idempotency_key=idempotency_key)
 
 
-@router.post("/bytedance-polling/getVideoResult")
+@router.post("/bytedance-polling/getVideoResult", responses=errors(PixazoError, 400, 404))
 def get_video_result(
     body: VideoResultRequest, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:

@@ -1,0 +1,293 @@
+"""API load on loopback: polls and creates against a bare FastAPI endpoint, same run.
+
+Segue (``segue serve --workers 0``: the API alone, over SQLite, with a key made by
+``segue keys``) and a bare FastAPI app on the same uvicorn set-up run as two server
+processes; this process is the load generator (a minimal keep-alive HTTP/1.1 client
+on asyncio, so that the client costs little next to the servers). Each round measures:
+
+1. the bare endpoint's throughput with ``--clients`` closed-loop clients;
+2. polls (``GET /api/v3/contents/generations/tasks/{id}``) the same way, and their ratio,
+   of tasks created with http image URLs;
+3. polls at half the rate of step 2, paced (open loop), for p50/p99 latency;
+3b. polls of tasks created with data URLs (their stored request holds the images);
+4. creates (Ark, first + last frame as 640x360 PNG data URLs, 0.9 MB of JSON, decoded and
+   checked in the request) with ``--create-clients`` clients;
+5. the same creates with http image URLs, as in the seed document's examples (fetched
+   later by the worker, so the request only parses and stores).
+
+Medians over ``--rounds`` rounds go to ``benchmarks/results/load.md`` and ``load.json``
+with the date and the load average, because the machine may be shared.
+
+    python3 benchmarks/load.py --rounds 3 --seconds 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+TASKS = "/api/v3/contents/generations/tasks"
+sys.path.insert(0, str(ROOT))
+
+
+def bare_app():  # type: ignore[no-untyped-def]
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+# --- a small HTTP/1.1 keep-alive client ---------------------------------------------------
+
+
+class Connection:
+    def __init__(self, port: int, headers: dict[str, str]) -> None:
+        self.port = port
+        self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.extra}"
+                f"Content-Length: {len(body)}\r\nContent-Type: application/json\r\n\r\n")
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readuntil(b"\r\n")
+        length = 0
+        while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        payload = await self.reader.readexactly(length)
+        return int(status_line.split()[1]), payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@dataclass
+class Phase:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    elapsed: float = 0.0
+    bodies: list[bytes] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        lat = sorted(self.latencies)
+        pick = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000) if lat else (
+            lambda q: float("nan"))
+        return {"requests": len(lat), "errors": self.errors,
+                "rps": round(len(lat) / self.elapsed, 1) if self.elapsed else 0.0,
+                "p50_ms": round(pick(0.50), 2), "p99_ms": round(pick(0.99), 2)}
+
+
+async def drive(port: int, headers: dict[str, str], clients: int, seconds: float,
+                requests: list[tuple[str, str, bytes]], rate: float | None = None,
+                keep: bool = False, once: bool = False) -> Phase:
+    """``clients`` connections for ``seconds``: as fast as answered, or paced at ``rate``/s.
+
+    ``once`` sends each of ``requests`` once and stops.
+    """
+    phase = Phase()
+    start = time.perf_counter()
+    stop = start + seconds
+
+    async def client(index: int) -> None:
+        conn = Connection(port, headers)
+        n = 0
+        try:
+            while True:
+                if rate is None:
+                    sent = time.perf_counter()
+                else:  # open loop: latency counts from when the request was due
+                    sent = start + (n * clients + index) / rate
+                    await asyncio.sleep(max(0.0, sent - time.perf_counter()))
+                slot = n * clients + index
+                if sent >= stop or (once and slot >= len(requests)):
+                    return
+                method, path, body = requests[slot % len(requests)]
+                n += 1
+                status, payload = await conn.request(method, path, body)
+                phase.latencies.append(time.perf_counter() - sent)
+                if status != 200:
+                    phase.errors += 1
+                elif keep:
+                    phase.bodies.append(payload)
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    phase.elapsed = time.perf_counter() - start
+    return phase
+
+
+# --- servers ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server on port {port} did not start: {command}")
+
+
+def create_body(urls: bool = False) -> bytes:
+    from tests.conftest import ark_task
+
+    body = ark_task("segue-blend", "a slow pan --rs 480p --dur 2")
+    if urls:
+        for n, item in enumerate(body["content"][1:]):
+            item["image_url"]["url"] = f"https://images.example.com/frame-{n}.png"
+    return json.dumps(body).encode()
+
+
+async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
+                    headers: dict[str, str], tasks: dict[str, list[str]]) -> dict[str, dict]:
+    polls = [("GET", f"{TASKS}/{i}", b"") for i in tasks["http"]]
+    heavy = [("GET", f"{TASKS}/{i}", b"") for i in tasks["data"]]
+    bare = await drive(bare_port, {}, args.clients, args.seconds, [("GET", "/ping", b"")])
+    full = await drive(segue_port, headers, args.clients, args.seconds, polls)
+    half_rate = full.summary()["rps"] / 2
+    half = await drive(segue_port, headers, args.clients, args.seconds, polls, rate=half_rate)
+    data_tasks = await drive(segue_port, headers, args.clients, args.seconds, heavy)
+    creates = await drive(segue_port, headers, args.create_clients, args.seconds,
+                          [("POST", TASKS, create_body())])
+    by_url = await drive(segue_port, headers, args.create_clients, args.seconds,
+                         [("POST", TASKS, create_body(urls=True))])
+    return {"bare": bare.summary(), "polls": full.summary(),
+            "polls_half_load": {**half.summary(), "target_rps": round(half_rate, 1)},
+            "polls_of_data_url_tasks": data_tasks.summary(),
+            "creates_data_urls": creates.summary(), "creates_http_urls": by_url.summary()}
+
+
+def median_of(rounds: list[dict[str, dict]]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for phase in rounds[0]:
+        out[phase] = {k: round(statistics.median(r[phase][k] for r in rounds), 2)
+                      for k in rounds[0][phase]}
+    out["polls"]["ratio_to_bare"] = round(statistics.median(
+        r["polls"]["rps"] / r["bare"]["rps"] for r in rounds), 3)
+    return out
+
+
+def prepare(data_dir: Path, env: dict[str, str]) -> str:
+    """A stored key, made the way ``segue keys create`` makes it."""
+    os.environ.update(env)
+    from segue.services import Services
+    from segue.settings import Settings
+
+    services = Services.build(Settings())
+    key, _ = services.keys.create("load")
+    services.db.dispose()
+    return key
+
+
+async def seed_tasks(port: int, headers: dict[str, str], count: int,
+                     urls: bool = False) -> list[str]:
+    body = create_body(urls=urls)
+    phase = await drive(port, headers, 4, 600, [("POST", TASKS, body)] * count,
+                        keep=True, once=True)
+    return [json.loads(b)["id"] for b in phase.bodies]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--create-clients", type=int, default=16)
+    parser.add_argument("--out", default="load")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="segue-load-"))
+    # Default settings (JSON access logs included) but for limits a benchmark would hit.
+    env = {**os.environ, "SEGUE_DATA_DIR": str(data_dir), "SEGUE_MAX_QUEUED": "1000000",
+           "SEGUE_RATE_LIMIT_LITE": "1000000", "SEGUE_RATE_LIMIT_PRO": "1000000"}
+    key = prepare(data_dir, env)
+    headers = {"Authorization": f"Bearer {key}"}
+    segue_port, bare_port = free_port(), free_port()
+    servers = [
+        start([sys.executable, "-m", "segue", "serve", "--port", str(segue_port),
+               "--workers", "0"], segue_port, env),
+        start([sys.executable, "-m", "uvicorn", "--factory", "benchmarks.load:bare_app",
+               "--port", str(bare_port), "--log-level", "warning"], bare_port, env),
+    ]
+    try:
+        tasks = {"http": asyncio.run(seed_tasks(segue_port, headers, 64, urls=True)),
+                 "data": asyncio.run(seed_tasks(segue_port, headers, 64))}
+        rounds = [asyncio.run(one_round(args, segue_port, bare_port, headers, tasks))
+                  for _ in range(args.rounds)]
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(30)
+    record(args, rounds)
+
+
+def record(args: argparse.Namespace, rounds: list[dict[str, dict]]) -> None:
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(), "clients": args.clients, "create_clients": args.create_clients,
+        "seconds_per_phase": args.seconds, "rounds": rounds, "median": median_of(rounds),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(markdown(result))
+    print(json.dumps(result["median"], indent=2))
+
+
+def markdown(result: dict) -> str:
+    m = result["median"]
+    lines = [
+        "# API load on loopback", "",
+        f"Recorded {result['date']} by `python3 benchmarks/load.py`; load average "
+        f"{' / '.join(map(str, result['loadavg_1_5_15']))} on {result['cpus']} CPUs (shared). "
+        f"Medians of {len(result['rounds'])} rounds of {result['seconds_per_phase']} s per "
+        "phase; Segue is `segue serve --workers 0` over SQLite with a stored key.", "",
+        "| phase | clients | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|",
+    ]
+    clients = {"bare": result["clients"], "polls": result["clients"],
+               "polls_half_load": result["clients"], "polls_of_data_url_tasks": result["clients"]}
+    for phase, row in m.items():
+        lines.append(f"| {phase} | {clients.get(phase, result['create_clients'])} | "
+                     f"{row['rps']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} |")
+    lines += ["", f"Polls / bare endpoint (same run): **{m['polls']['ratio_to_bare']}x**.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
