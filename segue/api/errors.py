@@ -9,12 +9,13 @@ stack trace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.routing import Match, Mount
+from starlette.routing import BaseRoute, Match, Mount
 
 from segue.api.ark import errors as ark_errors
 from segue.api.openai import errors as openai_errors
@@ -68,14 +69,32 @@ def _from_validation(exc: RequestValidationError) -> SegueError:
     return InvalidParameter(param, first.get("msg", "invalid value") + ".")
 
 
+def _leaf_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The API's routes one by one, out of the routers FastAPI nests them in (mounts aside)."""
+    for route in routes:
+        if isinstance(route, Mount):
+            continue
+        children = getattr(route, "effective_candidates", None)
+        if callable(children):
+            yield from _leaf_routes(children())
+        else:
+            yield route
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """The methods the API routes answer on this request's path; none when no route has it.
 
     The playground is mounted at ``/`` and answers every path the API lacks, so its 404s and
-    405s are sorted out here. Each method is tried against the routes (mounts aside), which
-    works whatever kind of route the framework nests them in.
+    405s are sorted out here. Each method is tried against the routes of the template that owns
+    the path (mounts aside).
     """
-    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    routes = list(_leaf_routes(request.app.router.routes))
+    # The path belongs to the first route whose template matches it (``/v1/videos/models``,
+    # not ``/v1/videos/{id}``), as the document lists it; only that template's methods count.
+    owner = next((r for r in routes if r.matches(request.scope)[0] is not Match.NONE), None)
+    if owner is None:
+        return []
+    routes = [r for r in routes if getattr(r, "path", None) == getattr(owner, "path", None)]
     allowed = []
     for method in METHODS:
         scope = {**request.scope, "method": method}

@@ -207,6 +207,10 @@ def test_unknown_task_and_route(server: LiveServer) -> None:
         assert r.headers["Allow"] == "GET, POST" and "PUT" in r.json()["error"]["message"]
         r = c.post(ARK + "/cgt-20250101000000-abcde", json={})
         assert r.status_code == 405 and r.headers["Allow"] == "DELETE, GET"
+        # a literal path beside a templated one lists only its own methods, as the document does
+        r = c.request("OPTIONS", "/v1/videos/models")
+        assert r.status_code == 405 and r.headers["Allow"] == "GET"
+        assert r.json()["error"]["code"] == "MethodNotAllowed"
     with server.client(pixazo=True) as c:
         r = c.post("/bytedance-polling/getVideoResult", json={"task_id": "cgt-x"})
         assert r.status_code == 404 and r.json()["code"] == "ResourceNotFound"
