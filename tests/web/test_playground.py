@@ -218,12 +218,14 @@ def test_history_ids_stay_on_one_line_at_phone_width(page: Any, live: LiveServer
     page.set_viewport_size({"width": 390, "height": 844})
     page.click("#refresh")
     cell = f"#history-table tr[data-task-id='{task_id}'] td.mono"
-    page.wait_for_selector(cell)
-    lines = page.eval_on_selector(cell, """td => {
+    # the history re-renders while tasks change: count the lines once the id is laid out
+    lines = page.wait_for_function("""sel => {
+        const td = document.querySelector(sel);
+        if (!td || !td.textContent.trim()) return 0;
         const range = document.createRange();
         range.selectNodeContents(td);
         return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
-    }""")
+    }""", arg=cell).json_value()
     assert lines == 1, "the task id wraps at phone width"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     buttons = page.eval_on_selector(f"#history-table tr[data-task-id='{task_id}']",
