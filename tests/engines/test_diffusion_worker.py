@@ -18,7 +18,15 @@ from tiny_pipelines import save_tiny  # noqa: E402
 
 from segue.media.images import fit_to  # noqa: E402
 from segue.media.video import probe, psnr, read_frames  # noqa: E402
-from tests.conftest import TASKS, ark_task, make_settings, scene, start_server  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    KEY,
+    TASKS,
+    ark_task,
+    data_url,
+    make_settings,
+    scene,
+    start_server,
+)
 
 
 def registry(tmp_path: Path, entries: list[tuple[str, str, dict, list[str]]]) -> Path:
@@ -197,3 +205,25 @@ def test_segue_worker_exits_70_after_a_gpu_fault(tmp_path: Path) -> None:
         server.stop()
     assert worker.returncode == 70, worker.stderr[-2000:]
     assert body["status"] == "failed" and "illegal memory access" in body["error"]["message"]
+
+
+def test_an_exact_size_the_network_cannot_render_is_refused_at_create(tmp_path: Path) -> None:
+    """LTX works on 32 px blocks: /v1/videos refuses 648x360 before storing a task."""
+    models = registry(tmp_path, [("segue-ltx-480p", "ltx-480p", {"family": "ltx"},
+                                  ["first_frame", "first_last_frame"])])
+    server = start_server(make_settings(tmp_path / "data", models_file=models), workers=0)
+    try:
+        first = data_url(scene(640, 360))
+        with httpx.Client(base_url=server.url, timeout=30,
+                          headers={"Authorization": f"Bearer {KEY}"}) as c:
+            r = c.post("/v1/videos", json={"model": "segue-ltx-480p", "prompt": "a pan",
+                                           "size": "648x360", "input_reference": first})
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert error["param"] == "size" and "multiples of 32" in error["message"]
+            models_listed = c.get("/v1/videos/models").json()["data"]
+            rules = next(m for m in models_listed if m["id"] == "segue-ltx-480p")["size_rules"]
+            assert rules["multiple_of"] == 32
+            assert c.get(TASKS).json()["total"] == 0  # nothing was stored
+    finally:
+        server.stop()

@@ -94,6 +94,8 @@ class DiffusionEngine:
             raise ValueError(f"unknown diffusion family {family!r}; known: {', '.join(FAMILIES)}")
         self.family = FAMILIES[family]
         self.makes_audio: bool = self.family.MAKES_AUDIO
+        # what a create checks exact sizes against (OpenAI-style `size`), before any render
+        self.size_multiple: int = self.family.SIZE_MULTIPLE
         self.variant = variant or self.family.VARIANTS[0]
         if self.variant not in self.family.VARIANTS:
             known = ", ".join(self.family.VARIANTS)

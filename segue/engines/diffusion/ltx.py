@@ -27,6 +27,8 @@ PIPELINE = "LTXConditionPipeline"
 MODES = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME, Mode.TEXT})
 VARIANTS = ("dev", "distilled")
 MAKES_AUDIO = False
+# sides of a size the pipeline takes: LTXConditionPipeline checks 32, whatever its VAE
+SIZE_MULTIPLE = 32
 
 # Published by Lightricks for the 0.9.7/0.9.8 distilled checkpoints (diffusers docs):
 # guidance 1 and this 8-step schedule.

@@ -32,6 +32,7 @@ from segue.engines.diffusion import ltx
 PIPELINE = "LTX2ConditionPipeline"
 VARIANTS = ("distilled", "full")
 MAKES_AUDIO = True
+SIZE_MULTIPLE = 32  # the VAE compresses 32x in space
 # diffusers' DISTILLED_SIGMA_VALUES (pipelines/ltx2/utils.py), the distilled checkpoint's schedule.
 DISTILLED_SIGMAS = (1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875)
 # Guidance off for the distilled model: one transformer pass per step (video and audio).

@@ -29,6 +29,8 @@ from segue.errors import InvalidParameter
 PIPELINE = "WanImageToVideoPipeline"
 VARIANTS = ("flf2v", "i2v", "ti2v")
 MAKES_AUDIO = False
+# 8x VAE times the 2x2 patch; a model whose VAE compresses more is checked when it renders
+SIZE_MULTIPLE = 16
 MODES_BY_VARIANT = {
     "flf2v": frozenset({Mode.FIRST_LAST}),
     "i2v": frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME}),
