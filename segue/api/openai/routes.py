@@ -93,12 +93,17 @@ def _check_size(services: Services, entry: ModelEntry, width: int, height: int) 
         raise InvalidParameter("size", f"model {entry.id} renders at "
                                        f"{', '.join(entry.resolutions)}; {width}x{height} is "
                                        f"a {resolution} size.")
-    multiple = int(getattr(services.engine_for(entry), "size_multiple", 2))
+    multiple = _size_multiple(services, entry)
     if width % multiple or height % multiple:
         raise InvalidParameter("size", f"model {entry.id} is rendered here by an engine whose "
                                        f"sides are multiples of {multiple} px; {width}x{height} "
                                        "is not.")
     return resolution
+
+
+def _size_multiple(services: Services, entry: ModelEntry) -> int:
+    """The block size the model's engine renders in (``size_multiple``); any even size else."""
+    return int(getattr(services.engine_for(entry), "size_multiple", 2))
 
 
 def _default_model(services: Services, mode: Mode) -> ModelEntry:
@@ -126,7 +131,7 @@ def _capabilities(services: Services, entry: ModelEntry) -> dict[str, Any]:
         "input_references": Mode.REFERENCE in modes,
         "audio": entry.audio and makes_audio(services.engine_for(entry)),
         "sizes": [f"{w}x{h}" for r in entry.resolutions for w, h in SIZES[r].values()],
-        "size_rules": {"multiple_of": int(getattr(services.engine_for(entry), "size_multiple", 2)),
+        "size_rules": {"multiple_of": _size_multiple(services, entry),
                        "min_side": SIDE_RANGE[0],
                        "max_side": SIDE_RANGE[1], "max_pixels": min(MAX_PIXELS, largest)},
         "seconds": [str(s) for s in range(entry.min_duration, entry.max_duration + 1)],
