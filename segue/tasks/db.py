@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-READ_ONLY = "segue_read_only"  # execution option of SqlStore._read's connections
+READ_ONLY = "segue_read_only"  # execution option of SqlStore's reading connections
 _WRITERS: dict[str, threading.RLock] = {}  # one per SQLite database file in this process
 _WRITERS_LOCK = threading.Lock()
 
@@ -60,8 +60,11 @@ def make_engine(url: str) -> Engine:
             # Writers take the write lock at BEGIN so read-then-write transactions never
             # deadlock into SQLITE_BUSY halfway through. Readers (SqlStore._read) begin
             # deferred: WAL gives them a snapshot, so they neither wait for nor block writers.
+            # A single-statement read (SqlStore._read_rows) needs no BEGIN at all: SQLite
+            # reads each statement from one snapshot.
             read = conn.get_execution_options().get(READ_ONLY, False)
-            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+            if read != "statement":
+                conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -136,6 +139,7 @@ class SqlStore:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._readers = sessionmaker(engine.execution_options(**{READ_ONLY: True}),
                                      expire_on_commit=False)
+        self._statement_reader = engine.execution_options(**{READ_ONLY: "statement"})
         self._postgres = engine.dialect.name == "postgresql"
         self._writer = _writer_lock(engine)
 
@@ -149,3 +153,19 @@ class SqlStore:
         """A transaction that only reads (polls, listings, key look-ups): it takes no lock."""
         with self._readers.begin() as session:
             yield session
+
+    @contextmanager
+    def _read_rows(self) -> Iterator[Connection]:
+        """For one read statement, without the ORM: the hottest reads, returning plain rows."""
+        with self._statement_reader.connect() as conn:
+            yield conn
+
+    @property
+    def reads_inline(self) -> bool:
+        """Whether a short read is cheaper run on the caller's thread than handed to another.
+
+        SQLite's reads are local and, under WAL, never wait for a writer: a primary-key read
+        takes less time than a hand-off to the thread pool. A server's reads wait on the
+        network, so async code must not make them on its event loop.
+        """
+        return self.engine.dialect.name == "sqlite"
