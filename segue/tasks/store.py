@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
+    Engine,
     and_,
     bindparam,
     delete,
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session, aliased
 
 from segue.domain import ServiceTier, TaskStatus
 from segue.errors import BadRequest, TooManyRequests, task_not_found
-from segue.tasks.db import SqlStore
+from segue.tasks.db import RowReader, SqlStore
 from segue.tasks.notify import notify
 from segue.tasks.schema import CLAIM_ORDER, INPUTS, CreateRow, TaskInputRow, TaskRow
 from segue.tasks.states import can_move, delete_action
@@ -37,9 +38,6 @@ from segue.tasks.states import can_move, delete_action
 S = TaskStatus
 MAX_ATTEMPTS = 3  # a task whose worker died this many times fails instead of running again
 IDEMPOTENCY_TTL = 86_400
-
-
-_GET = select(TaskRow.__table__).where(TaskRow.id == bindparam("id"))
 
 
 @dataclass(frozen=True)
@@ -62,6 +60,11 @@ class QueueStats:
 
 
 class TaskStore(SqlStore):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._get = RowReader(engine, select(TaskRow.__table__)
+                              .where(TaskRow.id == bindparam("id")))
+
     # -- creating and reading -------------------------------------------------
 
     def create(self, row: TaskRow, limits: CreateLimits | None = None) -> TaskRow:
@@ -135,11 +138,10 @@ class TaskStore(SqlStore):
     def get(self, task_id: str, key_id: str | None = None) -> TaskRow:
         """The task, read-only; a task of another key is as unknown as a missing one.
 
-        Every poll comes here, so it reads without the ORM: the row returned has the
-        attributes of a ``TaskRow`` but is a plain, immutable result row.
+        Every poll comes here, so it reads on the driver's cursor (``RowReader``): the row
+        returned has the attributes of a ``TaskRow`` but is a plain, immutable record.
         """
-        with self._read_rows() as conn:
-            row = conn.execute(_GET, {"id": task_id}).first()
+        row = self._get.first(id=task_id)
         if row is None or (key_id is not None and row.key_id != key_id):
             raise task_not_found(task_id)
         return cast(TaskRow, row)

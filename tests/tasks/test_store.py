@@ -283,3 +283,18 @@ def test_the_inputs_migration_moves_media_out_and_back(tmp_path) -> None:  # typ
                             .where(TaskRow.__table__.c.id == rows[0].id)).scalar_one()
     assert back == old
     engine.dispose()
+
+
+def test_the_poll_read_decodes_every_column_as_the_orm_does(store: TaskStore) -> None:
+    """``get`` reads on the driver's cursor (``RowReader``); its values are the ORM's."""
+    row = store.create(task(request={"prompt": "ünïcode", "nested": {"a": [1, 2.5, None]}},
+                            eta=12.25, error_message=None, priority=-3))
+    read = store.get(row.id)
+    with store._read() as s:
+        orm = s.get(TaskRow, row.id)
+        assert orm is not None
+        for column in TaskRow.__table__.columns:
+            assert getattr(read, column.name) == getattr(orm, column.name), column.name
+            assert type(getattr(read, column.name)) is type(getattr(orm, column.name))
+    with pytest.raises(NotFound):
+        store.get(row.id + "x")
