@@ -197,6 +197,19 @@ def test_still_pixels_stay_exact_and_maps_are_exact_band_by_band() -> None:
         assert np.array_equal(whole, want) and not fractions.any(), size
 
 
+def test_bands_grow_any_map_as_the_whole_frame_does() -> None:
+    """The margins of map rows around a band are enough for ``pyrUp`` to be exact there."""
+    from segue.engines.flow.warp import Warper
+
+    rng = np.random.default_rng(3)
+    for (w, h), levels in (((1248, 704), 1), ((1920, 1088), 2), ((181, 37), 2), ((97, 301), 3)):
+        warper = Warper(np.zeros((h, w, 3), np.uint8), np.zeros((h, w, 3), np.uint8), levels, 2)
+        small = rng.normal(0, 50, warper.base.shape).astype(np.float32)
+        whole = warper._grow(small)
+        bands = [warper._grow_band(small, band, "g").copy() for band in warper.bands]
+        assert np.array_equal(np.concatenate(bands), whole), (w, h)
+
+
 def test_parallel_frames_equal_sequential_ones() -> None:
     first, last = scene(160, 96, seed=6), shifted(scene(160, 96, seed=6), 7, 2)
     times = [i / 12 for i in range(13)]
