@@ -19,7 +19,7 @@ from segue.engines.flow.camera import (
     unexplained,
 )
 from segue.engines.flow.motion import recover_large_moves
-from segue.engines.flow.parallel import in_parallel
+from segue.engines.flow.parallel import both, in_parallel
 from segue.engines.flow.warp import (
     Timeline,
     Warper,
@@ -73,24 +73,23 @@ def _clean(flow: np.ndarray) -> np.ndarray:
     return cv2.medianBlur(flow, 5)
 
 
-def _flows(dis: cv2.DISOpticalFlow, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
+def _flows(preset: Preset, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
     """Dense flow ga -> gb, large moves of objects recovered, cleaned."""
-    return _clean(recover_large_moves(ga, gb, dis.calc(ga, gb, None)))
+    return _clean(recover_large_moves(ga, gb, _dis(preset).calc(ga, gb, None)))
 
 
 def _total_flows(
     g0: np.ndarray, g1: np.ndarray, h: np.ndarray | None, preset: Preset
 ) -> tuple[np.ndarray, np.ndarray]:
     """Forward and backward flows, the homography (if any) composed with the residual flow."""
-    dis = _dis(preset)
     hgt, w = g0.shape
     if h is None:
-        return _flows(dis, g0, g1), _flows(dis, g1, g0)
+        return both(_flows, (preset, g0, g1), (preset, g1, g0))
     inv = np.linalg.inv(h)
     aligned1 = cv2.warpPerspective(g1, inv, (w, hgt), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REPLICATE)
-    r01 = _flows(dis, g0, aligned1)  # frame 0 -> aligned frame 1
-    r10 = _flows(dis, aligned1, g0)
+    # frame 0 -> aligned frame 1, and back
+    r01, r10 = both(_flows, (preset, g0, aligned1), (preset, aligned1, g0))
     # Residual flow only where the camera does not explain the pixel, and only when the
     # camera explains nearly the whole pair: then the residual is mostly noise (wobble, torn
     # textures). Where more moves on its own, zeroing it would lose the sub-pixel motion of

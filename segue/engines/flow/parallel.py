@@ -8,9 +8,24 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
 
 import cv2
 import numpy as np
+
+T = TypeVar("T")
+
+
+def both(make: Callable[..., T], one: tuple[object, ...], other: tuple[object, ...]
+         ) -> tuple[T, T]:
+    """``(make(*one), make(*other))``, the second made in a thread meanwhile.
+
+    Why: the pair analysis does much of its work twice (once each way), in OpenCV calls that
+    release the GIL but use one core (DIS): two threads do both directions at once.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="flow-pair") as pool:
+        later = pool.submit(make, *other)
+        return make(*one), later.result()
 
 
 def in_parallel(make: Callable[[float], np.ndarray], times: Iterator[float], workers: int
