@@ -19,7 +19,7 @@ from segue.engines.flow.camera import (
     unexplained,
 )
 from segue.engines.flow.motion import recover_large_moves
-from segue.engines.flow.parallel import both, in_parallel
+from segue.engines.flow.parallel import both, in_parallel, one_malloc_arena
 from segue.engines.flow.warp import (
     Timeline,
     Warper,
@@ -252,6 +252,7 @@ def iter_interpolate(
     many threads (see ``in_parallel``); the output is the same.
     """
     _check(first, last)
+    one_malloc_arena()  # before the analysis and worker threads allocate
     make = _FrameMaker(first, last, PRESETS[preset], camera_fixed, seed)
     if workers <= 1:
         for t in times:
@@ -278,6 +279,7 @@ class FlowEngine:
         if preset not in PRESETS:
             raise ValueError(f"unknown flow preset {preset!r}; known: {', '.join(PRESETS)}")
         self.preset, self.workers = preset, max(1, int(workers))
+        one_malloc_arena()  # before the encoder's threads allocate (see there)
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:
         if job.first is None or job.last is None:
