@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from segue.engines.flow.parallel import both
+
 
 def grid(w: int, hgt: int) -> np.ndarray:
     """H×W×2 float32 pixel coordinates (x, y)."""
@@ -274,7 +276,7 @@ class Warper:
         if upsample not in (1, 2):
             raise ValueError(f"upsample must be 1 or 2, got {upsample}")
         self.size, self.up, self.levels = (w, hgt), upsample, levels
-        self.big = [self._enlarge(first), self._enlarge(last)]
+        self.big = list(both(self._enlarge, (first,), (last,)))
         self.sizes = [map_size(w, hgt, k) for k in range(levels, -1, -1)]  # small -> full
         self.gain = float(self.up * 2**levels)  # map-pixel flow -> big-source displacement
         mw, mh = self.sizes[0]
