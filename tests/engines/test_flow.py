@@ -210,6 +210,15 @@ def test_bands_grow_any_map_as_the_whole_frame_does() -> None:
         assert np.array_equal(np.concatenate(bands), whole), (w, h)
 
 
+def test_median_is_numpys() -> None:
+    from segue.engines.flow.warp import median
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 7, 10, 4001):
+        values = rng.normal(0, 5, (n, 2)).astype(np.float32)
+        assert median(values).tobytes() == np.median(values).tobytes()
+
+
 def test_parallel_frames_equal_sequential_ones() -> None:
     first, last = scene(160, 96, seed=6), shifted(scene(160, 96, seed=6), 7, 2)
     times = [i / 12 for i in range(13)]
