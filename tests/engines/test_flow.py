@@ -198,7 +198,7 @@ def test_still_pixels_stay_exact_and_maps_are_exact_band_by_band() -> None:
 
 
 def test_bands_grow_any_map_as_the_whole_frame_does() -> None:
-    """The margins of map rows around a band are enough for ``pyrUp`` to be exact there."""
+    """The margins of map rows (and columns) around a band are enough for ``pyrUp`` to be exact."""
     from segue.engines.flow.warp import Warper
 
     rng = np.random.default_rng(3)
@@ -208,6 +208,10 @@ def test_bands_grow_any_map_as_the_whole_frame_does() -> None:
         whole = warper._grow(small)
         bands = [warper._grow_band(small, band, "g").copy() for band in warper.bands]
         assert np.array_equal(np.concatenate(bands), whole), (w, h)
+        band = warper.bands[len(warper.bands) // 2]
+        for x0, x1 in ((0, 9), (w // 3, w // 2 + 1), (w - 13, w), (0, w)):
+            block = warper._grow_block(small, band, x0, x1)
+            assert np.array_equal(block, whole[band.y0:band.y1, x0:x1]), (w, h, x0, x1)
 
 
 def test_median_is_numpys() -> None:

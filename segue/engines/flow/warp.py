@@ -371,6 +371,20 @@ class Warper:
             top *= 2
         return small[band.y0 - top:band.y1 - top]
 
+    def _grow_block(self, small: np.ndarray, band: _Band, x0: int, x1: int) -> np.ndarray:
+        """Columns x0:x1 of ``_grow_band(small, band)``, made from the map columns they need
+        (the same margins as rows: ``pyrUp`` treats both axes alike)."""
+        above, below = _margins(self.levels)
+        step, (mw, _) = 2**self.levels, self.sizes[0]
+        c0, c1 = max(0, x0 // step - above), min(mw, -(-x1 // step) + below)
+        small, top, left = small[band.a:band.b, c0:c1], band.a, c0
+        for w, hgt in self.sizes[1:]:
+            rows = min(hgt - 2 * top, 2 * small.shape[0])
+            cols = min(w - 2 * left, 2 * small.shape[1])
+            small = cv2.pyrUp(small, dstsize=(cols, rows))
+            top, left = 2 * top, 2 * left
+        return small[band.y0 - top:band.y1 - top, x0 - left:x1 - left]
+
     def _maps(self, small: np.ndarray, band: _Band, name: str) -> tuple[np.ndarray, np.ndarray]:
         full = self._grow_band(small, band, "grow")
         if not self.levels:
@@ -404,18 +418,13 @@ class Warper:
             cv2.addWeighted(x, 1.0 - t, y, t, 0.0, dst=dst)
             if w1 is None:
                 continue
-            runs = _runs(tiles[band.tiles].any(axis=0).tolist())
-            if runs:
-                self._reblend(dst, x, y, self._grow_band(w1, band, "weight"), runs)
+            for j0, j1 in _runs(tiles[band.tiles].any(axis=0).tolist()):
+                self._reblend(dst, x, y, w1, band, w * j0 // TILES, w * j1 // TILES)
         return out
 
     def _reblend(self, out: np.ndarray, a: np.ndarray, b: np.ndarray, w1: np.ndarray,
-                 runs: list[tuple[int, int]]) -> None:
-        """Blend by visibility over the runs of tiles where that differs from time."""
-        w = self.size[0]
-        w0 = self._buf("w0", w1.shape)
-        for j0, j1 in runs:
-            x0, x1 = w * j0 // TILES, w * j1 // TILES
-            wf = w1[:, x0:x1]
-            cv2.blendLinear(a[:, x0:x1], b[:, x0:x1], np.subtract(1.0, wf, out=w0[:, x0:x1]),
-                            wf, dst=out[:, x0:x1])
+                 band: _Band, x0: int, x1: int) -> None:
+        """Blend columns x0:x1 of a band by visibility (the weight of frame 1, ``w1``, at the
+        map size), where that differs from blending by time."""
+        wf = self._grow_block(w1, band, x0, x1)
+        cv2.blendLinear(a[:, x0:x1], b[:, x0:x1], 1.0 - wf, wf, dst=out[:, x0:x1])
