@@ -1,11 +1,14 @@
 """API load on loopback: polls and creates against a bare FastAPI endpoint, same run.
 
 Segue (``segue serve --workers 0``: the API alone, over SQLite, with a key made by
-``segue keys``) and a bare FastAPI app on the same uvicorn set-up run as two server
-processes; this process is the load generator (a minimal keep-alive HTTP/1.1 client
-on asyncio, so that the client costs little next to the servers). Each round measures:
+``segue keys``) and a bare FastAPI app run as server processes; this process is the load
+generator (a minimal keep-alive HTTP/1.1 client on asyncio, so that the client costs little
+next to the servers). The bare app runs twice: on Segue's own server set-up
+(``segue.app.server_config``: uvicorn with the h11 parser, which Segue needs for clients
+that offer an h2c upgrade) and on uvicorn's default (httptools), for scale. Each round
+measures:
 
-1. the bare endpoint's throughput with ``--clients`` closed-loop clients;
+1. the bare endpoint's throughput with ``--clients`` closed-loop clients (both set-ups);
 2. polls (``GET /api/v3/contents/generations/tasks/{id}``) the same way, and their ratio,
    of tasks created with http image URLs;
 3. polls at half the rate of step 2, paced (open loop), for p50/p99 latency;
@@ -40,6 +43,15 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 TASKS = "/api/v3/contents/generations/tasks"
 sys.path.insert(0, str(ROOT))
+
+
+def serve_bare(port: int) -> None:
+    """The bare app on Segue's own server set-up (``python benchmarks/load.py --bare PORT``)."""
+    import uvicorn
+
+    from segue.app import server_config
+
+    uvicorn.Server(server_config(bare_app(), "127.0.0.1", port, log_level="warning")).run()
 
 
 def bare_app():  # type: ignore[no-untyped-def]
@@ -175,10 +187,13 @@ def create_body(urls: bool = False) -> bytes:
 
 
 async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
-                    headers: dict[str, str], tasks: dict[str, list[str]]) -> dict[str, dict]:
+                    httptools_port: int, headers: dict[str, str],
+                    tasks: dict[str, list[str]]) -> dict[str, dict]:
     polls = [("GET", f"{TASKS}/{i}", b"") for i in tasks["http"]]
     heavy = [("GET", f"{TASKS}/{i}", b"") for i in tasks["data"]]
     bare = await drive(bare_port, {}, args.clients, args.seconds, [("GET", "/ping", b"")])
+    httptools = await drive(httptools_port, {}, args.clients, args.seconds,
+                            [("GET", "/ping", b"")])
     full = await drive(segue_port, headers, args.clients, args.seconds, polls)
     half_rate = full.summary()["rps"] / 2
     half = await drive(segue_port, headers, args.clients, args.seconds, polls, rate=half_rate)
@@ -187,7 +202,8 @@ async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
                           [("POST", TASKS, create_body())])
     by_url = await drive(segue_port, headers, args.create_clients, args.seconds,
                          [("POST", TASKS, create_body(urls=True))])
-    return {"bare": bare.summary(), "polls": full.summary(),
+    return {"bare": bare.summary(), "bare_httptools": httptools.summary(),
+            "polls": full.summary(),
             "polls_half_load": {**half.summary(), "target_rps": round(half_rate, 1)},
             "polls_of_data_url_tasks": data_tasks.summary(),
             "creates_data_urls": creates.summary(), "creates_http_urls": by_url.summary()}
@@ -198,8 +214,9 @@ def median_of(rounds: list[dict[str, dict]]) -> dict[str, dict]:
     for phase in rounds[0]:
         out[phase] = {k: round(statistics.median(r[phase][k] for r in rounds), 2)
                       for k in rounds[0][phase]}
-    out["polls"]["ratio_to_bare"] = round(statistics.median(
-        r["polls"]["rps"] / r["bare"]["rps"] for r in rounds), 3)
+    for bare in ("bare", "bare_httptools"):
+        out["polls"][f"ratio_to_{bare}"] = round(statistics.median(
+            r["polls"]["rps"] / r[bare]["rps"] for r in rounds), 3)
     return out
 
 
@@ -230,7 +247,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--create-clients", type=int, default=16)
     parser.add_argument("--out", default="load")
+    parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)  # serve the bare app
     args = parser.parse_args()
+    if args.bare:
+        serve_bare(args.bare)
+        return
 
     data_dir = Path(tempfile.mkdtemp(prefix="segue-load-"))
     # Default settings (JSON access logs included) but for limits a benchmark would hit.
@@ -238,31 +259,73 @@ def main() -> None:
            "SEGUE_RATE_LIMIT_LITE": "1000000", "SEGUE_RATE_LIMIT_PRO": "1000000"}
     key = prepare(data_dir, env)
     headers = {"Authorization": f"Bearer {key}"}
-    segue_port, bare_port = free_port(), free_port()
+    segue_port, bare_port, httptools_port = free_port(), free_port(), free_port()
     servers = [
         start([sys.executable, "-m", "segue", "serve", "--port", str(segue_port),
                "--workers", "0"], segue_port, env),
-        start([sys.executable, "-m", "uvicorn", "--factory", "benchmarks.load:bare_app",
-               "--port", str(bare_port), "--log-level", "warning"], bare_port, env),
+        start([sys.executable, __file__, "--bare", str(bare_port)], bare_port, env),
+        start([sys.executable, "-m", "uvicorn", "--http", "httptools", "--factory",
+               "benchmarks.load:bare_app", "--port", str(httptools_port),
+               "--log-level", "warning"], httptools_port, env),
     ]
     try:
         tasks = {"http": asyncio.run(seed_tasks(segue_port, headers, 64, urls=True)),
                  "data": asyncio.run(seed_tasks(segue_port, headers, 64))}
-        rounds = [asyncio.run(one_round(args, segue_port, bare_port, headers, tasks))
-                  for _ in range(args.rounds)]
+        rounds = [asyncio.run(one_round(args, segue_port, bare_port, httptools_port,
+                                        headers, tasks)) for _ in range(args.rounds)]
+        costs = asyncio.run(app_costs(key, tasks["http"][0]))
     finally:
         for proc in servers:
             proc.terminate()
             proc.wait(30)
-    record(args, rounds)
+    record(args, rounds, costs)
 
 
-def record(args: argparse.Namespace, rounds: list[dict[str, dict]]) -> None:
+async def app_costs(key: str, task_id: str, calls: int = 3000) -> dict[str, float]:
+    """Microseconds per request inside the app, without a server: the bare endpoint and a
+    poll called as ASGI apps in this process, over the same store, median of 5 batches.
+
+    What a server adds (parsing, the socket, the event loop) is the same for both; this shows
+    how much of a poll is Segue's own work.
+    """
+    from segue.app import create_app
+
+    async def call(app, path: str, headers: list[tuple[bytes, bytes]]) -> None:  # type: ignore[no-untyped-def]
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            pass
+
+        await app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                   "method": "GET", "path": path, "raw_path": path.encode(), "root_path": "",
+                   "query_string": b"", "scheme": "http", "server": ("127.0.0.1", 80),
+                   "client": ("127.0.0.1", 1), "headers": [(b"host", b"x"), *headers],
+                   "state": {}}, receive, send)
+
+    cases = {"bare": (bare_app(), "/ping", []),
+             "poll": (create_app(), f"{TASKS}/{task_id}",
+                      [(b"authorization", f"Bearer {key}".encode())])}
+    out = {}
+    for name, (app, path, headers) in cases.items():
+        batches = []
+        for _ in range(6):  # the first batch warms up
+            began = time.perf_counter()
+            for _ in range(calls // 5):
+                await call(app, path, headers)
+            batches.append((time.perf_counter() - began) / (calls // 5) * 1e6)
+        out[f"{name}_us"] = round(statistics.median(batches[1:]), 1)
+    return out
+
+
+def record(args: argparse.Namespace, rounds: list[dict[str, dict]],
+           costs: dict[str, float]) -> None:
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(), "clients": args.clients, "create_clients": args.create_clients,
         "seconds_per_phase": args.seconds, "rounds": rounds, "median": median_of(rounds),
+        "app_costs_us": costs,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -280,12 +343,19 @@ def markdown(result: dict) -> str:
         "phase; Segue is `segue serve --workers 0` over SQLite with a stored key.", "",
         "| phase | clients | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|",
     ]
-    clients = {"bare": result["clients"], "polls": result["clients"],
-               "polls_half_load": result["clients"], "polls_of_data_url_tasks": result["clients"]}
     for phase, row in m.items():
-        lines.append(f"| {phase} | {clients.get(phase, result['create_clients'])} | "
+        clients = result["create_clients"] if phase.startswith("creates") else result["clients"]
+        lines.append(f"| {phase} | {clients} | "
                      f"{row['rps']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} |")
-    lines += ["", f"Polls / bare endpoint (same run): **{m['polls']['ratio_to_bare']}x**.", ""]
+    costs = result["app_costs_us"]
+    lines += [
+        "", "`bare` is the bare app on Segue's own server set-up (uvicorn, h11 parser); "
+        "`bare_httptools` the same app on uvicorn's default parser.", "",
+        f"Polls / bare endpoint (same run): **{m['polls']['ratio_to_bare']}x** on the same "
+        f"server set-up, {m['polls']['ratio_to_bare_httptools']}x against httptools.", "",
+        f"Inside the app, without a server (µs per request, in this process): bare endpoint "
+        f"{costs['bare_us']}, poll {costs['poll_us']}.", "",
+    ]
     return "\n".join(lines)
 
 

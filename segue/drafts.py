@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from segue.domain import GenerationRequest, TaskStatus
 from segue.errors import BadRequest, InvalidParameter
@@ -27,9 +28,11 @@ def _same_model(a: str, b: str) -> bool:
     return a.removeprefix("doubao-") == b.removeprefix("doubao-")
 
 
-def check_draft(draft: TaskRow, model: str, now: float) -> GenerationRequest:
-    """The draft's request, once the draft is shown fit to be turned into a final."""
-    source = GenerationRequest.from_json(draft.request)
+def check_draft(draft: TaskRow, request: dict[str, Any], model: str,
+                now: float) -> GenerationRequest:
+    """The draft's ``request`` (``TaskStore.full_request``), once the draft is shown fit to be
+    turned into a final."""
+    source = GenerationRequest.from_json(request)
     if not source.draft:
         raise InvalidParameter(PARAM, f"task {draft.id} is not a draft (it was not created "
                                       "with draft: true).")
@@ -47,9 +50,9 @@ def check_draft(draft: TaskRow, model: str, now: float) -> GenerationRequest:
     return source
 
 
-def final_request(entry: ModelEntry, model: str, draft: TaskRow,
+def final_request(entry: ModelEntry, model: str, draft: TaskRow, request: dict[str, Any],
                   fields: Mapping[str, object], now: float) -> GenerationRequest:
-    source = check_draft(draft, model, now)
+    source = check_draft(draft, request, model, now)
     given = GivenSettings(fields, {}, {})
     kept: dict[str, object] = {
         "seed": draft.seed, "ratio": draft.ratio, "camerafixed": source.camera_fixed,

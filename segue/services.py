@@ -100,7 +100,8 @@ class Services:
         entry = self.models.get(model)
         if draft_id is not None:
             draft = self.tasks.get(draft_id, principal.key_id)
-            request = final_request(entry, model, draft, fields, time.time())
+            request = final_request(entry, model, draft, self.tasks.full_request(draft),
+                                    fields, time.time())
         else:
             request = build_request(entry, model=model, text=text, images=images,
                                     fields=fields, surface=surface, media=media)

@@ -155,7 +155,8 @@ class Worker:
             self.services.wake.clear()
 
     def _run(self, row: TaskRow) -> None:
-        services, request = self.services, GenerationRequest.from_json(row.request)
+        services = self.services
+        request = GenerationRequest.from_json(services.tasks.full_request(row))
         entry = services.models.get(row.model)
         started = time.monotonic()
         with _Lease(services, row.id, self.id, self._shutdown) as lease, \

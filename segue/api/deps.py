@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
 
-from fastapi import Depends, Header, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from segue.keys import Principal
 from segue.services import Services
+from segue.tasks.db import SqlStore
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 async def get_services(request: Request) -> Services:
@@ -19,26 +23,38 @@ async def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-# Declared as security schemes so that the OpenAPI document says how to authenticate;
-# neither fails on its own (auto_error=False): the key store decides, with Segue's error.
-_bearer = HTTPBearer(auto_error=False, description="The Ark surface's `Authorization: Bearer`.")
-_subscription = APIKeyHeader(name="Ocp-Apim-Subscription-Key", auto_error=False,
-                             description="The Pixazo gateway's key header.")
+async def get_principal(request: Request) -> Principal:
+    """The caller, by either surface's key header (accepted on both surfaces).
 
-
-async def get_principal(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    subscription_key: Annotated[str | None, Security(_subscription)],
-) -> Principal:
-    """Either surface's key header is accepted on both surfaces."""
-    key = bearer.credentials.strip() if bearer else subscription_key
+    ``Authorization: Bearer <key>`` (Ark) or ``Ocp-Apim-Subscription-Key: <key>`` (Pixazo);
+    the key store decides, with Segue's error. The headers are read here rather than by
+    FastAPI's security classes, whose two extra dependencies cost every poll more than the
+    key check; ``openapi.py`` declares the two schemes on every route that depends on this.
+    """
+    headers = request.headers
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        key: str | None = credentials.strip()
+    else:
+        key = headers.get("ocp-apim-subscription-key")
     keys = (await get_services(request)).keys
     # A key seen lately is answered here, without a trip through the thread pool.
     principal = keys.remembered(key)
     if principal is None:
-        principal = await run_in_threadpool(keys.authenticate, key)
+        principal = await read(keys, keys.authenticate, key)
     return principal
+
+
+async def read(store: SqlStore, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A short read of ``store`` from async code: made here where that is cheaper than a
+    thread hand-off (``SqlStore.reads_inline``: SQLite), else in the thread pool.
+
+    The poll routes are ``async`` for this: a plain ``def`` route costs every poll two
+    hand-offs between the event loop and a thread, more than the read itself.
+    """
+    if store.reads_inline:
+        return call(*args, **kwargs)
+    return await run_in_threadpool(call, *args, **kwargs)
 
 
 async def body_hash(request: Request) -> str:

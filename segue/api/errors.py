@@ -69,14 +69,14 @@ def _from_validation(exc: RequestValidationError) -> SegueError:
     return InvalidParameter(param, first.get("msg", "invalid value") + ".")
 
 
-def _leaf_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+def leaf_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
     """The API's routes one by one, out of the routers FastAPI nests them in (mounts aside)."""
     for route in routes:
         if isinstance(route, Mount):
             continue
         children = getattr(route, "effective_candidates", None)
         if callable(children):
-            yield from _leaf_routes(children())
+            yield from leaf_routes(children())
         else:
             yield route
 
@@ -88,7 +88,7 @@ def _allowed_methods(request: Request) -> list[str]:
     405s are sorted out here. Each method is tried against the routes of the template that owns
     the path (mounts aside).
     """
-    routes = list(_leaf_routes(request.app.router.routes))
+    routes = list(leaf_routes(request.app.router.routes))
     # The path belongs to the first route whose template matches it (``/v1/videos/models``,
     # not ``/v1/videos/{id}``), as the document lists it; only that template's methods count.
     owner = next((r for r in routes if r.matches(request.scope)[0] is not Match.NONE), None)

@@ -12,9 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
+from starlette.routing import BaseRoute
 
+from segue.api.deps import get_principal
+from segue.api.errors import leaf_routes
 from segue.domain import EXPIRES_AFTER_RANGE, SEED_MAX
 
 
@@ -97,14 +101,42 @@ def _drop_unused(schema: dict[str, Any]) -> None:
         components.pop(name, None)
 
 
+# How a key is sent (``deps.get_principal`` reads both headers itself).
+SECURITY_SCHEMES = {
+    "HTTPBearer": {"type": "http", "scheme": "bearer",
+                   "description": "The Ark surface's `Authorization: Bearer`."},
+    "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "Ocp-Apim-Subscription-Key",
+                     "description": "The Pixazo gateway's key header."},
+}
+
+
+def _needs_key(dependant: Dependant) -> bool:
+    return any(d.call is get_principal or _needs_key(d) for d in dependant.dependencies)
+
+
+def _declare_security(schema: dict[str, Any], routes: list[BaseRoute]) -> None:
+    """Either key header, on every operation whose route depends on ``get_principal``."""
+    paths = schema.get("paths", {})
+    for route in leaf_routes(routes):
+        dependant = getattr(route, "dependant", None)  # API routes (FastAPI wraps them)
+        if dependant is not None and _needs_key(dependant):
+            for method in getattr(route, "methods", ()):
+                operation = paths.get(getattr(route, "path_format", ""), {}).get(method.lower())
+                if operation is not None:
+                    operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+                    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+
+
 def install(app: FastAPI) -> None:
-    """Serve the document without the 422s FastAPI adds and Segue never sends."""
+    """Serve the document with its security schemes, without the 422s FastAPI adds and
+    Segue never sends."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version,
                                  description=app.description, routes=app.routes)
             _drop_unused(schema)
+            _declare_security(schema, app.routes)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -64,8 +64,20 @@ def image_aspect(image: Image.Image) -> float:
 
 
 def _displayed_size(image: Image.Image) -> tuple[int, int]:
-    """Size after EXIF rotation: orientations 5-8 swap the sides, which matters for aspect."""
-    orientation = image.getexif().get(0x0112, 1)
+    """Size after EXIF rotation (orientations 5-8 swap the sides), read without decoding.
+
+    Pillow's ``getexif`` decodes a PNG's pixels to look for an eXIf chunk after them, so a
+    PNG's orientation is read from a chunk before the pixels only. The size rules hold the
+    same for both orientations (one range for both sides, an aspect range that is its own
+    reciprocal), so this only decides how a refusal names the sides.
+    """
+    if image.format == "PNG":
+        exif = Image.Exif()
+        if "exif" in image.info:
+            exif.load(image.info["exif"])
+    else:
+        exif = image.getexif()
+    orientation = exif.get(0x0112, 1)
     width, height = image.size
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 

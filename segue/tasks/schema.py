@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -20,6 +31,7 @@ class TaskRow(Base):
     model: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))
     service_tier: Mapped[str] = mapped_column(String(16))
+    # the request's settings; its images and reference media are in ``task_inputs``
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(BigInteger)
     resolution: Mapped[str] = mapped_column(String(8))
@@ -63,6 +75,25 @@ class TaskRow(Base):
 
 # The order claims take queued tasks in, within a tier; ``ix_tasks_claim`` follows it.
 CLAIM_ORDER = (TaskRow.priority.desc(), TaskRow.created_at)
+
+
+class TaskInputRow(Base):
+    """A task's input media: the images and reference media of its request.
+
+    Apart from ``tasks`` because a data URL makes them megabytes: polls, listings and
+    claims read the task row alone; the worker (and a draft's final) read these too.
+    Deleted with their task (``ON DELETE CASCADE``).
+    """
+
+    __tablename__ = "task_inputs"
+
+    task_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    images: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    media: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+INPUTS = ("images", "media")  # the request's fields kept in ``task_inputs``
 
 
 class ApiKeyRow(Base):

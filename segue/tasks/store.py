@@ -11,15 +11,28 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, tuple_, update
+from sqlalchemy import (
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from segue.domain import ServiceTier, TaskStatus
 from segue.errors import BadRequest, TooManyRequests, task_not_found
-from segue.tasks.db import SqlStore
+from segue.tasks.db import RowReader, SqlStore
 from segue.tasks.notify import notify
-from segue.tasks.schema import CLAIM_ORDER, CreateRow, TaskRow
+from segue.tasks.schema import CLAIM_ORDER, INPUTS, CreateRow, TaskInputRow, TaskRow
 from segue.tasks.states import can_move, delete_action
 
 S = TaskStatus
@@ -47,10 +60,21 @@ class QueueStats:
 
 
 class TaskStore(SqlStore):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._get = RowReader(engine, select(TaskRow.__table__)
+                              .where(TaskRow.id == bindparam("id")))
+
     # -- creating and reading -------------------------------------------------
 
     def create(self, row: TaskRow, limits: CreateLimits | None = None) -> TaskRow:
-        """Insert a queued task, durably, unless a limit or an idempotent twin says otherwise."""
+        """Insert a queued task, durably, unless a limit or an idempotent twin says otherwise.
+
+        ``row.request`` is the whole request; its input media are stored in ``task_inputs``
+        and taken out of the row (``full_request`` puts them back).
+        """
+        inputs = TaskInputRow(task_id=row.id, **{f: row.request.get(f, []) for f in INPUTS})
+        row.request = {k: v for k, v in row.request.items() if k not in INPUTS}
         with self._tx() as s:
             if self._postgres:  # serialise creates of one key across replicas
                 s.execute(select(func.pg_advisory_xact_lock(func.hashtext(row.key_id))))
@@ -61,6 +85,8 @@ class TaskStore(SqlStore):
             if limits is not None:
                 self._check_limits(s, row, limits)
             s.add(row)
+            s.flush()  # the task before its inputs, which refer to it
+            s.add(inputs)
             s.add(CreateRow(key_id=row.key_id, model=row.model, created_at=row.created_at))
             if self._postgres:
                 notify(s)  # delivered once this commits
@@ -110,12 +136,23 @@ class TaskStore(SqlStore):
             )
 
     def get(self, task_id: str, key_id: str | None = None) -> TaskRow:
-        """The task; a task of another key is as unknown as a missing one."""
-        with self._read() as s:
-            row = s.get(TaskRow, task_id)
+        """The task, read-only; a task of another key is as unknown as a missing one.
+
+        Every poll comes here, so it reads on the driver's cursor (``RowReader``): the row
+        returned has the attributes of a ``TaskRow`` but is a plain, immutable record.
+        """
+        row = self._get.first(id=task_id)
         if row is None or (key_id is not None and row.key_id != key_id):
             raise task_not_found(task_id)
-        return row
+        return cast(TaskRow, row)
+
+    def full_request(self, row: TaskRow) -> dict[str, Any]:
+        """The task's whole request, as created: its settings with its input media."""
+        with self._read() as s:
+            inputs = s.get(TaskInputRow, row.id)
+        if inputs is None:
+            raise task_not_found(row.id)  # deleted since ``row`` was read
+        return {**row.request, "images": inputs.images, "media": inputs.media}
 
     def list_page(
         self, key_id: str, *, page_num: int = 1, page_size: int = 10,

@@ -211,7 +211,8 @@ def test_json_body_image_url_and_the_models_listing(queue_only: LiveServer) -> N
         assert (video["size"], video["seconds"], video["status"]) == ("640x360", "2", "queued")
         # no model named: the registry's first model with first and last frames
         assert video["model"] == "seedance-1-0-lite-i2v-250428"
-        stored = queue_only.services.tasks.get(video["id"]).request
+        tasks = queue_only.services.tasks
+        stored = tasks.full_request(tasks.get(video["id"]))
         assert [i["role"] for i in stored["images"]] == ["first_frame", "last_frame"]
 
         models = {m["id"]: m for m in h.get("/v1/videos/models").json()["data"]}

@@ -121,7 +121,8 @@ def _created(live: LiveServer, output: str, host: str) -> str:
     assert row.model == MODEL
     assert row.request["prompt"] == "Realistic style. Aeroplane from takeoff to fly captured in " \
                                     "camera"
-    assert [image["url"] for image in row.request["images"]] == [host + FIRST, host + LAST]
+    request = live.services.tasks.full_request(row)
+    assert [image["url"] for image in request["images"]] == [host + FIRST, host + LAST]
     return row.id
 
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from segue.errors import InvalidImage, InvalidParameter
 from segue.media import addresses, downloads
@@ -86,6 +86,24 @@ def test_exif_orientation_is_applied(settings: Settings) -> None:
     exif[0x0112] = 6  # rotate 90 degrees clockwise for display
     image = load_image(data_url(encode(source, "JPEG", exif=exif), "jpeg"), P, settings)
     assert image.size == (400, 640)
+
+
+def test_a_png_orientation_before_its_pixels_is_applied(settings: Settings) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image = load_image(data_url(encode(picture(640, 400), "PNG", exif=exif)), P, settings)
+    assert image.size == (400, 640)
+
+
+def test_an_oversized_png_is_refused_without_decoding_its_pixels(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """200 KB of PNG that would decode to 200 MB: refused from its header alone."""
+    url = data_url(encode(Image.new("RGB", (9000, 8000)), "PNG"))
+    decoded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
+    with pytest.raises(InvalidParameter) as caught:
+        check_image_reference(url, P, settings)
+    assert "9000" in caught.value.message and not decoded
 
 
 def test_transparency_is_flattened_on_white(settings: Settings) -> None:

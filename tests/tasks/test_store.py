@@ -15,7 +15,7 @@ from segue.domain import TaskStatus, new_task_id
 from segue.errors import NotFound, OperationDenied, TooManyRequests
 from segue.storage import LocalStore
 from segue.tasks.db import make_engine, migrate
-from segue.tasks.schema import CreateRow, TaskRow
+from segue.tasks.schema import CreateRow, TaskInputRow, TaskRow
 from segue.tasks.store import CreateLimits, TaskStore
 from segue.tasks.view import task_object
 
@@ -230,3 +230,71 @@ def test_cursor_pages_in_both_orders_and_with_equal_times(store: TaskStore) -> N
     assert [r.id for r in page] == [r.id for r in newest[-4::-1]] and not more
     with pytest.raises(NotFound):
         store.list_after("other", after=newest[0].id)
+
+
+IMAGES = [{"url": "data:image/png;base64," + "A" * 50_000, "role": "first_frame"},
+          {"url": "https://images.example.com/last.png", "role": "last_frame"}]
+
+
+def test_input_media_live_apart_and_go_with_their_task(store: TaskStore) -> None:
+    """Polls read the task row alone; the worker gets the request whole; deletes cascade."""
+    request = {"prompt": "p", "images": IMAGES, "media": []}
+    swept = store.create(task(request=dict(request), status="failed", at=time.time() - 7200))
+    deleted = store.create(task(request=dict(request), status="failed"))
+    kept = store.create(task(request=dict(request)))
+    assert store.get(kept.id).request == {"prompt": "p"}  # no megabytes on the poll path
+    assert store.full_request(store.get(kept.id)) == request
+    store.delete(deleted.id, "k")
+    assert [r.id for r in store.sweep(record_ttl=3600, cancelled_ttl=3600)] == [swept.id]
+    with store.engine.connect() as conn:
+        left = conn.execute(select(TaskInputRow.task_id)).scalars().all()
+    assert left == [kept.id]
+
+
+def test_the_inputs_migration_moves_media_out_and_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from alembic import command
+
+    from segue.tasks.db import alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+    columns = [c for c in TaskRow.__table__.columns]
+    old = {"prompt": "p", "seed": 3, "images": IMAGES, "media": [{"url": "u", "role": "r"}]}
+    rows = [task(request=old), task(request={"prompt": "no media yet"})]
+    with engine.begin() as conn:  # the rows as the older release wrote them
+        for row in rows:
+            values = {c.name: getattr(row, c.name) for c in columns}
+            conn.execute(TaskRow.__table__.insert().values(
+                {name: value for name, value in values.items() if value is not None}))
+    migrate(engine)
+    store = TaskStore(engine)
+    assert store.get(rows[0].id).request == {"prompt": "p", "seed": 3}
+    assert store.full_request(store.get(rows[0].id)) == old
+    assert store.full_request(store.get(rows[1].id)) == {
+        "prompt": "no media yet", "images": [], "media": []}
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    with engine.connect() as conn:
+        back = conn.execute(select(TaskRow.__table__.c.request)
+                            .where(TaskRow.__table__.c.id == rows[0].id)).scalar_one()
+    assert back == old
+    engine.dispose()
+
+
+def test_the_poll_read_decodes_every_column_as_the_orm_does(store: TaskStore) -> None:
+    """``get`` reads on the driver's cursor (``RowReader``); its values are the ORM's."""
+    row = store.create(task(request={"prompt": "ünïcode", "nested": {"a": [1, 2.5, None]}},
+                            eta=12.25, error_message=None, priority=-3))
+    read = store.get(row.id)
+    with store._read() as s:
+        orm = s.get(TaskRow, row.id)
+        assert orm is not None
+        for column in TaskRow.__table__.columns:
+            assert getattr(read, column.name) == getattr(orm, column.name), column.name
+            assert type(getattr(read, column.name)) is type(getattr(orm, column.name))
+    with pytest.raises(NotFound):
+        store.get(row.id + "x")

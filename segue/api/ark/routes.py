@@ -14,7 +14,7 @@ from segue.api.ark.protocol import (
     ListTasksResponse,
     ModelList,
 )
-from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep
+from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep, read
 from segue.api.openapi import AUTH, CREATE, ArkError, errors
 from segue.domain import TaskStatus
 from segue.tasks.view import task_object
@@ -58,8 +58,10 @@ def list_tasks(
 
 
 @router.get(TASKS + "/{task_id}", responses=errors(ArkError, 404))
-def get_task(task_id: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
-    return task_object(services.tasks.get(task_id, principal.key_id), services.objects)
+async def get_task(task_id: str, services: ServicesDep, principal: PrincipalDep
+                   ) -> dict[str, Any]:
+    row = await read(services.tasks, services.tasks.get, task_id, principal.key_id)
+    return task_object(row, services.objects)
 
 
 @router.delete(TASKS + "/{task_id}", response_model=EmptyObject,

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from segue.api.deps import IdempotencyKey, PrincipalDep, ServicesDep
+from segue.api.deps import IdempotencyKey, PrincipalDep, ServicesDep, read
 from segue.api.openai.errors import ERRORS, ErrorEnvelope
 from segue.api.openai.forms import read_body
 from segue.api.openai.protocol import (
@@ -157,9 +157,10 @@ def list_videos(
 
 
 @router.get("/videos/{video_id}", response_model=Video, responses=ERRORS)
-def retrieve_video(video_id: str, services: ServicesDep, principal: PrincipalDep
-                   ) -> dict[str, Any]:
-    return video_object(services.tasks.get(video_id, principal.key_id))
+async def retrieve_video(video_id: str, services: ServicesDep, principal: PrincipalDep
+                         ) -> dict[str, Any]:
+    return video_object(await read(services.tasks, services.tasks.get, video_id,
+                                   principal.key_id))
 
 
 @router.delete("/videos/{video_id}", response_model=DeletedVideo, responses=ERRORS)

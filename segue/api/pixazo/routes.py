@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from segue.api.ark.protocol import CreateTaskRequest, CreateTaskResponse
-from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep
+from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep, read
 from segue.api.openapi import AUTH, CREATE, PixazoError, errors
 from segue.api.pixazo.protocol import (
     Frame2VideoRequest,
@@ -70,7 +70,8 @@ def generate_video(
 
 
 @router.post("/bytedance-polling/getVideoResult", responses=errors(PixazoError, 400, 404))
-def get_video_result(
+async def get_video_result(
     body: VideoResultRequest, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return task_object(services.tasks.get(body.task_id, principal.key_id), services.objects)
+    row = await read(services.tasks, services.tasks.get, body.task_id, principal.key_id)
+    return task_object(row, services.objects)
