@@ -166,6 +166,8 @@ class Timeline:
         with self.lock:  # times only move forward in a video (give or take a worker)
             for old in [key for key in self.cache if key < k - 1]:
                 del self.cache[old]
+            if k not in self.cache and k + 1 not in self.cache:  # the first frame: both at once
+                self.cache[k], self.cache[k + 1] = both(self._make, (k,), (k + 1,))
         f = pos - k
         a, b = self._key(k), self._key(k + 1)
         to0 = cv2.addWeighted(a.to0, 1 - f, b.to0, f, 0)
