@@ -278,3 +278,21 @@ def test_object_moving_farther_than_its_size_is_carried_to_its_midpoint() -> Non
     err = np.abs(got[region].astype(int) - mid[region]).mean()
     err_blend = np.abs(blend[region].astype(int) - mid[region]).mean()
     assert err < 0.5 * err_blend
+
+
+def test_block_moves_are_kept_only_when_searching_back_finds_the_start() -> None:
+    from segue.engines.flow.motion import _find_move_both_ways
+
+    rng = np.random.default_rng(3)
+    patch = cv2.GaussianBlur(rng.integers(0, 255, (24, 24)).astype(np.uint8), (0, 0), 1.0)
+    ga, gb = np.full((128, 192), 90, np.uint8), np.full((128, 192), 90, np.uint8)
+    ga[20:44, 20:44] = patch
+    gb[20:44, 110:134] = patch
+    box = (20, 20, 24, 24)
+    assert np.allclose(_find_move_both_ways(ga, gb, box, 128), [90, 0])
+    # a look-alike of the block in the first frame: searching back from where the block
+    # landed finds the look-alike, so the move is not believed
+    noisy = patch.astype(int) + rng.integers(-12, 13, patch.shape)
+    ga[20:44, 20:44] = np.clip(noisy, 0, 255).astype(np.uint8)
+    ga[80:104, 100:124] = patch
+    assert _find_move_both_ways(ga, gb, box, 128) is None

@@ -89,3 +89,16 @@ def test_samples_outside_the_frame_get_no_weight() -> None:
     weight = inside(pos)
     assert weight[0].tolist() == [0.0, 0.5, 1.0, 1.0]  # x = -2 is out, 0 and 3 are in
     assert weight[1].tolist() == [1.0, 1.0, 0.5, 0.0]  # rows run 0..2
+
+
+def test_a_homography_that_squashes_or_mirrors_locally_is_no_camera_move() -> None:
+    from segue.engines.flow.camera import locally_plausible, plausible
+
+    w, hgt = 320, 180
+    zoom_roll = np.eye(3)
+    zoom_roll[:2] = cv2.getRotationMatrix2D((w / 2, hgt / 2), 3.0, 1.15)
+    assert locally_plausible(zoom_roll, w, hgt)
+    squash = np.diag([1.0, 0.55, 1.0])  # the frame as a whole still looks fine
+    assert plausible(squash, w, hgt) and not locally_plausible(squash, w, hgt)
+    mirror = np.asarray([[-1.0, 0.0, w], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert not locally_plausible(mirror, w, hgt)

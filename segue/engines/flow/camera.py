@@ -16,6 +16,7 @@ _MIN_INLIERS = 40  # matches that must agree before the homography is believed
 _MIN_INLIER_RATIO = 0.35
 _ECC_SIDE = 480  # longer side of the images the photometric refinement runs on
 _ECC_ITERS = 60
+_MAX_ANISOTROPY = 1.5  # largest ratio of the local stretches of a camera move
 
 
 def corners(w: int, hgt: int) -> np.ndarray:
@@ -57,6 +58,30 @@ def plausible(h: np.ndarray, w: int, hgt: int) -> bool:
     if not cv2.isContourConvex(moved.astype(np.float32)) or area <= 0:
         return False
     return 0.4 < area / (w * hgt) < 2.5
+
+
+def locally_plausible(h: np.ndarray, w: int, hgt: int) -> bool:
+    """Whether ``h`` stretches the image about equally in every direction everywhere.
+
+    Checked at the centre and the corners, on the final (refined) homography: a pan, zoom or
+    roll does so, while a fit to the features of one moving object can squash or mirror the
+    frame locally although its outline stays convex (one 8-step window: -1.7 dB with such
+    a "camera"). The features' first estimate is often skewed in this way before ECC
+    straightens it, so it is not held to this.
+    """
+    for x, y in (*corners(w, hgt), (w / 2, hgt / 2)):
+        jac = _jacobian(h, x, y)
+        big, small = np.linalg.svd(jac, compute_uv=False)
+        if not 0.4 < float(np.linalg.det(jac)) < 2.5 or big > _MAX_ANISOTROPY * small:
+            return False
+    return True
+
+
+def _jacobian(h: np.ndarray, x: float, y: float) -> np.ndarray:
+    """2×2 derivative of the homography ``h`` at pixel (x, y)."""
+    den = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    num = h[:2, :2] @ np.asarray([x, y]) + h[:2, 2]
+    return (h[:2, :2] * den - np.outer(num, h[2, :2])) / den**2
 
 
 def refine_camera(g0: np.ndarray, g1: np.ndarray, h: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from segue.engines.base import RenderJob
 from segue.engines.flow.camera import (
     camera_at,
     estimate_camera,
+    locally_plausible,
     refine_camera,
     unexplained,
 )
@@ -149,6 +150,7 @@ def analyse(
     h = None if camera_fixed else estimate_camera(g0, g1, seed)
     if h is not None:
         h = refine_camera(g0, g1, h)  # ECC: +0.6 dB Middlebury, +0.5 dB long windows
+        h = h if locally_plausible(h, *size) else None
     f01, f10 = _total_flows(g0, g1, h, preset)
     xy = grid(*size)
     ok0, ok1 = _consistent_share(f01, f10, xy), _consistent_share(f10, f01, xy)
