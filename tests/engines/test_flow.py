@@ -197,6 +197,32 @@ def test_still_pixels_stay_exact_and_maps_are_exact_band_by_band() -> None:
         assert np.array_equal(whole, want) and not fractions.any(), size
 
 
+def test_bands_grow_any_map_as_the_whole_frame_does() -> None:
+    """The margins of map rows (and columns) around a band are enough for ``pyrUp`` to be exact."""
+    from segue.engines.flow.warp import Warper
+
+    rng = np.random.default_rng(3)
+    for (w, h), levels in (((1248, 704), 1), ((1920, 1088), 2), ((181, 37), 2), ((97, 301), 3)):
+        warper = Warper(np.zeros((h, w, 3), np.uint8), np.zeros((h, w, 3), np.uint8), levels, 2)
+        small = rng.normal(0, 50, warper.base.shape).astype(np.float32)
+        whole = warper._grow(small)
+        bands = [warper._grow_band(small, band, "g").copy() for band in warper.bands]
+        assert np.array_equal(np.concatenate(bands), whole), (w, h)
+        band = warper.bands[len(warper.bands) // 2]
+        for x0, x1 in ((0, 9), (w // 3, w // 2 + 1), (w - 13, w), (0, w)):
+            block = warper._grow_block(small, band, x0, x1)
+            assert np.array_equal(block, whole[band.y0:band.y1, x0:x1]), (w, h, x0, x1)
+
+
+def test_median_is_numpys() -> None:
+    from segue.engines.flow.warp import median
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 7, 10, 4001):
+        values = rng.normal(0, 5, (n, 2)).astype(np.float32)
+        assert median(values).tobytes() == np.median(values).tobytes()
+
+
 def test_parallel_frames_equal_sequential_ones() -> None:
     first, last = scene(160, 96, seed=6), shifted(scene(160, 96, seed=6), 7, 2)
     times = [i / 12 for i in range(13)]

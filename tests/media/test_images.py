@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from segue.errors import InvalidImage, InvalidParameter
-from segue.media import addresses, images
+from segue.media import addresses, downloads
 from segue.media.images import (
     check_image_reference,
     crop_to_aspect,
@@ -463,10 +463,10 @@ def test_https_is_pinned_to_the_address_and_verified_by_name(tmp_path, monkeypat
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     trusted = ssl.create_default_context(cafile=cert)
     monkeypatch.setattr(
-        images, "_client", lambda: httpx.Client(follow_redirects=False, trust_env=False,
-                                                verify=trusted)
+        downloads, "_client", lambda: httpx.Client(follow_redirects=False, trust_env=False,
+                                                   verify=trusted)
     )
-    monkeypatch.setattr(images, "resolve", lambda host, port: ["127.0.0.1"])
+    monkeypatch.setattr(downloads, "resolve", lambda host, port: ["127.0.0.1"])
     settings = Settings(data_dir=tmp_path, allow_private_urls=True)
     try:
         port = httpd.server_address[1]

@@ -20,7 +20,7 @@ from segue.engines.flow.camera import (
     unexplained,
 )
 from segue.engines.flow.motion import recover_large_moves
-from segue.engines.flow.parallel import in_parallel
+from segue.engines.flow.parallel import both, in_parallel, one_malloc_arena
 from segue.engines.flow.warp import (
     Timeline,
     Warper,
@@ -74,24 +74,23 @@ def _clean(flow: np.ndarray) -> np.ndarray:
     return cv2.medianBlur(flow, 5)
 
 
-def _flows(dis: cv2.DISOpticalFlow, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
+def _flows(preset: Preset, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
     """Dense flow ga -> gb, large moves of objects recovered, cleaned."""
-    return _clean(recover_large_moves(ga, gb, dis.calc(ga, gb, None)))
+    return _clean(recover_large_moves(ga, gb, _dis(preset).calc(ga, gb, None)))
 
 
 def _total_flows(
     g0: np.ndarray, g1: np.ndarray, h: np.ndarray | None, preset: Preset
 ) -> tuple[np.ndarray, np.ndarray]:
     """Forward and backward flows, the homography (if any) composed with the residual flow."""
-    dis = _dis(preset)
     hgt, w = g0.shape
     if h is None:
-        return _flows(dis, g0, g1), _flows(dis, g1, g0)
+        return both(_flows, (preset, g0, g1), (preset, g1, g0))
     inv = np.linalg.inv(h)
     aligned1 = cv2.warpPerspective(g1, inv, (w, hgt), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REPLICATE)
-    r01 = _flows(dis, g0, aligned1)  # frame 0 -> aligned frame 1
-    r10 = _flows(dis, aligned1, g0)
+    # frame 0 -> aligned frame 1, and back
+    r01, r10 = both(_flows, (preset, g0, aligned1), (preset, aligned1, g0))
     # Residual flow only where the camera does not explain the pixel, and only when the
     # camera explains nearly the whole pair: then the residual is mostly noise (wobble, torn
     # textures). Where more moves on its own, zeroing it would lose the sub-pixel motion of
@@ -255,6 +254,7 @@ def iter_interpolate(
     many threads (see ``in_parallel``); the output is the same.
     """
     _check(first, last)
+    one_malloc_arena()  # before the analysis and worker threads allocate
     make = _FrameMaker(first, last, PRESETS[preset], camera_fixed, seed)
     if workers <= 1:
         for t in times:
@@ -281,6 +281,7 @@ class FlowEngine:
         if preset not in PRESETS:
             raise ValueError(f"unknown flow preset {preset!r}; known: {', '.join(PRESETS)}")
         self.preset, self.workers = preset, max(1, int(workers))
+        one_malloc_arena()  # before the encoder's threads allocate (see there)
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:
         if job.first is None or job.last is None:

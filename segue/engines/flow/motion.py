@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segue.engines.flow.warp import grid, sample
+from segue.engines.flow.warp import grid, median, sample
 
 _BLOB_ERROR = 24  # grey levels of warping error that mark a region the dense flow missed
 _MAX_BLOBS = 8
@@ -98,7 +98,7 @@ def recover_large_moves(ga: np.ndarray, gb: np.ndarray, flow: np.ndarray) -> np.
         roi = (slice(max(0, y - pad), y + bh + pad), slice(max(0, x - pad), x + bw + pad))
         shifted = sample(gb, xy[roi] + move)
         cand = cv2.boxFilter(cv2.absdiff(ga[roi], shifted).astype(np.float32), -1, (9, 9))
-        known = float(np.median(np.hypot(flow[roi][..., 0], flow[roi][..., 1])))
+        known = float(median(np.hypot(flow[roi][..., 0], flow[roi][..., 1])))
         if float(np.hypot(*move)) < known + _LARGER_BY:
             continue  # the dense flow already moves this region about that far
         better = cand < _RATIO * best[roi] - _MARGIN

@@ -8,9 +8,27 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
 
 import cv2
 import numpy as np
+
+T = TypeVar("T")
+
+
+def both(make: Callable[..., T], one: tuple[object, ...], other: tuple[object, ...]
+         ) -> tuple[T, T]:
+    """``(make(*one), make(*other))``, the second made in a thread meanwhile.
+
+    Why: much of the work on the pair is done twice, once per direction or per end (dense
+    flow, doubling the end frames, the first frame's two key times), in OpenCV and NumPy
+    calls that release the GIL but use one core: two threads do both at once, before the
+    frame workers start. (Reversing the two flows of every key time at once was tried too:
+    +28 MB of peak RSS at 720p, for no CPU saved.)
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="flow-pair") as pool:
+        later = pool.submit(make, *other)
+        return make(*one), later.result()
 
 
 def in_parallel(make: Callable[[float], np.ndarray], times: Iterator[float], workers: int
@@ -21,20 +39,22 @@ def in_parallel(make: Callable[[float], np.ndarray], times: Iterator[float], wor
     release the GIL, so together they fill the cores. The pair analysis runs first, with
     OpenCV's own thread pool; the per-frame work then runs with one OpenCV thread per
     worker, as OpenCV's pool would otherwise fight the encoder and the workers for the cores
-    (measured at 720p on 2 cores: 4.3 s with the pool, 2.9 s without). Errors come out in
-    order; closing the generator cancels what was not started.
+    (measured at 720p on 2 cores: 4.3 s with the pool, 2.9 s without). Twice as many frames
+    as workers are queued: with one more than workers, a worker that finished while the
+    caller was encoding waited for the next submission (720p ``segue generate``: 2.72 ->
+    2.64 s, 3.05 -> 2.95 s, at the same peak RSS). Errors come out in order; closing the
+    generator cancels what was not started.
     """
     for t in times:  # frames up to and including the first in-between one, made right here
         yield make(t)
         if 0.0 < t < 1.0:
             break
-    _few_malloc_arenas()
     pending: deque[Future[np.ndarray]] = deque()
     with _one_opencv_thread(), ThreadPoolExecutor(workers, thread_name_prefix="flow") as pool:
         try:
             for t in times:
                 pending.append(pool.submit(make, t))
-                if len(pending) > workers:
+                if len(pending) > 2 * workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
@@ -70,15 +90,18 @@ def _one_opencv_thread() -> Iterator[None]:
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
-def _few_malloc_arenas() -> None:
-    """Ask glibc for at most two malloc arenas (as ``MALLOC_ARENA_MAX=2`` would).
+def one_malloc_arena() -> None:
+    """Ask glibc for a single malloc arena (as ``MALLOC_ARENA_MAX=1`` would), process-wide.
 
-    Why: each frame worker thread otherwise gets its own arena, which keeps its freed
-    band-sized temporaries: about 30 MB of the 720p peak, for no speed. Elsewhere than
-    glibc (musl, macOS) there is no such call and nothing is done.
+    Why: every thread that allocates (frame workers, the pair analysis, the encoder's own
+    threads) otherwise gets an arena of its own, which keeps its freed buffers: at 720p
+    about 45 MB of a render's peak RSS (320 MB -> 280 MB), for no measurable speed. Only
+    threads that have not allocated yet are affected, so the engine asks when it is made,
+    before the encoder starts its threads. Elsewhere than glibc (musl, macOS) there is no
+    such call and nothing is done.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_ARENA_MAX, 2)
+        libc.mallopt(_M_ARENA_MAX, 1)
     except (OSError, AttributeError):
         pass

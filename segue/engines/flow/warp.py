@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from segue.engines.flow.parallel import both
+
 
 def grid(w: int, hgt: int) -> np.ndarray:
     """H×W×2 float32 pixel coordinates (x, y)."""
@@ -32,6 +34,19 @@ def grid(w: int, hgt: int) -> np.ndarray:
 def sample(field: np.ndarray, coords: np.ndarray) -> np.ndarray:
     """``field`` read at absolute positions ``coords`` (H×W×2), bilinear, edges replicated."""
     return cv2.remap(field, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def median(values: np.ndarray) -> np.floating:
+    """``np.median(values)`` (same value) for arrays without NaN.
+
+    Why not np.median: its NaN check imports ``numpy.ma`` on first use, about 20 ms in the
+    middle of the pair analysis, before the first in-between frame.
+    """
+    flat = values.ravel()
+    half = flat.size // 2
+    if flat.size % 2:
+        return np.partition(flat, half)[half]
+    return np.partition(flat, (half - 1, half))[half - 1:half + 1].mean()
 
 
 def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, xy: np.ndarray) -> np.ndarray:
@@ -54,7 +69,7 @@ def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, xy: np.ndarray) -> 
     x0, y0 = base[:, 0].astype(np.int64), base[:, 1].astype(np.int64)
     acc = np.zeros((3, n), np.float64)
     vx, vy = fwd[..., 0].ravel(), fwd[..., 1].ravel()
-    rel = np.hypot(vx - np.median(vx), vy - np.median(vy))
+    rel = np.hypot(vx - median(vx), vy - median(vy))
     front = np.exp(np.minimum(np.maximum(rel - 4.0, 0.0), 40.0) * 0.3)
     for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
         wx = frac[:, 0] if dx else 1.0 - frac[:, 0]
@@ -151,6 +166,8 @@ class Timeline:
         with self.lock:  # times only move forward in a video (give or take a worker)
             for old in [key for key in self.cache if key < k - 1]:
                 del self.cache[old]
+            if k not in self.cache and k + 1 not in self.cache:  # the first frame: both at once
+                self.cache[k], self.cache[k + 1] = both(self._make, (k,), (k + 1,))
         f = pos - k
         a, b = self._key(k), self._key(k + 1)
         to0 = cv2.addWeighted(a.to0, 1 - f, b.to0, f, 0)
@@ -226,6 +243,46 @@ def resample_flow(flow: np.ndarray, size: tuple[int, int], levels: int) -> np.nd
     return out.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _Band:
+    """Rows ``y0:y1`` of the output, made from map rows ``a:b`` (see ``Warper._bands``)."""
+
+    y0: int
+    y1: int
+    a: int
+    b: int
+    tiles: slice  # the rows of the TILES×TILES grid this band overlaps
+    fix_rows: np.ndarray  # rows of the band whose map y needs the ``_fixes`` correction
+    fix_dy: np.ndarray  # those corrections, one per row (a column vector)
+
+
+def _margins(levels: int) -> tuple[int, int]:
+    """Map rows a band needs above and below its own so that ``pyrUp`` grows it exactly.
+
+    At each doubling the reflected border spoils the first grown row and the last two, and
+    the rows grown from spoilt ones: 2**L - 1 rows at the top and 3·2**(L-1) - 1 at the
+    bottom after L doublings, i.e. one map row above and at most two below.
+    """
+    if not levels:
+        return 0, 0
+    top, bottom = 2**levels - 1, 3 * 2 ** (levels - 1) - 1
+    step = 2**levels
+    return -(-top // step), -(-bottom // step)
+
+
+def _runs(busy: list[bool]) -> list[tuple[int, int]]:
+    """(first, end) of each run of True in ``busy``."""
+    runs: list[tuple[int, int]] = []
+    start = None
+    for j, on in enumerate([*busy, False]):
+        if on and start is None:
+            start = j
+        elif not on and start is not None:
+            runs.append((start, j))
+            start = None
+    return runs
+
+
 class Warper:
     """Makes full-resolution frames from map-size flows (see the module docstring)."""
 
@@ -234,7 +291,7 @@ class Warper:
         if upsample not in (1, 2):
             raise ValueError(f"upsample must be 1 or 2, got {upsample}")
         self.size, self.up, self.levels = (w, hgt), upsample, levels
-        self.big = [self._enlarge(first), self._enlarge(last)]
+        self.big = list(both(self._enlarge, (first,), (last,)))
         self.sizes = [map_size(w, hgt, k) for k in range(levels, -1, -1)]  # small -> full
         self.gain = float(self.up * 2**levels)  # map-pixel flow -> big-source displacement
         mw, mh = self.sizes[0]
@@ -264,24 +321,31 @@ class Warper:
         ex = np.arange(w, dtype=np.float32) * self.up
         ey = np.arange(hgt, dtype=np.float32) * self.up
         dx, dy = ex - up[0, :, 0], ey - up[:, 0, 1]
-        self.cols = np.flatnonzero(np.abs(dx) > 1e-3)
+        cols = np.flatnonzero(np.abs(dx) > 1e-3)
+        # runs of neighbouring columns (the borders): corrected through slices, not indices
+        self.cols = [(int(run[0]), int(run[-1]) + 1, dx[run])
+                     for run in np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1) if run.size]
         self.rows = np.flatnonzero(np.abs(dy) > 1e-3)
-        self.dx, self.dy = dx[self.cols], dy[self.rows]
+        self.dy = dy[self.rows]
 
-    def _bands(self) -> list[tuple[int, int, int, int]]:
-        """Row bands (y0, y1 at full size; a, b at map size, with a margin for ``pyrUp``).
+    def _bands(self) -> list[_Band]:
+        """Row bands of the output, each with the map rows it is grown from.
 
         Frames are made band by band so that the maps, both warps and the blend of a band
         stay in the CPU cache: per frame, memory traffic rather than arithmetic is the cost.
         """
         w, hgt = self.size
         step, (_, mh) = 2**self.levels, self.sizes[0]
+        above, below = _margins(self.levels)
         rows = max(32, 8 * step)
         bands = []
         for y0 in range(0, hgt, rows):
             y1 = min(hgt, y0 + rows)
-            a, b = max(0, y0 // step - 3), min(mh, -(-y1 // step) + 3)
-            bands.append((y0, y1, a, b))
+            a, b = max(0, y0 // step - above), min(mh, -(-y1 // step) + below)
+            fix = (self.rows >= y0) & (self.rows < y1)
+            tiles = slice(y0 * TILES // hgt, (y1 - 1) * TILES // hgt + 1)
+            bands.append(_Band(y0, y1, a, b, tiles, self.rows[fix] - y0,
+                               self.dy[fix][:, None]))
         return bands
 
     def _buf(self, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
@@ -299,31 +363,49 @@ class Warper:
             store[key] = np.empty(shape, dtype)
         return store[key]
 
-    def _grow_band(self, small: np.ndarray, a: int, y0: int, y1: int, name: str) -> np.ndarray:
+    def _grow_band(self, small: np.ndarray, band: _Band, name: str) -> np.ndarray:
         """Rows y0:y1 of ``_grow(whole map)``, made from its map rows a:b only."""
-        top = a
+        small, top = small[band.a:band.b], band.a
         for level, (w, hgt) in enumerate(self.sizes[1:]):
             rows = min(hgt - 2 * top, 2 * small.shape[0])
             dst = self._buf(f"{name}{level}", (rows, w, *small.shape[2:]))
             small = cv2.pyrUp(small, dst=dst, dstsize=(w, rows))
             top *= 2
-        return small[y0 - top:y1 - top]
+        return small[band.y0 - top:band.y1 - top]
 
-    def _maps(self, small: np.ndarray, band: tuple[int, int, int, int], name: str
-              ) -> tuple[np.ndarray, np.ndarray]:
-        y0, y1, a, b = band
-        full = self._grow_band(small[a:b], a, y0, y1, "grow")
+    def _grow_block(self, small: np.ndarray, band: _Band, x0: int, x1: int) -> np.ndarray:
+        """Columns x0:x1 of ``_grow_band(small, band)``, made from the map columns they need
+        (the same margins as rows: ``pyrUp`` treats both axes alike)."""
+        above, below = _margins(self.levels)
+        step, (mw, _) = 2**self.levels, self.sizes[0]
+        c0, c1 = max(0, x0 // step - above), min(mw, -(-x1 // step) + below)
+        small, top, left = small[band.a:band.b, c0:c1], band.a, c0
+        for w, hgt in self.sizes[1:]:
+            rows = min(hgt - 2 * top, 2 * small.shape[0])
+            cols = min(w - 2 * left, 2 * small.shape[1])
+            small = cv2.pyrUp(small, dstsize=(cols, rows))
+            top, left = 2 * top, 2 * left
+        return small[band.y0 - top:band.y1 - top, x0 - left:x1 - left]
+
+    def _maps(self, small: np.ndarray, band: _Band, name: str) -> tuple[np.ndarray, np.ndarray]:
+        full = self._grow_band(small, band, "grow")
         if not self.levels:
             full = full.copy()  # the slice of the small map itself: do not correct it in place
-        if self.cols.size:
-            full[:, self.cols, 0] += self.dx
-        rows = self.rows[(self.rows >= y0) & (self.rows < y1)]
-        if rows.size:
-            full[rows - y0, :, 1] += self.dy[np.searchsorted(self.rows, rows)][:, None]
+        for c0, c1, dx in self.cols:
+            full[:, c0:c1, 0] += dx
+        if band.fix_rows.size:
+            full[band.fix_rows, :, 1] += band.fix_dy
         shape = full.shape[:2]
         return cv2.convertMaps(full, None, cv2.CV_16SC2,
                                dstmap1=self._buf(name + "xy", (*shape, 2), np.int16),
                                dstmap2=self._buf(name + "f", shape, np.uint16))
+
+    def _warp(self, end: int, small: np.ndarray, band: _Band) -> np.ndarray:
+        """Band ``band`` of end frame ``end`` warped by the map-size sampling map ``small``."""
+        map1, map2 = self._maps(small, band, "map")
+        dst = self._buf(f"end{end}", (band.y1 - band.y0, self.size[0], 3), np.uint8)
+        return cv2.remap(self.big[end], map1, map2, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE, dst=dst)
 
     def frame(self, line: Timeline, t: float) -> np.ndarray:
         """The in-between frame at time t: both ends warped to t and blended, band by band."""
@@ -332,28 +414,19 @@ class Warper:
         s1 = cv2.scaleAdd(to1, self.gain * (1.0 - t), self.base)
         w, hgt = self.size
         out = np.empty((hgt, w, 3), np.uint8)
-        border = cv2.BORDER_REPLICATE
         for band in self.bands:
-            y0, y1, a, b = band
-            m0, m1 = self._maps(s0, band, "m0"), self._maps(s1, band, "m1")
-            shape = (y1 - y0, w, 3)
-            x = cv2.remap(self.big[0], m0[0], m0[1], cv2.INTER_LINEAR, borderMode=border,
-                          dst=self._buf("x", shape, np.uint8))
-            y = cv2.remap(self.big[1], m1[0], m1[1], cv2.INTER_LINEAR, borderMode=border,
-                          dst=self._buf("y", shape, np.uint8))
-            cv2.addWeighted(x, 1.0 - t, y, t, 0.0, dst=out[y0:y1])
-            busy = np.asarray(tiles[y0 * TILES // hgt:(y1 - 1) * TILES // hgt + 1].any(axis=0))
-            if w1 is not None and busy.any():
-                wf = self._grow_band(w1[a:b], a, y0, y1, "weight")
-                self._reblend(out[y0:y1], x, y, wf, busy)
+            x, y = self._warp(0, s0, band), self._warp(1, s1, band)
+            dst = out[band.y0:band.y1]
+            cv2.addWeighted(x, 1.0 - t, y, t, 0.0, dst=dst)
+            if w1 is None:
+                continue
+            for j0, j1 in _runs(tiles[band.tiles].any(axis=0).tolist()):
+                self._reblend(dst, x, y, w1, band, w * j0 // TILES, w * j1 // TILES)
         return out
 
     def _reblend(self, out: np.ndarray, a: np.ndarray, b: np.ndarray, w1: np.ndarray,
-                 busy: np.ndarray) -> None:
-        """Blend by visibility, only over the runs of tiles where it differs from time."""
-        w = self.size[0]
-        edges = np.flatnonzero(np.diff(np.r_[0, busy.astype(np.int8), 0]))
-        for j0, j1 in zip(edges[::2], edges[1::2], strict=True):
-            x0, x1 = w * j0 // TILES, w * j1 // TILES
-            wf = w1[:, x0:x1]
-            out[:, x0:x1] = cv2.blendLinear(a[:, x0:x1], b[:, x0:x1], 1.0 - wf, wf)
+                 band: _Band, x0: int, x1: int) -> None:
+        """Blend columns x0:x1 of a band by visibility (the weight of frame 1, ``w1``, at the
+        map size), where that differs from blending by time."""
+        wf = self._grow_block(w1, band, x0, x1)
+        cv2.blendLinear(a[:, x0:x1], b[:, x0:x1], 1.0 - wf, wf, dst=out[:, x0:x1])
