@@ -96,34 +96,56 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(data: bytes, param: str) -> Image.Image:
-    """Decode bytes under the format and size rules; returns RGB with EXIF orientation applied.
+_DAMAGED = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
-    The sides are checked from the header before the pixels are decoded, so an oversized
-    image costs nothing to refuse.
-    """
+
+def _open(data: bytes, param: str) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        return Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, *_DAMAGED) as exc:
         raise InvalidImage(param, "InvalidFormat", "the data is not a readable image.") from exc
-    with image:
-        kind = FORMATS.get(image.format or "")
-        if kind is None:
-            raise InvalidImage(
-                param,
-                "InvalidFormat",
-                f"the format {image.format or 'unknown'} is not supported; "
-                "use jpeg, png, webp, bmp, tiff or gif.",
-            )
+
+
+def _load(image: Image.Image, param: str) -> None:
+    """Check the format and the sides from the header, then decode the first frame.
+
+    The sides are checked before the pixels are decoded, so an oversized image costs nothing
+    to refuse.
+    """
+    kind = FORMATS.get(image.format or "")
+    if kind is None:
+        raise InvalidImage(
+            param,
+            "InvalidFormat",
+            f"the format {image.format or 'unknown'} is not supported; "
+            "use jpeg, png, webp, bmp, tiff or gif.",
+        )
+    try:
+        validate_dimensions(_displayed_size(image), param)  # the header's EXIF may be damaged
+        image.seek(0)  # the first frame of an animation
+        image.load()
+    except _DAMAGED as exc:
+        raise InvalidImage(
+            param, "InvalidFormat", f"the {kind} image is damaged or truncated ({exc})."
+        ) from exc
+
+
+def check_image_data(data: bytes, param: str) -> None:
+    """What a create checks in a data URL: a supported format, the size rules, and pixels
+    that decode (not turned upright or into RGB: the worker does that)."""
+    with _open(data, param) as image:
+        _load(image, param)
+
+
+def decode_image(data: bytes, param: str) -> Image.Image:
+    """Decode bytes under the format and size rules; returns RGB with EXIF orientation applied."""
+    with _open(data, param) as image:
+        _load(image, param)
         try:
-            validate_dimensions(_displayed_size(image), param)  # before decoding the pixels
-            image.seek(0)  # the first frame of an animation
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-            return _to_rgb(upright)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            return _to_rgb(ImageOps.exif_transpose(image))
+        except _DAMAGED as exc:
             raise InvalidImage(
-                param, "InvalidFormat", f"the {kind} image is damaged or truncated ({exc})."
+                param, "InvalidFormat", f"the image is damaged or truncated ({exc})."
             ) from exc
 
 
@@ -181,7 +203,7 @@ def check_image_reference(url: str, param: str, settings: Settings) -> None:
     """Create-time checks that need no download: scheme, host, and a data URL in full."""
     scheme = _scheme(url, param)
     if scheme == "data":
-        decode_image(_decode_data_url(url.strip(), param, settings.image_max_bytes), param)
+        check_image_data(_decode_data_url(url.strip(), param, settings.image_max_bytes), param)
         return
     host = url_host(url.strip(), param)
     try:

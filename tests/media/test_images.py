@@ -177,10 +177,12 @@ def test_unsupported_format_is_named(settings: Settings) -> None:
     assert caught.value.code == "InvalidImageURL.InvalidFormat"
 
 
-def test_truncated_image_is_damaged(settings: Settings) -> None:
+@pytest.mark.parametrize("check", [load_image, check_image_reference])
+def test_truncated_image_is_damaged(check, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """Found at create (``check_image_reference``) as well as by the worker (``load_image``)."""
     data = encode(picture(800, 600), "PNG")
     with pytest.raises(InvalidImage, match="damaged or truncated"):
-        load_image(data_url(data[: len(data) // 2]), P, settings)
+        check(data_url(data[: len(data) // 2]), P, settings)
 
 
 def test_oversized_data_url(tmp_path) -> None:
