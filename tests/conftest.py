@@ -99,6 +99,15 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """An empty database on each store Segue runs on: a SQLite file in the test's temp dir,
+    then a private schema of the PostgreSQL service (``pg_url``)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'segue.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A database URL on a fresh, private schema of the PostgreSQL service (skips without it)."""

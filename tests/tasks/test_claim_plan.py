@@ -15,11 +15,9 @@ from segue.tasks.schema import TaskRow
 from segue.tasks.store import TaskStore
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    url = (f"sqlite:///{tmp_path / 'segue.db'}" if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
-    engine = make_engine(url)
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
     migrate(engine)
     now = time.time()
     with engine.begin() as conn:

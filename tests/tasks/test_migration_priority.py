@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from alembic import command
 from sqlalchemy import text
 
@@ -16,13 +15,8 @@ def _upgrade(engine, revision: str) -> None:  # type: ignore[no-untyped-def]
         command.upgrade(cfg, revision)
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgres",
-                                                            marks=pytest.mark.postgres)])
-def test_existing_tasks_get_priority_zero(dialect: str, request: pytest.FixtureRequest,
-                                          tmp_path) -> None:  # type: ignore[no-untyped-def]
-    url = (f"sqlite:///{tmp_path / 'old.db'}" if dialect == "sqlite"
-           else request.getfixturevalue("pg_url"))
-    engine = make_engine(url)
+def test_existing_tasks_get_priority_zero(db_url: str) -> None:
+    engine = make_engine(db_url)
     _upgrade(engine, "0001")
     with engine.begin() as conn:
         conn.execute(text(

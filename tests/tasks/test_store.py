@@ -20,11 +20,9 @@ from segue.tasks.store import CreateLimits, TaskStore
 from segue.tasks.view import task_object
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[TaskStore]:  # type: ignore[no-untyped-def]
-    url = (f"sqlite:///{tmp_path / 'segue.db'}" if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
-    engine = make_engine(url)
+@pytest.fixture
+def store(db_url: str) -> Iterator[TaskStore]:
+    engine = make_engine(db_url)
     migrate(engine)
     yield TaskStore(engine)
     engine.dispose()
