@@ -149,13 +149,18 @@ def test_invalid_input_shows_the_api_message(page: Any) -> None:
     assert "must be between 2 and 12, got 20" in message and "Request id:" in message
 
 
-def test_history_filters_and_deletes(page: Any, live: LiveServer) -> None:
+def _create(live: LiveServer, text: str) -> str:
+    """A blend task from one first frame, created through the API; its id."""
     body = {"model": "segue-blend", "content": [
-        {"type": "text", "text": "history --rs 480p --dur 2"},
+        {"type": "text", "text": text},
         {"type": "image_url", "image_url": {"url": data_url(scene(640, 360))},
          "role": "first_frame"}]}
     with live.client() as c:
-        task_id = c.post(TASKS, json=body).json()["id"]
+        return str(c.post(TASKS, json=body).json()["id"])
+
+
+def test_history_filters_and_deletes(page: Any, live: LiveServer) -> None:
+    task_id = _create(live, "history --rs 480p --dur 2")
     live.wait(task_id)
     page.click("#refresh")
     row = f"#history-table tr[data-task-id='{task_id}']"
@@ -209,12 +214,7 @@ def test_settings_show_what_the_prompt_commands_apply(page: Any) -> None:
 
 
 def test_history_ids_stay_on_one_line_at_phone_width(page: Any, live: LiveServer) -> None:
-    body = {"model": "segue-blend", "content": [
-        {"type": "text", "text": "phone --rs 480p --dur 2"},
-        {"type": "image_url", "image_url": {"url": data_url(scene(640, 360))},
-         "role": "first_frame"}]}
-    with live.client() as c:
-        task_id = c.post(TASKS, json=body).json()["id"]
+    task_id = _create(live, "phone --rs 480p --dur 2")
     page.set_viewport_size({"width": 390, "height": 844})
     page.click("#refresh")
     cell = f"#history-table tr[data-task-id='{task_id}'] td.mono"
