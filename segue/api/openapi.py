@@ -115,16 +115,18 @@ def _needs_key(dependant: Dependant) -> bool:
 
 
 def _declare_security(schema: dict[str, Any], routes: list[BaseRoute]) -> None:
-    """Either key header, on every operation whose route depends on ``get_principal``."""
+    """The key schemes, required on every operation whose route depends on ``get_principal``."""
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    required = [{name: []} for name in SECURITY_SCHEMES]
     paths = schema.get("paths", {})
     for route in leaf_routes(routes):
         dependant = getattr(route, "dependant", None)  # API routes (FastAPI wraps them)
-        if dependant is not None and _needs_key(dependant):
-            for method in getattr(route, "methods", ()):
-                operation = paths.get(getattr(route, "path_format", ""), {}).get(method.lower())
-                if operation is not None:
-                    operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
-                    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        if dependant is None or not _needs_key(dependant):
+            continue
+        for method in getattr(route, "methods", ()):
+            operation = paths.get(getattr(route, "path_format", ""), {}).get(method.lower())
+            if operation is not None:
+                operation["security"] = required
 
 
 def install(app: FastAPI) -> None:
