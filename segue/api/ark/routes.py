@@ -14,7 +14,14 @@ from segue.api.ark.protocol import (
     ListTasksResponse,
     ModelList,
 )
-from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep, read
+from segue.api.deps import (
+    BodyHashDep,
+    IdempotencyKey,
+    PrincipalDep,
+    ServicesDep,
+    poll,
+    read,
+)
 from segue.api.openapi import AUTH, CREATE, ArkError, errors
 from segue.domain import TaskStatus
 from segue.tasks.view import task_object
@@ -57,7 +64,7 @@ def list_tasks(
     return {"total": total, "items": [task_object(r, services.objects) for r in rows]}
 
 
-@router.get(TASKS + "/{task_id}", responses=errors(ArkError, 404))
+@poll(router, TASKS + "/{task_id}", responses=errors(ArkError, 404))
 async def get_task(task_id: str, services: ServicesDep, principal: PrincipalDep
                    ) -> dict[str, Any]:
     row = await read(services.tasks, services.tasks.get, task_id, principal.key_id)

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from segue.api.deps import IdempotencyKey, PrincipalDep, ServicesDep, read
+from segue.api.deps import IdempotencyKey, PrincipalDep, ServicesDep, poll, read
 from segue.api.openai.errors import ERRORS, ErrorEnvelope
 from segue.api.openai.forms import read_body
 from segue.api.openai.protocol import (
@@ -156,7 +156,7 @@ def list_videos(
             "last_id": data[-1]["id"] if data else None}
 
 
-@router.get("/videos/{video_id}", response_model=Video, responses=ERRORS)
+@poll(router, "/videos/{video_id}", response_model=Video, responses=ERRORS)
 async def retrieve_video(video_id: str, services: ServicesDep, principal: PrincipalDep
                          ) -> dict[str, Any]:
     return video_object(await read(services.tasks, services.tasks.get, video_id,
