@@ -286,8 +286,13 @@ async def app_costs(key: str, task_id: str, calls: int = 3000) -> dict[str, floa
     poll called as ASGI apps in this process, over the same store, median of 5 batches.
 
     What a server adds (parsing, the socket, the event loop) is the same for both; this shows
-    how much of a poll is Segue's own work.
+    how much of a poll is Segue's own work. ``poll`` runs with the logging ``segue serve``
+    sets up (a JSON access log line per request, written to a null device here),
+    ``poll_quiet`` with the log level at ``warning`` (no access log).
     """
+    import logging
+
+    from segue import logs
     from segue.app import create_app
 
     async def call(app, path: str, headers: list[tuple[bytes, bytes]]) -> None:  # type: ignore[no-untyped-def]
@@ -303,11 +308,13 @@ async def app_costs(key: str, task_id: str, calls: int = 3000) -> dict[str, floa
                    "client": ("127.0.0.1", 1), "headers": [(b"host", b"x"), *headers],
                    "state": {}}, receive, send)
 
-    cases = {"bare": (bare_app(), "/ping", []),
-             "poll": (create_app(), f"{TASKS}/{task_id}",
-                      [(b"authorization", f"Bearer {key}".encode())])}
+    poll = (create_app(), f"{TASKS}/{task_id}", [(b"authorization", f"Bearer {key}".encode())])
+    cases = {"bare": (bare_app(), "/ping", []), "poll": poll, "poll_quiet": poll}
     out = {}
+    null = open(os.devnull, "w")  # noqa: SIM115 (open while the loop logs)
     for name, (app, path, headers) in cases.items():
+        logs.configure("warning" if name == "poll_quiet" else "info")
+        logging.getLogger().handlers[0].setStream(null)
         batches = []
         for _ in range(6):  # the first batch warms up
             began = time.perf_counter()
@@ -315,6 +322,7 @@ async def app_costs(key: str, task_id: str, calls: int = 3000) -> dict[str, floa
                 await call(app, path, headers)
             batches.append((time.perf_counter() - began) / (calls // 5) * 1e6)
         out[f"{name}_us"] = round(statistics.median(batches[1:]), 1)
+    null.close()
     return out
 
 
@@ -354,7 +362,8 @@ def markdown(result: dict) -> str:
         f"Polls / bare endpoint (same run): **{m['polls']['ratio_to_bare']}x** on the same "
         f"server set-up, {m['polls']['ratio_to_bare_httptools']}x against httptools.", "",
         f"Inside the app, without a server (µs per request, in this process): bare endpoint "
-        f"{costs['bare_us']}, poll {costs['poll_us']}.", "",
+        f"{costs['bare_us']}, poll {costs['poll_us']} (without the access log: "
+        f"{costs.get('poll_quiet_us', '-')}).", "",
     ]
     return "\n".join(lines)
 
