@@ -225,13 +225,14 @@ def double(img: np.ndarray) -> np.ndarray:
     """
     hgt, w = img.shape[:2]
     border = cv2.BORDER_REPLICATE
-    wide = np.empty((hgt, 2 * w, *img.shape[2:]), img.dtype)
-    wide[:, 0::2] = img
-    wide[:, 1::2] = cv2.filter2D(img, -1, _HALF, anchor=(3, 0), borderType=border)
-    big = np.empty((2 * hgt, 2 * w, *img.shape[2:]), img.dtype)
-    big[0::2] = wide
-    big[1::2] = cv2.filter2D(wide, -1, _HALF.T, anchor=(0, 3), borderType=border)
-    return big
+    # (row, even/odd row, column, even/odd column): the vertical pass writes the odd rows
+    # in place, with no interleaving copy
+    big = np.empty((hgt, 2, w, 2, *img.shape[2:]), img.dtype)
+    big[:, 0, :, 0] = img
+    big[:, 0, :, 1] = cv2.filter2D(img, -1, _HALF, anchor=(3, 0), borderType=border)
+    wide, odd = (big[:, k].reshape(hgt, 2 * w, *img.shape[2:]) for k in (0, 1))
+    cv2.filter2D(wide, -1, _HALF.T, dst=odd, anchor=(0, 3), borderType=border)
+    return big.reshape(2 * hgt, 2 * w, *img.shape[2:])
 
 
 def map_levels(w: int, hgt: int, work_side: int) -> int:
