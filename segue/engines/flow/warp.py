@@ -90,9 +90,9 @@ def reverse_flow(fwd: np.ndarray, bwd: np.ndarray, t: float, xy: np.ndarray,
     pos = (xy + np.float32(t) * fwd).reshape(-1, 2)
     base = np.floor(pos)
     frac = pos - base
-    x0 = np.clip(base[:, 0], -_PAD, w).astype(np.int64)
-    y0 = np.clip(base[:, 1], -_PAD, hgt).astype(np.int64)
-    start = (y0 + _PAD) * pw + (x0 + _PAD)
+    start = (np.clip(base[:, 1], -_PAD, hgt).astype(np.int64) + _PAD) * pw
+    start += np.clip(base[:, 0], -_PAD, w).astype(np.int64) + _PAD
+    del pos, base  # a key is made while other threads make frames: keep its peak small
     vx, vy = fwd[..., 0].ravel(), fwd[..., 1].ravel()
     fx, fy = frac[:, 0], frac[:, 1]
     acc = np.zeros((3, cells), np.float64)
