@@ -436,9 +436,9 @@ class Warper:
 
     def frame(self, line: Timeline, t: float) -> np.ndarray:
         """The in-between frame at time t: both ends warped to t and blended, band by band."""
-        to0, to1, w1, tiles = line.at(t)
-        s0 = cv2.scaleAdd(to0, self.gain * t, self.base)
-        s1 = cv2.scaleAdd(to1, self.gain * (1.0 - t), self.base)
+        to0, to1, w1, tiles = line.at(t)  # fresh arrays: the maps are made in them
+        s0 = cv2.scaleAdd(to0, self.gain * t, self.base, dst=to0)
+        s1 = cv2.scaleAdd(to1, self.gain * (1.0 - t), self.base, dst=to1)
         w, hgt = self.size
         out = np.empty((hgt, w, 3), np.uint8)
         for band in self.bands:
