@@ -235,6 +235,15 @@ def double(img: np.ndarray) -> np.ndarray:
     return big.reshape(2 * hgt, 2 * w, *img.shape[2:])
 
 
+def enlarge(first: np.ndarray, last: np.ndarray, upsample: int) -> list[np.ndarray]:
+    """The two end frames as the warps sample them: doubled (``upsample`` 2) or as they are."""
+    if upsample not in (1, 2):
+        raise ValueError(f"upsample must be 1 or 2, got {upsample}")
+    if upsample == 1:
+        return [first, last]
+    return list(both(double, (first,), (last,)))
+
+
 def map_levels(w: int, hgt: int, work_side: int) -> int:
     """How many times the per-frame maps are halved (then rebuilt with ``cv2.pyrUp``).
 
@@ -313,12 +322,12 @@ def _runs(busy: list[bool]) -> list[tuple[int, int]]:
 class Warper:
     """Makes full-resolution frames from map-size flows (see the module docstring)."""
 
-    def __init__(self, first: np.ndarray, last: np.ndarray, levels: int, upsample: int) -> None:
+    def __init__(self, first: np.ndarray, last: np.ndarray, levels: int, upsample: int,
+                 big: list[np.ndarray] | None = None) -> None:
+        """``big``: ``enlarge(first, last, upsample)`` when the caller made it already."""
         hgt, w = first.shape[:2]
-        if upsample not in (1, 2):
-            raise ValueError(f"upsample must be 1 or 2, got {upsample}")
         self.size, self.up, self.levels = (w, hgt), upsample, levels
-        self.big = list(both(self._enlarge, (first,), (last,)))
+        self.big = big if big is not None else enlarge(first, last, upsample)
         self.sizes = [map_size(w, hgt, k) for k in range(levels, -1, -1)]  # small -> full
         self.gain = float(self.up * 2**levels)  # map-pixel flow -> big-source displacement
         mw, mh = self.sizes[0]
@@ -328,9 +337,6 @@ class Warper:
         self.scratch = threading.local()
         self._fixes(w, hgt)
         self.bands = self._bands()
-
-    def _enlarge(self, img: np.ndarray) -> np.ndarray:
-        return double(img) if self.up == 2 else img
 
     def _grow(self, small: np.ndarray) -> np.ndarray:
         for size in self.sizes[1:]:
