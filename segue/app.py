@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                               "the Pixazo gateway routes and an OpenAI-style /v1/videos, "
                               "self-hosted.")
     app.state.services = services
+    app.state.create_slots = anyio.CapacityLimiter(settings.create_concurrency)
     app.add_middleware(RequestContext)
     errors.install(app)
     openapi.install(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024 * 1024
     # a stored key found is remembered this long: `segue keys revoke` takes effect within it
     key_cache_ttl: float = 2.0
+    # creates decoding their images and storing their task at once in one API process; the
+    # others wait their turn in arrival order (see api/deps.run_create)
+    create_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
 
     # images
     allow_private_urls: bool = False

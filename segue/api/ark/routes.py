@@ -16,14 +16,18 @@ from segue.api.ark.protocol import (
 )
 from segue.api.deps import (
     BodyHashDep,
+    CreateSlots,
     IdempotencyKey,
     PrincipalDep,
     ServicesDep,
     poll,
     read,
+    run_create,
 )
 from segue.api.openapi import AUTH, CREATE, ArkError, errors
 from segue.domain import TaskStatus
+from segue.keys import Principal
+from segue.services import Services
 from segue.tasks.view import task_object
 
 router = APIRouter(prefix="/api/v3", tags=["Ark"], responses=errors(ArkError, *AUTH))
@@ -32,10 +36,15 @@ LIST_WINDOW = 7 * 86_400
 
 
 @router.post(TASKS, response_model=CreateTaskResponse, responses=errors(ArkError, *CREATE))
-def create_task(
+async def create_task(
     body: CreateTaskRequest, services: ServicesDep, principal: PrincipalDep,
-    digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
+    digest: BodyHashDep, slots: CreateSlots, idempotency_key: IdempotencyKey = None,
 ) -> dict[str, str]:
+    return await run_create(slots, _create, services, principal, body, digest, idempotency_key)
+
+
+def _create(services: Services, principal: Principal, body: CreateTaskRequest, digest: str,
+            idempotency_key: str | None) -> dict[str, str]:
     request = services.prepare(principal, model=body.model, text=body.text(),
                                images=body.images(), media=body.media(),
                                draft_id=body.draft_task_id(), fields=body.settings(),

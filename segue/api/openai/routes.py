@@ -12,9 +12,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
-from segue.api.deps import IdempotencyKey, PrincipalDep, ServicesDep, poll, read
+from segue.api.deps import (
+    CreateSlots,
+    IdempotencyKey,
+    PrincipalDep,
+    ServicesDep,
+    poll,
+    read,
+    run_create,
+)
 from segue.api.openai.errors import ERRORS, ErrorEnvelope
 from segue.api.openai.forms import read_body
 from segue.api.openai.protocol import (
@@ -52,7 +59,8 @@ LIST_WINDOW = 7 * 86_400
              responses={**ERRORS, 413: {"model": ErrorEnvelope,
                                         "description": "The body is over the size limit."}})
 async def create_video(request: Request, services: ServicesDep, principal: PrincipalDep,
-                       idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+                       slots: CreateSlots, idempotency_key: IdempotencyKey = None
+                       ) -> dict[str, Any]:
     """Queue a video: a prompt, and a first frame, a first and a last frame, or neither."""
     raw = await read_body(request)
     # hashed as parsed: a multipart body's boundary changes on every retry of the same request
@@ -61,7 +69,7 @@ async def create_video(request: Request, services: ServicesDep, principal: Princ
         body = CreateVideoRequest.model_validate(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    return await run_in_threadpool(_create, services, principal, body, digest, idempotency_key)
+    return await run_create(slots, _create, services, principal, body, digest, idempotency_key)
 
 
 def _create(services: Services, principal: Principal, body: CreateVideoRequest, digest: str,

@@ -9,7 +9,15 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from segue.api.ark.protocol import CreateTaskRequest, CreateTaskResponse
-from segue.api.deps import BodyHashDep, IdempotencyKey, PrincipalDep, ServicesDep, read
+from segue.api.deps import (
+    BodyHashDep,
+    CreateSlots,
+    IdempotencyKey,
+    PrincipalDep,
+    ServicesDep,
+    read,
+    run_create,
+)
 from segue.api.openapi import AUTH, CREATE, PixazoError, errors
 from segue.api.pixazo.protocol import (
     Frame2VideoRequest,
@@ -40,34 +48,37 @@ def _create(
 
 
 @router.post("/byteplus/v1/generateFrame2VideoTask", **CREATED)
-def generate_frame_to_video(
+async def generate_frame_to_video(
     body: Frame2VideoRequest, services: ServicesDep, principal: PrincipalDep,
-    digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
+    digest: BodyHashDep, slots: CreateSlots, idempotency_key: IdempotencyKey = None,
 ) -> dict[str, str]:
     images = [ImageInput(body.first_frame, "first_frame"),
               ImageInput(body.last_frame, "last_frame")]
-    return _create(services, principal, model=body.model, text=body.text, images=images,
-                   fields=body.settings(), digest=digest, idempotency_key=idempotency_key)
+    return await run_create(slots, _create, services, principal, model=body.model,
+                            text=body.text, images=images, fields=body.settings(),
+                            digest=digest, idempotency_key=idempotency_key)
 
 
 @router.post("/byteplus/v1/generateImage2VideoTask", **CREATED)
-def generate_image_to_video(
+async def generate_image_to_video(
     body: Image2VideoRequest, services: ServicesDep, principal: PrincipalDep,
-    digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
+    digest: BodyHashDep, slots: CreateSlots, idempotency_key: IdempotencyKey = None,
 ) -> dict[str, str]:
     ark = CreateTaskRequest(model=body.model, content=body.content)
-    return _create(services, principal, model=body.model, text=ark.text(), images=ark.images(),
-                   media=ark.media(), draft_id=ark.draft_task_id(), fields=body.settings(),
-                   digest=digest, idempotency_key=idempotency_key)
+    return await run_create(slots, _create, services, principal, model=body.model,
+                            text=ark.text(), images=ark.images(), media=ark.media(),
+                            draft_id=ark.draft_task_id(), fields=body.settings(),
+                            digest=digest, idempotency_key=idempotency_key)
 
 
 @router.post("/byteplus/v1/generateVideoTask", **CREATED)
-def generate_video(
+async def generate_video(
     body: TextToVideoRequest, services: ServicesDep, principal: PrincipalDep,
-    digest: BodyHashDep, idempotency_key: IdempotencyKey = None,
+    digest: BodyHashDep, slots: CreateSlots, idempotency_key: IdempotencyKey = None,
 ) -> dict[str, str]:
-    return _create(services, principal, model=body.model, text=body.text, images=(),
-                   fields=body.settings(), digest=digest, idempotency_key=idempotency_key)
+    return await run_create(slots, _create, services, principal, model=body.model,
+                            text=body.text, images=(), fields=body.settings(),
+                            digest=digest, idempotency_key=idempotency_key)
 
 
 @router.post("/bytedance-polling/getVideoResult", response_model=dict[str, Any],
