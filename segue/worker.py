@@ -29,7 +29,6 @@ from segue.media.images import load_image
 from segue.render import Images, render_video
 from segue.services import Services
 from segue.settings import metrics_host_port
-from segue.tasks.db import CHECKPOINT_INTERVAL
 from segue.tasks.notify import Listener
 from segue.tasks.schema import TaskRow
 
@@ -242,11 +241,6 @@ def housekeeping(services: Services) -> None:
     services.callbacks.store.prune([row.id for row in swept], time.time() - s.record_ttl)
 
 
-def checkpoint(services: Services) -> None:
-    """Move the SQLite WAL into the database off the writers' path (``SqlStore.checkpoint``)."""
-    services.tasks.checkpoint()
-
-
 class Background:
     """The threads of one server or worker process: N workers and the periodic jobs.
 
@@ -266,8 +260,6 @@ class Background:
         self.periodic: list[tuple[float, Callable[[Services], None]]] = [
             (services.settings.sweep_interval, housekeeping),
         ]
-        if services.db.dialect.name == "sqlite":
-            self.periodic.append((CHECKPOINT_INTERVAL, checkpoint))
         self._workers = [Worker(services, models, f"{socket.gethostname()}-{os.getpid()}-w{i}")
                          for i in range(workers)]
         self._worker_threads: list[threading.Thread] = []

@@ -35,11 +35,6 @@ def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
         return _WRITERS.setdefault(str(engine.url), threading.RLock())
 
 
-WAL_BACKSTOP_PAGES = 8192  # 32 MB of 4 KB pages before a writer checkpoints itself
-WAL_KEEP_BYTES = 64 << 20  # the WAL file is truncated to this after a checkpoint
-CHECKPOINT_INTERVAL = 0.25  # seconds between background checkpoints (SQLite)
-
-
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -59,14 +54,6 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
-            # Checkpoints (copying the WAL into the database) are made by a background
-            # thread of every server and worker (``SqlStore.checkpoint``), not by the writer
-            # that happens to cross the threshold: that writer held the write lock through
-            # the copy, a stall of every fifth data-URL create. The threshold stays as the
-            # backstop of processes without one (the CLI), raised above what the background
-            # thread lets the WAL reach; the file is cut back after a checkpoint.
-            cur.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
-            cur.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
             cur.close()
             dbapi_conn.isolation_level = None  # SQLAlchemy's BEGIN below, not pysqlite's
 
@@ -164,20 +151,6 @@ class SqlStore:
         """A transaction that only reads (polls, listings, key look-ups): it takes no lock."""
         with self._readers.begin() as session:
             yield session
-
-    def checkpoint(self) -> None:
-        """Copy what the WAL holds into the database file (SQLite; nothing elsewhere).
-
-        PASSIVE: it waits for no reader or writer and copies what it can; writers go on
-        appending meanwhile. Called every ``CHECKPOINT_INTERVAL`` by ``worker.Background``.
-        """
-        if self.engine.dialect.name != "sqlite":
-            return
-        conn = self.engine.raw_connection()  # in autocommit: a checkpoint is no transaction's
-        try:
-            conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
-        finally:
-            conn.close()
 
     @property
     def reads_inline(self) -> bool:
