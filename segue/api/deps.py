@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -77,11 +77,11 @@ class PollRoute(APIRoute):
     handlers. Declared with ``@poll(router, path, ...)``.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint, dependant = self.endpoint, self.dependant
         plain = all(p.field_info.annotation is str and not p.field_info.metadata
                     for p in dependant.path_params)
-        names = {d.call: d.name for d in dependant.dependencies}
+        names = {d.call: str(d.name) for d in dependant.dependencies}
         extra = (dependant.query_params or dependant.header_params or dependant.cookie_params
                  or dependant.body_params or dependant.request_param_name)
         if self.methods != {"GET"} or not plain or extra or set(names) != {

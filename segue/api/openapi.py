@@ -117,7 +117,7 @@ def _needs_key(dependant: Dependant) -> bool:
 def _declare_security(schema: dict[str, Any], routes: list[BaseRoute]) -> None:
     """The key schemes, required on every operation whose route depends on ``get_principal``."""
     schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-    required = [{name: []} for name in SECURITY_SCHEMES]
+    required: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
     paths = schema.get("paths", {})
     for route in leaf_routes(routes):
         dependant = getattr(route, "dependant", None)  # API routes (FastAPI wraps them)

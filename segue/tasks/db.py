@@ -179,10 +179,10 @@ class RowReader:
         self._compiled = compiled
         self._sql = str(compiled)
         self._columns = list(statement.selected_columns)
-        self._record = namedtuple("Record", [c.name for c in self._columns])  # type: ignore[misc]
+        self._record: Any = namedtuple("Record", [c.name for c in self._columns])  # type: ignore[misc]
         self._decoders: list[Any] | None = None  # from the first result's column types
 
-    def first(self, **params: object) -> tuple[Any, ...] | None:
+    def first(self, **params: object) -> Any:
         bound = self._compiled.construct_params(params)
         positions = self._compiled.positiontup  # None where the driver takes names
         args = tuple(bound[name] for name in positions) if positions else bound
@@ -201,5 +201,5 @@ class RowReader:
             conn.close()
         if values is None:
             return None
-        return self._record._make(  # type: ignore[no-any-return]
+        return self._record._make(
             decode(v) if decode else v for decode, v in zip(self._decoders, values, strict=True))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -453,7 +454,8 @@ class Warper:
             cv2.addWeighted(x, 1.0 - t, y, t, 0.0, dst=dst)
             if w1 is None:
                 continue
-            for j0, j1 in _runs(tiles[band.tiles].any(axis=0).tolist()):
+            busy = cast(list[bool], tiles[band.tiles].any(axis=0).tolist())
+            for j0, j1 in _runs(busy):
                 self._reblend(dst, x, y, w1, band, w * j0 // TILES, w * j1 // TILES)
         return out
 
