@@ -1,3 +1,3 @@
-from segue.cli import app
+from segue.cli import main
 
-app()
+main()

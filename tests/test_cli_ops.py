@@ -125,3 +125,15 @@ def test_a_killed_server_loses_nothing(tmp_path: Path) -> None:
 
     row = TaskStore(make_engine(f"sqlite:///{tmp_path / 'segue.db'}")).get(task_id)
     assert row.attempts == 2  # claimed once before the kill, once after
+
+
+def test_a_setting_that_does_not_validate_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    env = _env(tmp_path, SEGUE_CREATE_CONCURRENCY="0", SEGUE_KEY_CACHE_TTL="soon")
+    for args in (("keys", "list"), ("serve", "--port", str(free_port()))):
+        done = _segue(*args, env=env)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert sorted(lines) == [
+            "segue: SEGUE_CREATE_CONCURRENCY=0: Input should be greater than or equal to 1.",
+            "segue: SEGUE_KEY_CACHE_TTL=soon: Input should be a valid number, unable to parse "
+            "string as a number."], lines

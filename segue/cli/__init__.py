@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 
 # Start-up of a command (segue generate: about 0.5 s of imports before the first frame):
 # - no cyclic garbage collection while the modules load (about 40 ms of collections that find
@@ -14,6 +15,7 @@ gc.disable()
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 
 from segue.cli import client, ops  # noqa: E402
 
@@ -25,3 +27,18 @@ ops.register(app)
 client.register(app)
 gc.enable()
 gc.freeze()
+
+
+def main() -> None:
+    """The ``segue`` console script: ``app`` with a setting that does not validate told in
+    one line per setting (``SEGUE_X=...: why``) and exit status 2, not a traceback."""
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        for error in exc.errors():
+            name = "SEGUE_" + "_".join(str(part) for part in error["loc"]).upper()
+            given = f"={error['input']}" if isinstance(error.get("input"), str) else ""
+            print(f"segue: {name}{given}: {error['msg']}.", file=sys.stderr)
+        sys.exit(2)

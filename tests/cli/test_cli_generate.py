@@ -17,7 +17,7 @@ from PIL import Image
 from tests.conftest import KEY, LiveServer, make_settings, scene, start_server
 
 pexpect = pytest.importorskip("pexpect")
-ENTRY = "import sys; from segue.cli import app; sys.argv[0] = 'segue'; app()"
+ENTRY = "import sys; from segue.cli import main; sys.argv[0] = 'segue'; main()"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 TASKS = "/api/v3/contents/generations/tasks"
 
