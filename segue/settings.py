@@ -25,6 +25,14 @@ def metrics_host_port(addr: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. a container's cpuset), not the
+    machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEGUE_", extra="ignore")
 
@@ -51,7 +59,7 @@ class Settings(BaseSettings):
     key_cache_ttl: float = 2.0
     # creates decoding their images and storing their task at once in one API process; the
     # others wait their turn in arrival order (see api/deps.run_create)
-    create_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    create_concurrency: int = Field(default_factory=lambda: usable_cpus(), ge=1)
 
     # images
     allow_private_urls: bool = False
