@@ -146,8 +146,14 @@ def plain_dis(first: np.ndarray, last: np.ndarray, times: list[float]) -> list[n
     """The baseline every engine change is measured against (see the module docstring)."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     g0, g1 = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (first, last))
-    f01, f10 = dis.calc(g0, g1, None), dis.calc(g1, g0, None)
-    hgt, w = g0.shape
+    return plain_warps(first, last, times, dis.calc(g0, g1, None), dis.calc(g1, g0, None))
+
+
+def plain_warps(first: np.ndarray, last: np.ndarray, times: list[float], f01: np.ndarray,
+                f10: np.ndarray) -> list[np.ndarray]:
+    """The plain baseline's frames from given flows both ways: the linear flow approximation
+    to time t, bilinear backward warps of both ends, blended by time."""
+    hgt, w = first.shape[:2]
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(hgt, dtype=np.float32))
     xy = np.dstack([xs, ys])
     out = []

@@ -55,17 +55,7 @@ def flows() -> dict[str, Flow]:
 def render(flow: Flow, first: np.ndarray, last: np.ndarray, times: list[float]
            ) -> list[np.ndarray]:
     """``interp_sets.plain_dis`` with ``flow`` for DIS."""
-    f01, f10 = flow(first, last), flow(last, first)
-    hgt, w = first.shape[:2]
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(hgt, dtype=np.float32))
-    xy = np.dstack([xs, ys])
-    out = []
-    for t in times:
-        ft0 = -(1 - t) * t * f01 + t * t * f10
-        ft1 = (1 - t) ** 2 * f01 - t * (1 - t) * f10
-        w0, w1 = sets._warp(first, ft0, xy), sets._warp(last, ft1, xy)
-        out.append(cv2.addWeighted(w0, 1 - t, w1, t, 0.0))
-    return out
+    return sets.plain_warps(first, last, times, flow(first, last), flow(last, first))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
