@@ -311,18 +311,17 @@ async def app_costs(key: str, task_id: str, calls: int = 3000) -> dict[str, floa
     poll = (create_app(), f"{TASKS}/{task_id}", [(b"authorization", f"Bearer {key}".encode())])
     cases = {"bare": (bare_app(), "/ping", []), "poll": poll, "poll_quiet": poll}
     out = {}
-    null = open(os.devnull, "w")  # noqa: SIM115 (open while the loop logs)
-    for name, (app, path, headers) in cases.items():
-        logs.configure("warning" if name == "poll_quiet" else "info")
-        logging.getLogger().handlers[0].setStream(null)
-        batches = []
-        for _ in range(6):  # the first batch warms up
-            began = time.perf_counter()
-            for _ in range(calls // 5):
-                await call(app, path, headers)
-            batches.append((time.perf_counter() - began) / (calls // 5) * 1e6)
-        out[f"{name}_us"] = round(statistics.median(batches[1:]), 1)
-    null.close()
+    with open(os.devnull, "w") as null:
+        for name, (app, path, headers) in cases.items():
+            logs.configure("warning" if name == "poll_quiet" else "info")
+            logging.getLogger().handlers[0].setStream(null)
+            batches = []
+            for _ in range(6):  # the first batch warms up
+                began = time.perf_counter()
+                for _ in range(calls // 5):
+                    await call(app, path, headers)
+                batches.append((time.perf_counter() - began) / (calls // 5) * 1e6)
+            out[f"{name}_us"] = round(statistics.median(batches[1:]), 1)
     return out
 
 

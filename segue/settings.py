@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     key_cache_ttl: float = 2.0
     # creates decoding their images and storing their task at once in one API process; the
     # others wait their turn in arrival order (see api/deps.run_create)
-    create_concurrency: int = Field(default_factory=lambda: usable_cpus(), ge=1)
+    create_concurrency: int = Field(default_factory=usable_cpus, ge=1)
 
     # images
     allow_private_urls: bool = False

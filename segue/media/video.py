@@ -9,7 +9,6 @@ BT.709 matrix, so what players show matches the frames the engine produced.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +22,7 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation
 from PIL import Image, ImageDraw, ImageFont
 
 from segue.media.audio import add_aac_stream, encode_aac
+from segue.settings import usable_cpus
 
 BT709 = 1  # the value of primaries, transfer and matrix for BT.709 in FFmpeg's enums
 WATERMARK_TEXT = "AI generated"
@@ -32,11 +32,7 @@ _TO_YUV = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FUL
 
 def _threads() -> int:
     """Encoder threads: the CPUs this process may use (two on a small box), at most eight."""
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        available = os.cpu_count() or 1
-    return max(1, min(8, available))
+    return min(8, usable_cpus())
 
 
 # Per-preset x264 speed-ups. For "veryfast": the quickest sub-pixel refinement and diamond
