@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import secrets
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from segue.api.ark import events as ark_events
 from segue.api.ark import routes as ark
 from segue.api.openai import routes as openai_videos
 from segue.api.pixazo import routes as pixazo
+from segue.api.polls import PollShortcut
 from segue.errors import PayloadTooLarge
 from segue.services import Services
 from segue.settings import Settings
@@ -30,9 +32,15 @@ log = logging.getLogger("segue.http")
 WEB = Path(__file__).parent / "web"
 
 
+@functools.lru_cache(maxsize=1)
+def _stamp(second: int) -> str:
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(second))
+
+
 def _request_id() -> str:
-    # Ark's ids are a timestamp followed by random hex; ours keep that look.
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(8)
+    # Ark's ids are a timestamp followed by random hex; ours keep that look. An id is not a
+    # secret, only unique, so its 64 bits come from ``random`` rather than the OS.
+    return _stamp(int(time.time())) + f"{random.getrandbits(64):016x}"
 
 
 class RequestContext:
@@ -79,8 +87,7 @@ def _record(scope: Scope, services: Services, status: int, started: float) -> No
     """Count and log a request once its status is known (before a stream's body)."""
     path = getattr(scope.get("route"), "path", "unmatched")
     elapsed = time.perf_counter() - started
-    services.metrics.requests.labels(scope["method"], path, status).inc()
-    services.metrics.latency.labels(path).observe(elapsed)
+    services.metrics.request_done(scope["method"], path, status, elapsed)
     if log.isEnabledFor(logging.INFO):
         log.info("request", extra={"method": scope["method"], "path": scope["path"],
                                    "status": status, "ms": round(elapsed * 1000, 1)})
@@ -109,7 +116,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                               "self-hosted.")
     app.state.services = services
     app.state.create_slots = anyio.CapacityLimiter(settings.create_concurrency)
-    app.add_middleware(RequestContext)
+    app.add_middleware(PollShortcut, routes=[*ark.router.routes, *openai_videos.router.routes])
+    app.add_middleware(RequestContext)  # outermost: it sees every request, polls included
     errors.install(app)
     openapi.install(app)
     app.include_router(ark.router)

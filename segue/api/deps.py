@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from functools import partial
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Request
-from fastapi.routing import APIRoute
+from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, Response
+from starlette.datastructures import Headers
 
 from segue.keys import Principal
 from segue.services import Services
@@ -19,7 +18,6 @@ from segue.tasks.db import SqlStore
 
 P = ParamSpec("P")
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 async def get_services(request: Request) -> Services:
@@ -36,18 +34,21 @@ async def get_principal(request: Request) -> Principal:
     FastAPI's security classes, whose two extra dependencies cost every poll more than the
     key check; ``openapi.py`` declares the two schemes on every route that depends on this.
     """
-    headers = request.headers
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        key: str | None = credentials.strip()
-    else:
-        key = headers.get("ocp-apim-subscription-key")
+    key = key_in(request.headers)
     keys = (await get_services(request)).keys
     # A key seen lately is answered here, without a trip through the thread pool.
     principal = keys.remembered(key)
     if principal is None:
         principal = await read(keys, keys.authenticate, key)
     return principal
+
+
+def key_in(headers: Headers) -> str | None:
+    """The key a request carries: ``Authorization: Bearer`` first, then Pixazo's header."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("ocp-apim-subscription-key")
 
 
 async def read(store: SqlStore, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -60,55 +61,6 @@ async def read(store: SqlStore, call: Callable[P, T], *args: P.args, **kwargs: P
     if store.reads_inline:
         return call(*args, **kwargs)
     return await run_in_threadpool(call, *args, **kwargs)
-
-
-class PollRoute(APIRoute):
-    """A GET route served without FastAPI's per-request machinery: the task polls.
-
-    A poll is what clients send most (every few seconds, for every task, from every SDK).
-    FastAPI's dependency solver and response serializer (which validated and re-encoded a
-    dict that is JSON already) were 40 % of it: in the app, 248 µs a poll through them,
-    151 µs through this route (same run, no access log; ``benchmarks/README.md``). This
-    route calls its endpoint directly instead and renders the returned dict with
-    Starlette's ``JSONResponse``, as FastAPI does in the end.
-
-    The endpoint may take only path parameters (strings), ``services`` and ``principal``
-    (``ServicesDep``, ``PrincipalDep``), which is checked when the route is made. It is
-    documented from its signature like any other route, and its errors go to the same
-    handlers. Declared with ``@poll(router, path, ...)``.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint, dependant = self.endpoint, self.dependant
-        plain = all(p.field_info.annotation is str and not p.field_info.metadata
-                    for p in dependant.path_params)
-        names = {d.call: str(d.name) for d in dependant.dependencies}
-        extra = (dependant.query_params or dependant.header_params or dependant.cookie_params
-                 or dependant.body_params or dependant.request_param_name)
-        if self.methods != {"GET"} or not plain or extra or set(names) != {
-                get_services, get_principal}:
-            raise TypeError(f"{self.path}: a PollRoute's endpoint takes only string path "
-                            "parameters, services and principal, and answers GET")
-        services_name, principal_name = names[get_services], names[get_principal]
-
-        async def handle(request: Request) -> Response:
-            principal = await get_principal(request)  # first, as FastAPI does: 401 before 404
-            result = await endpoint(**request.path_params, **{
-                services_name: request.app.state.services, principal_name: principal})
-            return result if isinstance(result, Response) else JSONResponse(result)
-
-        return handle
-
-
-def poll(router: APIRouter, path: str, **options: Any) -> Callable[[F], F]:
-    """``@router.get(path, **options)``, served by a ``PollRoute``."""
-
-    def declare(endpoint: F) -> F:
-        router.add_api_route(path, endpoint, methods=["GET"], route_class_override=PollRoute,
-                             **options)
-        return endpoint
-
-    return declare
 
 
 async def get_create_slots(request: Request) -> anyio.CapacityLimiter:

@@ -3,16 +3,21 @@ same endpoint answers exactly as it does through FastAPI's own route machinery."
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Annotated, Any
 
+import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.testclient import TestClient
 
 from segue.api import errors
 from segue.api.ark import routes as ark
-from segue.api.deps import PrincipalDep, ServicesDep, poll
+from segue.api.deps import PrincipalDep, ServicesDep
 from segue.api.openai import routes as openai_videos
+from segue.api.polls import PollShortcut, poll
+from segue.app import create_app
 from tests.conftest import KEY, OTHER_KEY, LiveServer, ark_task
 
 LITE = "seedance-1-0-lite-i2v-250428"
@@ -77,3 +82,77 @@ def test_a_poll_route_refuses_what_it_would_not_pass_on(endpoint: Any) -> None:
     or passed unvalidated, so the route refuses to be made."""
     with pytest.raises(TypeError, match="PollRoute"):
         poll(APIRouter(), "/x/{task_id}")(endpoint)
+
+
+async def asgi_get(asgi: Any, path: str, headers: dict[str, str], **scope: Any
+                   ) -> tuple[int, dict[str, str], bytes]:
+    """One GET through an ASGI app in this process: (status, headers, body)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await asgi({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                "method": "GET", "path": path, "raw_path": path.encode(), "root_path": "",
+                "query_string": b"", "scheme": "http", "server": ("127.0.0.1", 80),
+                "client": ("127.0.0.1", 1), "state": {},
+                "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+                **scope}, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
+
+
+def test_the_shortcut_answers_polls_that_succeed_as_the_framework_does(server: LiveServer
+                                                                       ) -> None:
+    """``PollShortcut`` answers a poll with a remembered key whose task is found, exactly as
+    the same app without it answers; every other request goes on to the framework."""
+    with server.client() as http:
+        created = http.post(ark.router.prefix + ark.TASKS, json=ark_task(LITE, "a pan"))
+        task_id = created.json()["id"]
+    services = server.app.state.services
+    stored_key, _ = services.keys.create("not yet seen")
+    framework = create_app(services=services)  # the same app, less the shortcut
+    framework.user_middleware = [m for m in framework.user_middleware
+                                 if m.cls is not PollShortcut]
+    passed_on: list[str] = []
+
+    async def behind(scope: Any, receive: Any, send: Any) -> None:
+        passed_on.append(scope["path"])
+        await framework(scope, receive, send)
+
+    shortcut = PollShortcut(behind, [*ark.router.routes, *openai_videos.router.routes])
+    ark_path = ark.router.prefix + ark.TASKS + "/" + task_id
+    answered = [(ark_path, {"Authorization": f"Bearer {KEY}"}),
+                (ark_path, {"Ocp-Apim-Subscription-Key": KEY}),
+                (f"/v1/videos/{task_id}", {"Authorization": f"Bearer {KEY}"})]
+    not_answered = [(ark_path, {"Authorization": f"Bearer {stored_key}"}),  # not remembered
+                    (ark_path, {"Authorization": f"Bearer {OTHER_KEY}"}),  # another's task
+                    (ark_path + "x", {"Authorization": f"Bearer {KEY}"}),  # no such task
+                    (ark_path, {}),  # no key
+                    (ark.router.prefix + ark.TASKS, {"Authorization": f"Bearer {KEY}"})]
+
+    async def run() -> None:
+        for path, headers in answered + not_answered:
+            passed_on.clear()
+            # the app is what Starlette puts in the scope before the middleware runs
+            direct = await asgi_get(shortcut, path, headers, app=server.app)
+            solved = await asgi_get(framework, path, headers)
+            assert bool(passed_on) is ((path, headers) in not_answered), (path, headers)
+            assert direct[0] == solved[0], (path, headers, direct, solved)
+            # bodies alike but for the request id that error messages end with
+            assert (re.sub(rb"Request id: \w+", b"", direct[2])
+                    == re.sub(rb"Request id: \w+", b"", solved[2])), (path, headers)
+            assert direct[1]["content-type"] == solved[1]["content-type"]
+        passed_on.clear()  # a mounted app: the path is not the route's path
+        await asgi_get(shortcut, ark_path, answered[0][1], app=server.app, root_path="/x")
+        assert passed_on
+
+    asyncio.run(run())
+    # Answered here, a poll is still counted under its route.
+    metrics = httpx.get(server.url + "/metrics").text
+    assert ('segue_http_requests_total{method="GET",route="/api/v3/contents/generations/'
+            'tasks/{task_id}",status="200"}') in metrics

@@ -20,11 +20,11 @@ from segue.api.deps import (
     IdempotencyKey,
     PrincipalDep,
     ServicesDep,
-    poll,
     read,
     run_create,
 )
 from segue.api.openapi import AUTH, CREATE, ArkError, errors
+from segue.api.polls import poll
 from segue.domain import TaskStatus
 from segue.keys import Principal
 from segue.services import Services

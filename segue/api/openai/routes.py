@@ -18,7 +18,6 @@ from segue.api.deps import (
     IdempotencyKey,
     PrincipalDep,
     ServicesDep,
-    poll,
     read,
     run_create,
 )
@@ -31,6 +30,7 @@ from segue.api.openai.protocol import (
     Video,
     VideoList,
 )
+from segue.api.polls import poll
 from segue.domain import (
     MAX_PIXELS,
     SIDE_RANGE,

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from segue.api.ark.protocol import CreateTaskRequest, CreateTaskResponse
 from segue.api.deps import (
@@ -25,6 +24,7 @@ from segue.api.pixazo.protocol import (
     TextToVideoRequest,
     VideoResultRequest,
 )
+from segue.api.polls import TaskJSON
 from segue.domain import ImageInput, MediaInput
 from segue.keys import Principal
 from segue.services import Services
@@ -85,9 +85,9 @@ async def generate_video(
              responses=errors(PixazoError, 400, 404))
 async def get_video_result(
     body: VideoResultRequest, services: ServicesDep, principal: PrincipalDep
-) -> JSONResponse:
+) -> TaskJSON:
     # A ready response: FastAPI's serializer would take a third of the poll's time to
-    # re-check a dict that is JSON already (the GET polls are ``PollRoute``s; this one has
-    # a body, which FastAPI keeps checking).
+    # re-check a dict that is JSON already (the GET polls are served by ``api/polls.py``;
+    # this one has a body, which FastAPI keeps checking).
     row = await read(services.tasks, services.tasks.get, body.task_id, principal.key_id)
-    return JSONResponse(task_object(row, services.objects))
+    return TaskJSON(task_object(row, services.objects))
