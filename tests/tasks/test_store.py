@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -294,5 +295,40 @@ def test_the_poll_read_decodes_every_column_as_the_orm_does(store: TaskStore) ->
         for column in TaskRow.__table__.columns:
             assert getattr(read, column.name) == getattr(orm, column.name), column.name
             assert type(getattr(read, column.name)) is type(getattr(orm, column.name))
+    with store.engine.connect() as conn:  # JSON is decoded as json.loads decodes its text
+        text = conn.exec_driver_sql("SELECT CAST(request AS TEXT) FROM tasks WHERE id = "
+                                    f"'{row.id}'").scalar_one()
+    assert read.request == json.loads(text)
     with pytest.raises(NotFound):
         store.get(row.id + "x")
+
+
+def test_the_poll_read_sees_every_later_write_from_any_thread(store: TaskStore) -> None:
+    """On SQLite each reading thread keeps its connection (``RowReader``): it must still read
+    each write committed after it was opened, by another connection of this thread or of
+    another thread, never an old snapshot; and no two threads share a connection."""
+    row = store.create(task())
+    assert store.get(row.id).status == "queued"  # this thread's connection is held now
+    claimed = store.claim("w1", 60)
+    assert claimed is not None and claimed.id == row.id
+    assert store.get(row.id).status == "running"
+
+    seen: dict[str, object] = {}
+
+    def elsewhere() -> None:
+        seen["status"] = store.get(row.id).status
+        seen["conn"] = getattr(store._get._held, "conn", None)
+        assert store.heartbeat(row.id, "w1", 60, progress=40.0, eta=3.0)  # written there
+
+    other = threading.Thread(target=elsewhere)
+    other.start()
+    other.join()
+    assert seen["status"] == "running"
+    assert (store.get(row.id).progress, store.get(row.id).eta) == (40.0, 3.0)
+    assert store.finish(row.id, "w1", TaskStatus.SUCCEEDED, tokens=7) is not None
+    assert (store.get(row.id).status, store.get(row.id).tokens) == ("succeeded", 7)
+    store.delete(row.id, "k")
+    with pytest.raises(NotFound):
+        store.get(row.id)
+    if store._get._held is not None:  # SQLite: one connection per reading thread
+        assert seen["conn"] is not None and seen["conn"] is not store._get._held.conn
