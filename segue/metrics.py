@@ -77,6 +77,17 @@ class Metrics:
                                   "Tasks this process took over after their worker's lease "
                                   "lapsed (the worker died)", ["model"], registry=r)
         r.register(_TaskGauge(task_counts))
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def request_done(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP request and its latency (the children are found once per label set:
+        ``labels()`` checked and looked them up again on every request)."""
+        children = self._request_children.get((method, route, status))
+        if children is None:
+            children = self._request_children[method, route, status] = (
+                self.requests.labels(method, route, status), self.latency.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch_queue(self, stats: Callable[[], QueueStats], backlog: Callable[[], int]) -> None:
         self.registry.register(_QueueGauges(stats, backlog))
