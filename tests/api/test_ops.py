@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from pathlib import Path
 
 import httpx
 
@@ -52,3 +53,25 @@ def test_request_logs_are_json_with_the_request_id(server: LiveServer) -> None:
     entries = [json.loads(line) for line in stream.getvalue().splitlines()]
     mine = [e for e in entries if e["request_id"] == rid]
     assert mine and mine[0]["status"] == 200 and mine[0]["path"].endswith("/tasks")
+
+
+def test_a_log_line_is_one_json_object_whatever_its_fields_hold() -> None:
+    """The fixed fields, then the ``extra`` ones in name order; a value JSON has no form for
+    is written as its ``str``, and bytes that are not UTF-8 do not lose the line."""
+    formatter = JsonFormatter()
+
+    def line(**extra: object) -> dict:
+        record = logging.LogRecord("segue.test", logging.INFO, __file__, 1, "took %s", ("x",),
+                                   None)
+        record.__dict__.update(extra)
+        text = formatter.format(record)
+        assert "\n" not in text
+        return json.loads(text)  # type: ignore[no-any-return]
+
+    entry = line(status=200, path=Path("/a b"), method="GET")
+    assert list(entry) == ["ts", "level", "logger", "msg", "request_id", "method", "path",
+                           "status"]
+    assert entry["msg"] == "took x" and entry["path"] == "/a b" and entry["status"] == 200
+    assert entry["level"] == "info" and entry["request_id"] == "-"
+    assert line(raw=b"\xff\xfe")["raw"] == "b'\\xff\\xfe'"
+    assert line(thing=object())["thing"].startswith("<object object")
