@@ -21,7 +21,13 @@ measures:
 Medians over ``--rounds`` rounds go to ``benchmarks/results/load.md`` and ``load.json``
 with the date and the load average, because the machine may be shared.
 
+``--compare DIR`` serves another checkout of Segue (an earlier commit, say, from
+``git worktree add DIR COMMIT``) alongside, over a store and key of its own made by its own
+``segue keys create``; its polls run right after this checkout's in every round, so a change
+is measured against what it changed in the same run.
+
     python3 benchmarks/load.py --rounds 3 --seconds 8
+    python3 benchmarks/load.py --compare ../segue-before --out load.compare
 """
 
 from __future__ import annotations
@@ -162,8 +168,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+def start(command: list[str], port: int, env: dict[str, str],
+          cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -186,15 +193,30 @@ def create_body(urls: bool = False) -> bytes:
     return json.dumps(body).encode()
 
 
+@dataclass
+class Compared:
+    """The other checkout's server (``--compare``): its port, key header and task ids."""
+
+    port: int
+    headers: dict[str, str]
+    tasks: list[str]
+    commit: str
+
+
 async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
                     httptools_port: int, headers: dict[str, str],
-                    tasks: dict[str, list[str]]) -> dict[str, dict]:
+                    tasks: dict[str, list[str]], compared: Compared | None) -> dict[str, dict]:
     polls = [("GET", f"{TASKS}/{i}", b"") for i in tasks["http"]]
     heavy = [("GET", f"{TASKS}/{i}", b"") for i in tasks["data"]]
-    # The two phases whose ratio is the result run back to back: the machine may be shared,
+    # The phases whose ratios are the results run back to back: the machine may be shared,
     # and its speed drifts over seconds.
     bare = await drive(bare_port, {}, args.clients, args.seconds, [("GET", "/ping", b"")])
     full = await drive(segue_port, headers, args.clients, args.seconds, polls)
+    extra = {}
+    if compared is not None:
+        extra["polls_compared"] = (await drive(
+            compared.port, compared.headers, args.clients, args.seconds,
+            [("GET", f"{TASKS}/{i}", b"") for i in compared.tasks])).summary()
     httptools = await drive(httptools_port, {}, args.clients, args.seconds,
                             [("GET", "/ping", b"")])
     half_rate = full.summary()["rps"] / 2
@@ -208,7 +230,8 @@ async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
             "polls": full.summary(),
             "polls_half_load": {**half.summary(), "target_rps": round(half_rate, 1)},
             "polls_of_data_url_tasks": data_tasks.summary(),
-            "creates_data_urls": creates.summary(), "creates_http_urls": by_url.summary()}
+            "creates_data_urls": creates.summary(), "creates_http_urls": by_url.summary(),
+            **extra}
 
 
 def median_of(rounds: list[dict[str, dict]]) -> dict[str, dict]:
@@ -216,9 +239,10 @@ def median_of(rounds: list[dict[str, dict]]) -> dict[str, dict]:
     for phase in rounds[0]:
         out[phase] = {k: round(statistics.median(r[phase][k] for r in rounds), 2)
                       for k in rounds[0][phase]}
-    for bare in ("bare", "bare_httptools"):
-        out["polls"][f"ratio_to_{bare}"] = round(statistics.median(
-            r["polls"]["rps"] / r[bare]["rps"] for r in rounds), 3)
+    for other in ("bare", "bare_httptools", "polls_compared"):
+        if other in rounds[0]:
+            out["polls"][f"ratio_to_{other}"] = round(statistics.median(
+                r["polls"]["rps"] / r[other]["rps"] for r in rounds), 3)
     return out
 
 
@@ -249,6 +273,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--create-clients", type=int, default=16)
     parser.add_argument("--out", default="load")
+    parser.add_argument("--compare", type=Path, metavar="DIR",
+                        help="another Segue checkout whose polls to measure alongside")
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)  # serve the bare app
     args = parser.parse_args()
     if args.bare:
@@ -271,16 +297,36 @@ def main() -> None:
                "--log-level", "warning"], httptools_port, env),
     ]
     try:
+        compared = serve_compared(args.compare.resolve(), servers) if args.compare else None
         tasks = {"http": asyncio.run(seed_tasks(segue_port, headers, 64, urls=True)),
                  "data": asyncio.run(seed_tasks(segue_port, headers, 64))}
         rounds = [asyncio.run(one_round(args, segue_port, bare_port, httptools_port,
-                                        headers, tasks)) for _ in range(args.rounds)]
+                                        headers, tasks, compared))
+                  for _ in range(args.rounds)]
         costs = asyncio.run(app_costs(key, tasks["http"][0]))
     finally:
         for proc in servers:
             proc.terminate()
             proc.wait(30)
-    record(args, rounds, costs)
+    record(args, rounds, costs, compared)
+
+
+def serve_compared(root: Path, servers: list[subprocess.Popen[bytes]]) -> Compared:
+    """``segue serve`` from another checkout, with a key its own ``segue keys`` made."""
+    env = {**os.environ, "PYTHONPATH": str(root),
+           "SEGUE_DATA_DIR": tempfile.mkdtemp(prefix="segue-load-compared-"),
+           "SEGUE_MAX_QUEUED": "1000000", "SEGUE_RATE_LIMIT_LITE": "1000000",
+           "SEGUE_RATE_LIMIT_PRO": "1000000"}
+    made = subprocess.run([sys.executable, "-m", "segue", "keys", "create", "--name", "load"],
+                          cwd=root, env=env, capture_output=True, text=True, check=True)
+    headers = {"Authorization": f"Bearer {made.stdout.split()[-1]}"}
+    port = free_port()
+    servers.append(start([sys.executable, "-m", "segue", "serve", "--port", str(port),
+                          "--workers", "0"], port, env, cwd=root))
+    commit = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h %s"],
+                            capture_output=True, text=True).stdout.strip() or str(root)
+    return Compared(port, headers, asyncio.run(seed_tasks(port, headers, 64, urls=True)),
+                    commit)
 
 
 async def app_costs(key: str, task_id: str, calls: int = 3000) -> dict[str, float]:
@@ -328,13 +374,13 @@ async def app_costs(key: str, task_id: str, calls: int = 3000) -> dict[str, floa
 
 
 def record(args: argparse.Namespace, rounds: list[dict[str, dict]],
-           costs: dict[str, float]) -> None:
+           costs: dict[str, float], compared: Compared | None) -> None:
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(), "clients": args.clients, "create_clients": args.create_clients,
         "seconds_per_phase": args.seconds, "rounds": rounds, "median": median_of(rounds),
-        "app_costs_us": costs,
+        "app_costs_us": costs, "compared": compared.commit if compared else None,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -362,6 +408,12 @@ def markdown(result: dict) -> str:
         "`bare_httptools` the same app on uvicorn's default parser.", "",
         f"Polls / bare endpoint (same run): **{m['polls']['ratio_to_bare']}x** on the same "
         f"server set-up, {m['polls']['ratio_to_bare_httptools']}x against httptools.", "",
+        "Per round: " + ", ".join(
+            f"{r['polls']['rps'] / r['bare']['rps']:.3f}" for r in result["rounds"])
+        + " (polls / bare endpoint).", "",
+        *([f"Polls / polls of the compared checkout (`{result['compared']}`, same run, "
+           f"right after): **{m['polls']['ratio_to_polls_compared']}x**.", ""]
+          if result["compared"] else []),
         f"Inside the app, without a server (µs per request, in this process): bare endpoint "
         f"{costs['bare_us']}, poll {costs['poll_us']} (without the access log: "
         f"{costs.get('poll_quiet_us', '-')}).", "",

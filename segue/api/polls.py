@@ -46,9 +46,8 @@ class TaskJSON(JSONResponse):
 class PollRoute(APIRoute):
     """A GET route whose endpoint is called directly (by its handler and by the shortcut).
 
-    FastAPI's dependency solver and response serializer were 40 % of a poll: in the app,
-    248 µs a poll through them, 151 µs through this route (same run, no access log;
-    ``benchmarks/README.md``).
+    FastAPI's dependency solver and response serializer were 40 % of a poll in the app
+    (``benchmarks/README.md``).
 
     The endpoint may take only path parameters (strings), ``services`` and ``principal``
     (``ServicesDep``, ``PrincipalDep``), which is checked when the route is made. It is
@@ -99,10 +98,11 @@ class PollShortcut:
 
     Past this point a request goes through Starlette's exception middleware, FastAPI's
     exit-stack middleware, the routers' matching (nested since FastAPI 0.165: a poll was
-    matched against six routes) and a ``Request``; for a poll that was a third of its cost.
-    Here the poll routes' own path patterns are matched against the path, the key is looked
-    up among the keys the store remembers (``KeyStore.remembered``: no query), and the
-    route's endpoint is called as its handler calls it. A poll this cannot answer whole (no
+    matched against six routes) and a ``Request``: about a quarter of a poll's cost in the
+    app (``benchmarks/README.md``). Here the poll routes' own path patterns are matched
+    against the path, the key is looked up among the keys the store remembers
+    (``KeyStore.remembered``: no query), and the route's endpoint is called as its handler
+    calls it. A poll this cannot answer whole (no
     key, a key not remembered, an error from the endpoint, a mounted app) goes on to the
     framework untouched, so every error is rendered in one place.
 
