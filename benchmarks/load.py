@@ -23,8 +23,9 @@ with the date and the load average, because the machine may be shared.
 
 ``--compare DIR`` serves another checkout of Segue (an earlier commit, say, from
 ``git worktree add DIR COMMIT``) alongside, over a store and key of its own made by its own
-``segue keys create``; its polls run right after this checkout's in every round, so a change
-is measured against what it changed in the same run.
+``segue keys create``; its polls run right after this checkout's, and its data-URL creates
+after this checkout's creates, in every round, so a change is measured against what it
+changed in the same run.
 
     python3 benchmarks/load.py --rounds 3 --seconds 8
     python3 benchmarks/load.py --compare ../segue-before --out load.compare
@@ -226,6 +227,10 @@ async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
                           [("POST", TASKS, create_body())])
     by_url = await drive(segue_port, headers, args.create_clients, args.seconds,
                          [("POST", TASKS, create_body(urls=True))])
+    if compared is not None:
+        extra["creates_data_urls_compared"] = (await drive(
+            compared.port, compared.headers, args.create_clients, args.seconds,
+            [("POST", TASKS, create_body())])).summary()
     return {"bare": bare.summary(), "bare_httptools": httptools.summary(),
             "polls": full.summary(),
             "polls_half_load": {**half.summary(), "target_rps": round(half_rate, 1)},
