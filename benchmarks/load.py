@@ -8,15 +8,17 @@ next to the servers). The bare app runs twice: on Segue's own server set-up
 that offer an h2c upgrade) and on uvicorn's default (httptools), for scale. Each round
 measures:
 
-1. the bare endpoint's throughput with ``--clients`` closed-loop clients (both set-ups);
-2. polls (``GET /api/v3/contents/generations/tasks/{id}``) the same way, and their ratio,
-   of tasks created with http image URLs;
-3. polls at half the rate of step 2, paced (open loop), for p50/p99 latency;
-3b. polls of tasks created with data URLs (their stored request holds the images);
-4. creates (Ark, first + last frame as 640x360 PNG data URLs, 0.9 MB of JSON, decoded and
-   checked in the request) with ``--create-clients`` clients;
-5. the same creates with http image URLs, as in the seed document's examples (fetched
-   later by the worker, so the request only parses and stores).
+1. the bare endpoint's throughput on Segue's server set-up with ``--clients`` closed-loop
+   clients, then at once
+2. polls (``GET /api/v3/contents/generations/tasks/{id}``) the same way, of tasks created
+   with http image URLs, and their ratio to step 1;
+3. the bare endpoint on httptools;
+4. polls at half the rate of step 2, paced (open loop), for p50/p99 latency;
+5. polls of tasks created with data URLs (their images are stored apart, in ``task_inputs``);
+6. creates with http image URLs, as in the seed document's examples (fetched later by the
+   worker, so the request only parses and stores), with ``--create-clients`` clients;
+7. the same creates with first + last frame as 640x360 PNG data URLs (0.9 MB of JSON,
+   decoded and checked in the request).
 
 Medians over ``--rounds`` rounds go to ``benchmarks/results/load.md`` and ``load.json``
 with the date and the load average, because the machine may be shared.
@@ -223,10 +225,10 @@ async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
     half_rate = full.summary()["rps"] / 2
     half = await drive(segue_port, headers, args.clients, args.seconds, polls, rate=half_rate)
     data_tasks = await drive(segue_port, headers, args.clients, args.seconds, heavy)
-    creates = await drive(segue_port, headers, args.create_clients, args.seconds,
-                          [("POST", TASKS, create_body())])
     by_url = await drive(segue_port, headers, args.create_clients, args.seconds,
                          [("POST", TASKS, create_body(urls=True))])
+    creates = await drive(segue_port, headers, args.create_clients, args.seconds,
+                          [("POST", TASKS, create_body())])
     if compared is not None:
         extra["creates_data_urls_compared"] = (await drive(
             compared.port, compared.headers, args.create_clients, args.seconds,
