@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.create_slots = anyio.CapacityLimiter(settings.create_concurrency)
     app.add_middleware(PollShortcut, routes=[*ark.router.routes, *openai_videos.router.routes])
-    app.add_middleware(RequestContext)  # outermost: it sees every request, polls included
+    app.add_middleware(RequestContext)  # added last, runs first: polls answered inside it
     errors.install(app)
     openapi.install(app)
     app.include_router(ark.router)

@@ -45,8 +45,8 @@ def configure(level: str = "info") -> None:
     """JSON lines on stderr at ``level`` (``SEGUE_LOG_LEVEL``), uvicorn's own logs included.
 
     A record no longer looks up its thread, process and caller's source line: the lines do
-    not show them, and they were a third of the cost of the access log's line per request
-    (the optimizations the logging HOWTO lists).
+    not show them, and they were a fifth of the cost of the access log's line per request
+    (24 → 19 µs in a loop; the optimizations the logging HOWTO lists).
     """
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging._srcfile = None  # type: ignore[attr-defined]  # the HOWTO's switch for findCaller

@@ -102,9 +102,9 @@ class PollShortcut:
     app (``benchmarks/README.md``). Here the poll routes' own path patterns are matched
     against the path, the key is looked up among the keys the store remembers
     (``KeyStore.remembered``: no query), and the route's endpoint is called as its handler
-    calls it. A poll this cannot answer whole (no
-    key, a key not remembered, an error from the endpoint, a mounted app) goes on to the
-    framework untouched, so every error is rendered in one place.
+    calls it. A poll this cannot answer whole (no key, a key not remembered, an error from
+    the endpoint, a mounted app) goes on to the framework untouched, so every error is
+    rendered in one place.
 
     Sits inside ``RequestContext``: request id, body limit, metrics and the access log are
     the same for a poll answered here. ``routes`` are the routes of routers included without

@@ -41,8 +41,8 @@ def _to_json(value: Any) -> str:
 
 
 # JSON columns are written and read with pydantic's encoder and parser rather than the
-# standard library's: a fifth of the time on a create's megabyte of data-URL images, a third
-# on a poll's stored request.
+# standard library's: a create's 0.86 MB of data-URL images is encoded in 0.9 ms instead of
+# 3.7, a poll's stored request decoded in 3.6 µs instead of 9.4.
 JSON_CODEC: dict[str, Any] = {"json_serializer": _to_json,
                               "json_deserializer": pydantic_core.from_json}
 
@@ -185,11 +185,11 @@ class RowReader:
     Rows are named tuples with the selected columns' names.
 
     On SQLite each thread that reads keeps a connection of its own for this statement
-    (taken out of the pool once): a check-out and check-in cost twice what the read does
-    (45 µs against 20 in the same run). The threads that read are few (the event loop, the
-    API's thread pool, the workers), and a SQLite connection is a file handle. A database
-    server's connections are too dear to hold one per thread, so there they come from the
-    pool each time.
+    (taken out of the pool once): a check-out and check-in cost more than the read does
+    (43-52 µs a read through the pool against 12-22 held, in the same loop). The threads
+    that read are few (the event loop, the API's thread pool, the workers), and a SQLite
+    connection is a file handle. A database server's connections are too dear to hold one
+    per thread, so there they come from the pool each time.
     """
 
     def __init__(self, engine: Engine, statement: Select[Any]) -> None:
@@ -216,7 +216,7 @@ class RowReader:
             held = getattr(self._held, "conn", None)
             if held is None:
                 held = self._held.conn = self._engine.raw_connection()
-                held.detach()  # this thread's own from now on; closed with the thread
+                held.detach()  # this thread's own now, closed once the thread is gone
             values = self._fetch(held, args)
         if values is None:
             return None
