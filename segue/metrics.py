@@ -57,6 +57,9 @@ class _QueueGauges(Collector):
         yield from (depth, age, running, backlog)
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class Metrics:
     def __init__(self, task_counts: Callable[[], dict[str, int]]) -> None:
         self.registry = CollectorRegistry()
@@ -81,7 +84,13 @@ class Metrics:
 
     def request_done(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one HTTP request and its latency (the children are found once per label set:
-        ``labels()`` checked and looked them up again on every request)."""
+        ``labels()`` checked and looked them up again on every request).
+
+        A method outside HTTP's usual ones is counted as ``OTHER``: a client may send any
+        token as its method, and each would otherwise add series to every scrape for good.
+        """
+        if method not in HTTP_METHODS:
+            method = "OTHER"
         children = self._request_children.get((method, route, status))
         if children is None:
             children = self._request_children[method, route, status] = (

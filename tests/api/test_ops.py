@@ -38,6 +38,16 @@ def test_metrics_count_requests_and_tasks(server: LiveServer) -> None:
     assert 'segue_render_seconds_count{engine="blend"} 1.0' in text
 
 
+def test_made_up_methods_share_one_series(server: LiveServer) -> None:
+    """Any token is a method to HTTP: each new one must not add series to every scrape."""
+    with server.client() as c:
+        for method in ("BREW", "WHEN", "PROPFIND-X"):
+            assert c.request(method, TASKS).status_code in (404, 405)
+    text = httpx.get(server.url + "/metrics").text
+    assert "BREW" not in text and "WHEN" not in text
+    assert 'segue_http_requests_total{method="OTHER",' in text
+
+
 def test_request_logs_are_json_with_the_request_id(server: LiveServer) -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
