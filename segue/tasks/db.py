@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, Select, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "segue_read_only"  # execution option of SqlStore._read's connections
@@ -175,6 +176,22 @@ class SqlStore:
         return self.engine.dialect.name == "sqlite"
 
 
+class _Held:
+    """A connection taken out of the pool for good by the thread that holds this.
+
+    Closed as soon as the thread ends (its ``threading.local`` is cleared then): left to the
+    garbage collector, the connections of the API thread pool's idle threads, which end after
+    a few seconds, would keep their files open until a full collection.
+    """
+
+    def __init__(self, connection: PoolProxiedConnection) -> None:
+        connection.detach()
+        self.connection = connection
+
+    def __del__(self) -> None:
+        self.connection.close()
+
+
 class RowReader:
     """One read statement run on the driver's cursor: for the hottest read, a poll.
 
@@ -189,7 +206,8 @@ class RowReader:
     (43-52 µs a read through the pool against 12-22 held, in the same loop). The threads
     that read are few (the event loop, the API's thread pool, the workers), and a SQLite
     connection is a file handle. A database server's connections are too dear to hold one
-    per thread, so there they come from the pool each time.
+    per thread, so there they come from the pool each time. (As with the pool, a process
+    that forks must not read through its parent's readers; Segue never forks.)
     """
 
     def __init__(self, engine: Engine, statement: Select[Any]) -> None:
@@ -213,11 +231,11 @@ class RowReader:
             finally:
                 pooled.close()
         else:
-            held = getattr(self._held, "conn", None)
+            held = getattr(self._held, "connection", None)
             if held is None:
-                held = self._held.conn = self._engine.raw_connection()
-                held.detach()  # this thread's own now, closed once the thread is gone
-            values = self._fetch(held, args)
+                held = _Held(self._engine.raw_connection())
+                self._held.connection = held
+            values = self._fetch(held.connection, args)
         if values is None:
             return None
         if self._decoders:

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -317,7 +318,7 @@ def test_the_poll_read_sees_every_later_write_from_any_thread(store: TaskStore) 
 
     def elsewhere() -> None:
         seen["status"] = store.get(row.id).status
-        seen["conn"] = getattr(store._get._held, "conn", None)
+        seen["conn"] = getattr(store._get._held, "connection", None)
         assert store.heartbeat(row.id, "w1", 60, progress=40.0, eta=3.0)  # written there
 
     other = threading.Thread(target=elsewhere)
@@ -331,4 +332,32 @@ def test_the_poll_read_sees_every_later_write_from_any_thread(store: TaskStore) 
     with pytest.raises(NotFound):
         store.get(row.id)
     if store._get._held is not None:  # SQLite: one connection per reading thread
-        assert seen["conn"] is not None and seen["conn"] is not store._get._held.conn
+        assert seen["conn"] is not None and seen["conn"] is not store._get._held.connection
+
+
+def test_a_thread_that_ended_leaves_no_connection_open(store: TaskStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The API thread pool's idle threads end after a few seconds: the connections they held
+    for polls are closed with them, not whenever the garbage collector gets to them."""
+    if store._get._held is None:
+        pytest.skip("connections are held per thread on SQLite only")
+    row = store.create(task())
+    folder = Path(store.engine.url.database or "").resolve().parent
+
+    def open_files() -> int:
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if _resolves_under(fd, folder))
+
+    before = open_files()
+    threads = [threading.Thread(target=store.get, args=(row.id,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert open_files() <= before  # (a thread may have taken the pool's idle connection)
+
+
+def _resolves_under(link: Path, folder: Path) -> bool:
+    try:
+        return link.resolve().is_relative_to(folder)
+    except OSError:  # closed since it was listed
+        return False
