@@ -11,7 +11,10 @@ measures:
 1. the bare endpoint's throughput on Segue's server set-up with ``--clients`` closed-loop
    clients, then at once
 2. polls (``GET /api/v3/contents/generations/tasks/{id}``) the same way, of tasks created
-   with http image URLs, and their ratio to step 1;
+   with http image URLs, and their ratio to step 1 (the result: the minimal client makes the
+   server the bottleneck);
+2b. steps 1 and 2 again through ``httpx.AsyncClient``, a client as most callers have, which
+   costs about as much per request as the server (for comparison with such measurements);
 3. the bare endpoint on httptools;
 4. polls at half the rate of step 2, paced (open loop), for p50/p99 latency;
 5. polls of tasks created with data URLs (their images are stored apart, in ``task_inputs``);
@@ -162,6 +165,34 @@ async def drive(port: int, headers: dict[str, str], clients: int, seconds: float
     return phase
 
 
+async def drive_httpx(port: int, headers: dict[str, str], clients: int, seconds: float,
+                      requests: list[tuple[str, str, bytes]]) -> Phase:
+    """``drive``'s closed loop through ``httpx.AsyncClient``, the HTTP client of the OpenAI
+    SDK and of most Python callers: a client that costs about as much per request as the
+    server does, so the client shares the bottleneck (as in the issue's own measurement)."""
+    import httpx
+
+    phase = Phase()
+    start = time.perf_counter()
+    stop = start + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                                 limits=limits, timeout=60) as http:
+
+        async def client(index: int) -> None:
+            n = 0
+            while (sent := time.perf_counter()) < stop:
+                method, path, body = requests[(n * clients + index) % len(requests)]
+                n += 1
+                response = await http.request(method, path, content=body or None)
+                phase.latencies.append(time.perf_counter() - sent)
+                phase.errors += response.status_code != 200
+
+        await asyncio.gather(*(client(i) for i in range(clients)))
+    phase.elapsed = time.perf_counter() - start
+    return phase
+
+
 # --- servers ------------------------------------------------------------------------------
 
 
@@ -220,6 +251,10 @@ async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
         extra["polls_compared"] = (await drive(
             compared.port, compared.headers, args.clients, args.seconds,
             [("GET", f"{TASKS}/{i}", b"") for i in compared.tasks])).summary()
+    extra["bare_httpx"] = (await drive_httpx(
+        bare_port, {}, args.clients, args.seconds, [("GET", "/ping", b"")])).summary()
+    extra["polls_httpx"] = (await drive_httpx(
+        segue_port, headers, args.clients, args.seconds, polls)).summary()
     httptools = await drive(httptools_port, {}, args.clients, args.seconds,
                             [("GET", "/ping", b"")])
     half_rate = full.summary()["rps"] / 2
@@ -250,6 +285,8 @@ def median_of(rounds: list[dict[str, dict]]) -> dict[str, dict]:
         if other in rounds[0]:
             out["polls"][f"ratio_to_{other}"] = round(statistics.median(
                 r["polls"]["rps"] / r[other]["rps"] for r in rounds), 3)
+    out["polls_httpx"]["ratio_to_bare_httpx"] = round(statistics.median(
+        r["polls_httpx"]["rps"] / r["bare_httpx"]["rps"] for r in rounds), 3)
     return out
 
 
@@ -415,6 +452,9 @@ def markdown(result: dict) -> str:
         "`bare_httptools` the same app on uvicorn's default parser.", "",
         f"Polls / bare endpoint (same run): **{m['polls']['ratio_to_bare']}x** on the same "
         f"server set-up, {m['polls']['ratio_to_bare_httptools']}x against httptools.", "",
+        f"With httpx clients (`bare_httpx`, `polls_httpx`: the client costs as much as the "
+        f"server, as in the issue's measurement): **{m['polls_httpx']['ratio_to_bare_httpx']}x**"
+        ".", "",
         "Per round: " + ", ".join(
             f"{r['polls']['rps'] / r['bare']['rps']:.3f}" for r in result["rounds"])
         + " (polls / bare endpoint).", "",
