@@ -9,10 +9,10 @@ that offer an h2c upgrade) and on uvicorn's default (httptools), for scale. Each
 measures:
 
 1. the bare endpoint's throughput on Segue's server set-up with ``--clients`` closed-loop
-   clients, then at once
-2. polls (``GET /api/v3/contents/generations/tasks/{id}``) the same way, of tasks created
-   with http image URLs, and their ratio to step 1 (the result: the minimal client makes the
-   server the bottleneck);
+   clients;
+2. right after, polls (``GET /api/v3/contents/generations/tasks/{id}``) the same way, of
+   tasks created with http image URLs, and their ratio to step 1 (the result: the minimal
+   client makes the server the bottleneck);
 2b. steps 1 and 2 again through ``httpx.AsyncClient``, a client as most callers have, which
    costs about as much per request as the server (for comparison with such measurements);
 3. the bare endpoint on httptools;
@@ -169,7 +169,7 @@ async def drive_httpx(port: int, headers: dict[str, str], clients: int, seconds:
                       requests: list[tuple[str, str, bytes]]) -> Phase:
     """``drive``'s closed loop through ``httpx.AsyncClient``, the HTTP client of the OpenAI
     SDK and of most Python callers: a client that costs about as much per request as the
-    server does, so the client shares the bottleneck (as in the issue's own measurement)."""
+    server does, so the client shares the bottleneck, as in measurements made with them."""
     import httpx
 
     phase = Phase()
@@ -453,8 +453,8 @@ def markdown(result: dict) -> str:
         f"Polls / bare endpoint (same run): **{m['polls']['ratio_to_bare']}x** on the same "
         f"server set-up, {m['polls']['ratio_to_bare_httptools']}x against httptools.", "",
         f"With httpx clients (`bare_httpx`, `polls_httpx`: the client costs as much as the "
-        f"server, as in the issue's measurement): **{m['polls_httpx']['ratio_to_bare_httpx']}x**"
-        ".", "",
+        f"server and shares the bottleneck): **{m['polls_httpx']['ratio_to_bare_httpx']}x**.",
+        "",
         "Per round: " + ", ".join(
             f"{r['polls']['rps'] / r['bare']['rps']:.3f}" for r in result["rounds"])
         + " (polls / bare endpoint).", "",
