@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import namedtuple
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +180,8 @@ class _Held:
     """A connection taken out of the pool for good by the thread that holds this.
 
     Closed as soon as the thread ends (its ``threading.local`` is cleared then): left to the
-    garbage collector, the connections of the API thread pool's idle threads, which end after
-    a few seconds, would keep their files open until a full collection.
+    garbage collector, the connections of the API thread pool's threads, which end after ten
+    idle seconds, would keep their files open until a full collection.
     """
 
     def __init__(self, connection: PoolProxiedConnection) -> None:
@@ -189,7 +189,8 @@ class _Held:
         self.connection = connection
 
     def __del__(self) -> None:
-        self.connection.close()
+        with suppress(Exception):  # at interpreter exit, say: the file closes with the process
+            self.connection.close()
 
 
 class RowReader:
