@@ -48,8 +48,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -127,17 +129,19 @@ class Phase:
 
 async def drive(port: int, headers: dict[str, str], clients: int, seconds: float,
                 requests: list[tuple[str, str, bytes]], rate: float | None = None,
-                keep: bool = False, once: bool = False) -> Phase:
+                keep: bool = False, once: bool = False,
+                connect: Callable[[], Connection | HttpxRequests] | None = None) -> Phase:
     """``clients`` connections for ``seconds``: as fast as answered, or paced at ``rate``/s.
 
-    ``once`` sends each of ``requests`` once and stops.
+    ``once`` sends each of ``requests`` once and stops. ``connect`` makes each client's
+    connection (default: this module's minimal ``Connection``).
     """
     phase = Phase()
     start = time.perf_counter()
     stop = start + seconds
 
     async def client(index: int) -> None:
-        conn = Connection(port, headers)
+        conn = connect() if connect is not None else Connection(port, headers)
         n = 0
         try:
             while True:
@@ -165,6 +169,20 @@ async def drive(port: int, headers: dict[str, str], clients: int, seconds: float
     return phase
 
 
+class HttpxRequests:
+    """``Connection``'s interface over a shared ``httpx.AsyncClient``."""
+
+    def __init__(self, http: Any) -> None:
+        self.http = http
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        response = await self.http.request(method, path, content=body or None)
+        return response.status_code, response.content
+
+    def close(self) -> None:
+        pass  # the client is closed by the one who made it
+
+
 async def drive_httpx(port: int, headers: dict[str, str], clients: int, seconds: float,
                       requests: list[tuple[str, str, bytes]]) -> Phase:
     """``drive``'s closed loop through ``httpx.AsyncClient``, the HTTP client of the OpenAI
@@ -172,25 +190,11 @@ async def drive_httpx(port: int, headers: dict[str, str], clients: int, seconds:
     server does, so the client shares the bottleneck, as in measurements made with them."""
     import httpx
 
-    phase = Phase()
-    start = time.perf_counter()
-    stop = start + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers,
                                  limits=limits, timeout=60) as http:
-
-        async def client(index: int) -> None:
-            n = 0
-            while (sent := time.perf_counter()) < stop:
-                method, path, body = requests[(n * clients + index) % len(requests)]
-                n += 1
-                response = await http.request(method, path, content=body or None)
-                phase.latencies.append(time.perf_counter() - sent)
-                phase.errors += response.status_code != 200
-
-        await asyncio.gather(*(client(i) for i in range(clients)))
-    phase.elapsed = time.perf_counter() - start
-    return phase
+        return await drive(port, headers, clients, seconds, requests,
+                           connect=lambda: HttpxRequests(http))
 
 
 # --- servers ------------------------------------------------------------------------------
