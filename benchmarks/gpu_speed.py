@@ -16,17 +16,19 @@ Rows are appended as they are measured, so a run cut short keeps what it measure
 configuration starts after ``--time-limit`` seconds.
 
 Each configuration renders once to warm up (and compile), then ``--runs`` times measured;
-the table shows the last run: text encode, VAE encode, denoise, VAE decode, H.264 encode,
-end to end, and peak GPU memory.
+the table shows the median of the measured runs (how many in its ``runs`` column): text
+encode, VAE encode, denoise, VAE decode, H.264 encode, end to end, and peak GPU memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +91,9 @@ COLUMNS = ("text_encode", "image_encode", "vae_encode", "denoise", "vae_decode",
            "h264_encode", "total", "peak_gib")
 
 
-def row(model: str, size: str, frames: int, steps: int, r: dict[str, float]) -> str:
+def row(model: str, size: str, frames: int, steps: int, r: dict[str, float], runs: int) -> str:
     cells = [f"{r.get(c, 0.0):.2f}" for c in COLUMNS]
-    return f"| {model} | {size} | {frames} | {steps} | " + " | ".join(cells) + " |"
+    return f"| {model} | {size} | {frames} | {steps} | {runs} | " + " | ".join(cells) + " |"
 
 
 def header(device: str) -> str:
@@ -102,34 +104,38 @@ def header(device: str) -> str:
     return (
         f"\nDevice: {device}; torch {torch.__version__}, diffusers {diffusers.__version__}, "
         f"Python {platform.python_version()}. Random weights from the published configs.\n\n"
-        f"| model | size | frames | steps | {cols} |\n|" + "---|" * (4 + len(COLUMNS))
+        f"| model | size | frames | steps | runs | {cols} |\n|" + "---|" * (5 + len(COLUMNS))
     )
 
 
 # The whole measurement of docs/gpu.md in one call (``--plan all``), most wanted first, so
 # that a short lease that runs out still records the rows that matter most (the 720p
-# targets). Each item: model, resolutions, compile.
-PLAN: list[tuple[str, tuple[str, ...], bool]] = [
-    ("ltx-2b-distilled", ("720p",), False),
-    ("ltx-2b-distilled", ("720p",), True),
-    ("ltx2-distilled", ("720p",), False),
-    ("ltx-2b-distilled", ("480p", "1080p"), False),
-    ("ltx2-distilled", ("480p", "1080p"), False),
-    ("ltx2-distilled", ("720p",), True),
-    ("wan2.2-i2v-a14b", ("720p",), False),
-    ("wan2.1-flf2v-14b", ("720p",), False),
-    ("ltx2-full", ("720p",), False),
-    ("wan2.2-i2v-a14b", ("480p",), False),
+# targets). Each item: model, resolutions, compile, steps (None: the model's own). The
+# 14B Wan models take minutes per 720p step, so their two-step rows come first and give
+# the seconds per step that a short lease can hold; the 40-step rows need a long one.
+PLAN: list[tuple[str, tuple[str, ...], bool, int | None]] = [
+    ("ltx-2b-distilled", ("720p",), False, None),
+    ("ltx2-distilled", ("720p",), False, None),
+    ("ltx-2b-distilled", ("480p", "1080p"), False, None),
+    ("ltx-2b-distilled", ("720p",), True, None),
+    ("ltx-13b-distilled", ("720p", "1080p"), False, None),
+    ("ltx2-distilled", ("480p", "1080p"), False, None),
+    ("wan2.2-i2v-a14b", ("480p", "720p"), False, 2),
+    ("wan2.1-flf2v-14b", ("480p",), False, 2),
+    ("ltx2-distilled", ("720p",), True, None),
+    ("ltx2-full", ("720p",), False, None),
+    ("wan2.2-i2v-a14b", ("720p",), False, None),
+    ("wan2.1-flf2v-14b", ("720p",), False, None),
 ]
 
 
-def planned(args: argparse.Namespace) -> list[tuple[str, tuple[str, ...], bool]]:
+def planned(args: argparse.Namespace) -> list[tuple[str, tuple[str, ...], bool, int | None]]:
     if args.tiny:
-        return [(name, ("tiny",), False) for name in TINY]
+        return [(name, ("tiny",), False, None) for name in TINY]
     if args.plan == "all":
         return PLAN
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
-    return [(m, tuple(args.resolutions), c) for m in args.models for c in compiles]
+    return [(m, tuple(args.resolutions), c, args.steps) for m in args.models for c in compiles]
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, float]]:
@@ -141,27 +147,30 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({platform.processor()})"
     emit(args.out, header(name))
     results: list[dict[str, float]] = []
-    for model, resolutions, compiled in planned(args):
+    for model, resolutions, compiled, steps in planned(args):
         if time.monotonic() > deadline:
             emit(args.out, f"\nStopped at the time limit ({args.time_limit:.0f} s) before "
                            f"{model} {'/'.join(resolutions)}{' compiled' if compiled else ''}.")
             break
         try:
-            results += measure(args, model, resolutions, compiled, device, deadline)
+            results += measure(args, model, resolutions, compiled, steps, device, deadline)
         except Exception as exc:  # one model failing (e.g. out of memory) must not end the run
+            traceback.print_exc()
             emit(args.out, f"| {model} | {'/'.join(resolutions)} | failed: "
                            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]} |")
+        gc.collect()  # the last model's weights go before the next one is built
         if device == "cuda":
             torch.cuda.empty_cache()
     return results
 
 
 def measure(args: argparse.Namespace, model: str, resolutions: tuple[str, ...],
-            compiled: bool, device: str, deadline: float) -> list[dict[str, float]]:
+            compiled: bool, steps: int | None, device: str,
+            deadline: float) -> list[dict[str, float]]:
     spec = TINY[model] if args.tiny else MODELS[model]
     engine = DiffusionEngine(
         family=spec["family"], model=args.weights or model, variant=spec["variant"],
-        steps=2 if args.tiny else args.steps, device=device, compile=compiled,
+        steps=2 if args.tiny else steps, device=device, compile=compiled,
         attention_backend=args.attention, step_cache=args.step_cache,
         cpu_offload=args.cpu_offload, call_options=spec.get("call_options"),
     )
@@ -171,19 +180,25 @@ def measure(args: argparse.Namespace, model: str, resolutions: tuple[str, ...],
         engine.use_pipeline(build_pipeline(spec, args.tiny, device), device)
     results = []
     for label in resolutions:
+        if results and time.monotonic() > deadline:
+            emit(args.out, f"\nStopped at the time limit before {model} {label}.")
+            break
         width, height = (64, 64) if args.tiny else SIZES[label]["16:9"]
         frames = 9 if args.tiny else frames_for(args.duration)
         first, last = keyframes(width, height)
         job = RenderJob(prompt="a cat walks on the beach at sunset", mode=Mode.FIRST_LAST,
                         width=width, height=height, frames=frames, seed=0,
                         first=first, last=last, generate_audio=engine.makes_audio)
-        for run in range(1 + args.runs):  # the first run warms up (and compiles)
-            result = timed_render(engine, job)
-            if time.monotonic() > deadline and run >= 1:
+        timed_render(engine, job)  # warms up (and compiles)
+        runs = []
+        for _ in range(args.runs):
+            runs.append(timed_render(engine, job))
+            if time.monotonic() > deadline:
                 break
+        result = {key: float(np.median([r[key] for r in runs])) for key in runs[0]}
         name = f"{model}{' (compiled)' if compiled else ''}"
         emit(args.out, row(name, f"{label} {width}x{height}", frames,
-                           len(engine.timer.steps), result))
+                           len(engine.timer.steps), result, len(runs)))
         results.append(dict(result, model=model, width=width, height=height))
     return results
 
