@@ -17,6 +17,7 @@ serializes responses with, five times faster than ``json.dumps`` on a task objec
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
@@ -43,6 +44,44 @@ class TaskJSON(JSONResponse):
         return pydantic_core.to_json(content)
 
 
+class Answers:
+    """A poll route's answers, kept while the database is unchanged.
+
+    Keyed by the poll's path parameters and the caller's key id, and valid for one value of
+    ``TaskStore.version`` (SQLite's ``PRAGMA data_version``, which changes whenever any
+    connection of any process commits). The first poll seen with a new version empties
+    them all: a commit anywhere (a worker's progress, another create) may have changed any
+    answer. An answer is also given again for at most ``MAX_AGE`` seconds: an S3 link is
+    signed for at most a week from when it was made, so a link kept longer would lapse
+    before a new one would. At most ``LIMIT`` answers are kept, the oldest going first.
+    """
+
+    LIMIT = 4096
+    MAX_AGE = 60.0
+
+    def __init__(self) -> None:
+        self._version: object = None
+        self._bodies: dict[tuple[str, ...], tuple[bytes, float]] = {}
+
+    def get(self, version: object, key: tuple[str, ...]) -> bytes | None:
+        if version != self._version:
+            self._bodies.clear()
+            self._version = version
+            return None
+        kept = self._bodies.get(key)
+        if kept is None or time.monotonic() - kept[1] > self.MAX_AGE:
+            return None
+        return kept[0]
+
+    def put(self, version: object, key: tuple[str, ...], body: bytes) -> None:
+        if version != self._version:  # a newer version was seen while this one was made
+            return
+        self._bodies.pop(key, None)  # a renewed answer goes to the end of the line
+        if len(self._bodies) >= self.LIMIT:
+            del self._bodies[next(iter(self._bodies))]
+        self._bodies[key] = (body, time.monotonic())
+
+
 class PollRoute(APIRoute):
     """A GET route whose endpoint is called directly (by its handler and by the shortcut).
 
@@ -53,7 +92,16 @@ class PollRoute(APIRoute):
     (``ServicesDep``, ``PrincipalDep``), which is checked when the route is made. It is
     documented from its signature like any other route, and its errors go to the same
     handlers. Declared with ``@poll(router, path, ...)``.
+
+    Its answer must depend on nothing but the database, the path parameters and the
+    caller's key id (a task's view does: it is a function of the task's row). Then, where
+    the store can tell that nothing was committed since a poll was answered
+    (``TaskStore.version``: on SQLite), the same poll gets the same bytes again without
+    reading or rendering (``Answers``): most polls ask about tasks that have not changed
+    since the last poll. Errors are never kept: they go to the framework each time.
     """
+
+    answers: Answers
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         dependant = self.dependant
@@ -67,6 +115,7 @@ class PollRoute(APIRoute):
             raise TypeError(f"{self.path}: a PollRoute's endpoint takes only string path "
                             "parameters, services and principal, and answers GET")
         self._services_name, self._principal_name = names[get_services], names[get_principal]
+        self.answers = Answers()
 
         async def handle(request: Request) -> Response:
             principal = await get_principal(request)  # first, as FastAPI does: 401 before 404
@@ -77,9 +126,18 @@ class PollRoute(APIRoute):
 
     async def answer(self, services: Services, principal: Principal,
                      params: dict[str, Any]) -> Response:
+        version = services.tasks.version()  # before the endpoint reads: see Answers.put
+        key = (principal.key_id, *params.values())
+        if version is not None and (body := self.answers.get(version, key)) is not None:
+            return Response(body, media_type=TaskJSON.media_type)
         result = await self.endpoint(**params, **{self._services_name: services,
                                                   self._principal_name: principal})
-        return result if isinstance(result, Response) else TaskJSON(result)
+        if isinstance(result, Response):
+            return result
+        response = TaskJSON(result)
+        if version is not None:
+            self.answers.put(version, key, bytes(response.body))
+        return response
 
 
 def poll(router: APIRouter, path: str, **options: Any) -> Callable[[F], F]:

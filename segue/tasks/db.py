@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import namedtuple
 from collections.abc import Iterator
@@ -184,9 +185,20 @@ class _Held:
     idle seconds, would keep their files open until a full collection.
     """
 
+    _serials = itertools.count()
+
     def __init__(self, connection: PoolProxiedConnection) -> None:
         connection.detach()
         self.connection = connection
+        self._serial = next(self._serials)
+        self._pragma = connection.cursor()
+
+    def version(self) -> tuple[int, int]:
+        """SQLite's ``PRAGMA data_version``, with this connection's serial: it changes
+        whenever another connection, of this process or another, commits (this one only
+        reads). Its values mean nothing across connections, hence the serial."""
+        (version,) = self._pragma.execute("PRAGMA data_version").fetchone()
+        return self._serial, version
 
     def __del__(self) -> None:
         with suppress(Exception):  # at interpreter exit, say: the file closes with the process
@@ -244,6 +256,19 @@ class RowReader:
             for column, decode in self._decoders:
                 values[column] = decode(values[column])
         return self._record._make(values)
+
+    def version(self) -> object | None:
+        """A value that changes whenever anything is committed to the database, as this
+        thread's connection sees it (``_Held.version``); None on a database server, which
+        cannot tell as cheaply."""
+        return None if self._held is None else self._held_connection().version()
+
+    def _held_connection(self) -> _Held:
+        assert self._held is not None
+        held: _Held | None = getattr(self._held, "connection", None)
+        if held is None:
+            held = self._held.connection = _Held(self._engine.raw_connection())
+        return held
 
     def _fetch(self, conn: Any, args: Any) -> Any:
         cursor = conn.cursor()

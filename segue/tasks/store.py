@@ -146,6 +146,12 @@ class TaskStore(SqlStore):
             raise task_not_found(task_id)
         return cast(TaskRow, row)
 
+    def version(self) -> object | None:
+        """A value that changes whenever anything is committed to the database, by any
+        process, as this thread sees it: what was read while it stayed the same is still
+        what the database holds. None where the database cannot tell cheaply (PostgreSQL)."""
+        return self._get.version()
+
     def full_request(self, row: TaskRow) -> dict[str, Any]:
         """The task's whole request, as created: its settings with its input media."""
         with self._read() as s:

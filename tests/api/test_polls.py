@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
+import time
 from typing import Annotated, Any
 
 import httpx
@@ -16,9 +19,9 @@ from segue.api import errors
 from segue.api.ark import routes as ark
 from segue.api.deps import PrincipalDep, ServicesDep
 from segue.api.openai import routes as openai_videos
-from segue.api.polls import PollShortcut, poll
+from segue.api.polls import Answers, PollShortcut, poll
 from segue.app import create_app
-from tests.conftest import KEY, OTHER_KEY, LiveServer, ark_task
+from tests.conftest import KEY, OTHER_KEY, LiveServer, ark_task, make_settings, start_server
 
 LITE = "seedance-1-0-lite-i2v-250428"
 ENDPOINTS = {"ark": ark.get_task, "openai": openai_videos.retrieve_video}
@@ -156,3 +159,73 @@ def test_the_shortcut_answers_polls_that_succeed_as_the_framework_does(server: L
     metrics = httpx.get(server.url + "/metrics").text
     assert ('segue_http_requests_total{method="GET",route="/api/v3/contents/generations/'
             'tasks/{task_id}",status="200"}') in metrics
+
+
+def test_a_poll_is_answered_from_memory_until_anything_is_committed(tmp_path: Any) -> None:
+    """``Answers``: while nothing is committed a poll is not read again; a commit anywhere,
+    by another process too, is seen by the next poll; a key never gets another's answer."""
+    live = start_server(make_settings(tmp_path / "data"), workers=0)
+    services = live.app.state.services
+    reads: list[str] = []
+    get = services.tasks.get
+
+    def counted(task_id: str, key_id: str | None = None) -> Any:
+        reads.append(task_id)
+        return get(task_id, key_id)
+
+    services.tasks.get = counted
+    try:
+        with live.client() as http, live.client(OTHER_KEY) as other:
+            task_id = http.post(ark.router.prefix + ark.TASKS,
+                                json=ark_task(LITE, "a pan")).json()["id"]
+            ark_path = ark.router.prefix + ark.TASKS + "/" + task_id
+            polls = [http.get(ark_path) for _ in range(3)]
+            assert [p.status_code for p in polls] == [200] * 3
+            assert polls[0].content == polls[1].content == polls[2].content
+            assert reads == [task_id]  # read once, then answered from memory
+            assert http.get(f"/v1/videos/{task_id}").json()["status"] == "queued"
+            assert len(reads) == 2  # each route keeps its own answers
+            # Another key's: refused, never remembered (read by the shortcut, then again by
+            # the framework, which renders the error).
+            assert other.get(ark_path).status_code == 404
+            assert other.get(ark_path).status_code == 404
+            assert len(reads) == 6
+
+            # Another process commits: the next poll reads, and sees it.
+            database = services.settings.resolved_database_url.split("///", 1)[1]
+            subprocess.run([sys.executable, "-c", (
+                "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+                "db.execute('UPDATE tasks SET progress = 42 WHERE id = ?', (sys.argv[2],)); "
+                "db.commit()"), database, task_id], check=True)
+            assert http.get(ark_path).json()["progress"] == 42.0
+            assert len(reads) == 7
+            assert http.get(ark_path).json()["progress"] == 42.0
+            assert len(reads) == 7
+
+            # Any commit in this process (here another task) may have changed any answer.
+            http.post(ark.router.prefix + ark.TASKS, json=ark_task(LITE, "a tilt"))
+            assert http.get(ark_path).status_code == 200
+            assert len(reads) == 8
+            assert http.delete(ark_path).status_code == 200  # cancelled
+            assert http.get(ark_path).json()["status"] == "cancelled"
+    finally:
+        live.stop()
+
+
+def test_the_answers_kept_are_bounded_and_tied_to_one_version() -> None:
+    answers = Answers()
+    answers.LIMIT = 3
+    assert answers.get("v1", ("k", "a")) is None
+    for name in "abcd":
+        answers.put("v1", ("k", name), name.encode())
+    assert answers.get("v1", ("k", "a")) is None  # the oldest went first
+    assert answers.get("v1", ("k", "d")) == b"d"
+    answers.put("v0", ("k", "e"), b"e")  # made under a version that is no longer current
+    assert answers.get("v1", ("k", "e")) is None
+    assert answers.get("v2", ("k", "d")) is None  # a new version: all are gone
+    assert answers.get("v1", ("k", "d")) is None
+    answers.put("v1", ("k", "f"), b"f")
+    answers.MAX_AGE = 0.05
+    assert answers.get("v1", ("k", "f")) == b"f"
+    time.sleep(0.1)
+    assert answers.get("v1", ("k", "f")) is None  # too old to be given again

@@ -361,3 +361,28 @@ def _resolves_under(link: Path, folder: Path) -> bool:
         return link.resolve().is_relative_to(folder)
     except OSError:  # closed since it was listed
         return False
+
+
+def test_the_version_changes_with_every_commit_and_only_then(store: TaskStore) -> None:
+    """``TaskStore.version``: what ``Answers`` keeps poll answers by. Any commit changes it,
+    by this thread, another thread or another connection; reads do not. PostgreSQL: None."""
+    row = store.create(task())
+    if store._get._held is None:
+        assert store.version() is None
+        return
+    first = store.version()
+    store.get(row.id)
+    assert store.version() == first  # a read commits nothing
+    claimed = store.claim("w1", 60)
+    assert claimed is not None
+    second = store.version()
+    assert second != first
+    thread = threading.Thread(target=store.heartbeat, args=(row.id, "w1", 60),
+                              kwargs={"progress": 50.0})
+    thread.start()
+    thread.join()
+    third = store.version()
+    assert third != second
+    with store.engine.begin() as conn:  # any other connection, outside the store's methods
+        conn.exec_driver_sql("UPDATE tasks SET eta = 1 WHERE id = ?", (row.id,))
+    assert store.version() != third
