@@ -16,6 +16,10 @@ measures:
 2b. steps 1 and 2 again through ``httpx.AsyncClient``, a client as most callers have, which
    costs about as much per request as the server (for comparison with such measurements);
 3. the bare endpoint on httptools;
+3b. polls as in step 2 while another process's connection commits ten times a second
+   (progress on another task, as ten renders' heartbeats would be): a commit anywhere
+   empties the answers Segue keeps for polls of unchanged tasks (``api/polls.Answers``),
+   so this is the poll rate when the database keeps changing;
 4. polls at half the rate of step 2, paced (open loop), for p50/p99 latency;
 5. polls of tasks created with data URLs (their images are stored apart, in ``task_inputs``);
 6. creates with http image URLs, as in the seed document's examples (fetched later by the
@@ -43,10 +47,12 @@ import asyncio
 import json
 import os
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -241,9 +247,39 @@ class Compared:
     commit: str
 
 
+class Writer:
+    """Commits ``rate`` times a second on its own SQLite connection, in a thread: the
+    progress of one task, as renders' heartbeats (``segue worker``) would."""
+
+    def __init__(self, database: Path, task_id: str, rate: float = 10.0) -> None:
+        self.database, self.task_id, self.rate = database, task_id, rate
+        self.commits = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.database, timeout=30, isolation_level=None)
+        try:
+            while not self._stop.wait(1 / self.rate):
+                db.execute("UPDATE tasks SET progress = ? WHERE id = ?",
+                           (self.commits % 100, self.task_id))
+                self.commits += 1
+        finally:
+            db.close()
+
+
 async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
                     httptools_port: int, headers: dict[str, str],
-                    tasks: dict[str, list[str]], compared: Compared | None) -> dict[str, dict]:
+                    tasks: dict[str, list[str]], compared: Compared | None,
+                    database: Path) -> dict[str, dict]:
     polls = [("GET", f"{TASKS}/{i}", b"") for i in tasks["http"]]
     heavy = [("GET", f"{TASKS}/{i}", b"") for i in tasks["data"]]
     # The phases whose ratios are the results run back to back: the machine may be shared,
@@ -259,6 +295,9 @@ async def one_round(args: argparse.Namespace, segue_port: int, bare_port: int,
         bare_port, {}, args.clients, args.seconds, [("GET", "/ping", b"")])).summary()
     extra["polls_httpx"] = (await drive_httpx(
         segue_port, headers, args.clients, args.seconds, polls)).summary()
+    with Writer(database, tasks["data"][0]) as writer:
+        writing = await drive(segue_port, headers, args.clients, args.seconds, polls)
+    extra["polls_while_writing"] = {**writing.summary(), "commits": writer.commits}
     httptools = await drive(httptools_port, {}, args.clients, args.seconds,
                             [("GET", "/ping", b"")])
     half_rate = full.summary()["rps"] / 2
@@ -289,6 +328,8 @@ def median_of(rounds: list[dict[str, dict]]) -> dict[str, dict]:
         if other in rounds[0]:
             out["polls"][f"ratio_to_{other}"] = round(statistics.median(
                 r["polls"]["rps"] / r[other]["rps"] for r in rounds), 3)
+    out["polls_while_writing"]["ratio_to_bare"] = round(statistics.median(
+        r["polls_while_writing"]["rps"] / r["bare"]["rps"] for r in rounds), 3)
     out["polls_httpx"]["ratio_to_bare_httpx"] = round(statistics.median(
         r["polls_httpx"]["rps"] / r["bare_httpx"]["rps"] for r in rounds), 3)
     return out
@@ -349,7 +390,7 @@ def main() -> None:
         tasks = {"http": asyncio.run(seed_tasks(segue_port, headers, 64, urls=True)),
                  "data": asyncio.run(seed_tasks(segue_port, headers, 64))}
         rounds = [asyncio.run(one_round(args, segue_port, bare_port, httptools_port,
-                                        headers, tasks, compared))
+                                        headers, tasks, compared, data_dir / "segue.db"))
                   for _ in range(args.rounds)]
         costs = asyncio.run(app_costs(key, tasks["http"][0]))
     finally:
@@ -462,6 +503,10 @@ def markdown(result: dict) -> str:
         "Per round: " + ", ".join(
             f"{r['polls']['rps'] / r['bare']['rps']:.3f}" for r in result["rounds"])
         + " (polls / bare endpoint).", "",
+        f"Polls while another connection commits "
+        f"{m['polls_while_writing']['commits'] / result['seconds_per_phase']:.0f} times a "
+        f"second (`polls_while_writing`) / bare endpoint: "
+        f"**{m['polls_while_writing']['ratio_to_bare']}x**.", "",
         *([f"Polls / polls of the compared checkout (`{result['compared']}`, same run, "
            f"right after): **{m['polls']['ratio_to_polls_compared']}x**.", ""]
           if result["compared"] else []),
