@@ -110,7 +110,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             background.stop()
 
+    # FastAPI's native telemetry asks on every request whether OpenTelemetry providers are
+    # configured (three environment look-ups, a tenth of a poll's time in the app); Segue
+    # has its own metrics and logs, so that is left to SEGUE_OPENTELEMETRY.
+    telemetry = settings.opentelemetry
     app = FastAPI(title="Segue", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": telemetry, "metrics": telemetry, "logs": telemetry},
                   description="First-frame/last-frame to video: the Seedance (Ark) task API, "
                               "the Pixazo gateway routes and an OpenAI-style /v1/videos, "
                               "self-hosted.")

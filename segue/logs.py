@@ -10,7 +10,9 @@ from contextvars import ContextVar
 import pydantic_core
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Not written: the record's own attributes, and uvicorn's ``color_message`` (its message
+# again, with terminal colour codes).
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # host:port of a separate /metrics listener (e.g. an admin network); when set, the API
     # port no longer serves /metrics, and `segue worker` processes serve it there too
     metrics_addr: str | None = None
+    # FastAPI's own OpenTelemetry traces, metrics and logs, to the globally configured
+    # providers (opentelemetry-instrument, say); off, a request does not look for them
+    opentelemetry: bool = False
     max_body_bytes: int = 64 * 1024 * 1024
     # a stored key found is remembered this long: `segue keys revoke` takes effect within it
     key_cache_ttl: float = 2.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from segue.logs import JsonFormatter
-from tests.conftest import TASKS, LiveServer, ark_task
+from tests.conftest import TASKS, LiveServer, ark_task, make_settings
 
 
 def test_health_ready_docs(server: LiveServer) -> None:
@@ -85,3 +85,19 @@ def test_a_log_line_is_one_json_object_whatever_its_fields_hold() -> None:
     assert entry["level"] == "info" and entry["request_id"] == "-"
     assert line(raw=b"\xff\xfe")["raw"] == "b'\\xff\\xfe'"
     assert line(thing=object())["thing"].startswith("<object object")
+    # uvicorn's message again in terminal colours: not a field of Segue's lines
+    assert "color_message" not in line(color_message="\x1b[1mUvicorn running\x1b[0m")
+
+
+def test_fastapi_telemetry_only_when_asked_for(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """FastAPI's native OpenTelemetry is off unless ``SEGUE_OPENTELEMETRY``: even with
+    providers configured (simulated here), a request does not go through it."""
+    import fastapi.telemetry._asgi as native
+
+    from segue.app import create_app
+
+    monkeypatch.setattr(native, "_unconfigured", lambda provider: False)  # providers set
+    off = create_app(make_settings(tmp_path / "off"))
+    on = create_app(make_settings(tmp_path / "on", opentelemetry=True))
+    assert not off._native_telemetry.enabled()
+    assert on._native_telemetry.enabled()
