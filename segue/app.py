@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import random
 import time
 from collections.abc import AsyncIterator
@@ -28,7 +27,6 @@ from segue.errors import PayloadTooLarge
 from segue.services import Services
 from segue.settings import Settings
 
-log = logging.getLogger("segue.http")
 WEB = Path(__file__).parent / "web"
 
 
@@ -88,9 +86,7 @@ def _record(scope: Scope, services: Services, status: int, started: float) -> No
     path = getattr(scope.get("route"), "path", "unmatched")
     elapsed = time.perf_counter() - started
     services.metrics.request_done(scope["method"], path, status, elapsed)
-    if log.isEnabledFor(logging.INFO):
-        log.info("request", extra={"method": scope["method"], "path": scope["path"],
-                                   "status": status, "ms": round(elapsed * 1000, 1)})
+    logs.request_line(scope["method"], scope["path"], status, round(elapsed * 1000, 1))
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None,

@@ -60,6 +60,7 @@ def test_request_logs_are_json_with_the_request_id(server: LiveServer) -> None:
             rid = c.get("/api/v3/contents/generations/tasks").headers["X-Request-Id"]
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
     entries = [json.loads(line) for line in stream.getvalue().splitlines()]
     mine = [e for e in entries if e["request_id"] == rid]
     assert mine and mine[0]["status"] == 200 and mine[0]["path"].endswith("/tasks")
@@ -101,3 +102,52 @@ def test_fastapi_telemetry_only_when_asked_for(tmp_path: Path, monkeypatch) -> N
     on = create_app(make_settings(tmp_path / "on", opentelemetry=True))
     assert not off._native_telemetry.enabled()
     assert on._native_telemetry.enabled()
+
+
+def test_the_request_line_is_written_as_the_formatter_writes_it() -> None:
+    """``logs.request_line`` writes straight to the stream of the handler ``configure``
+    installed: the same JSON, field for field and in the same order, as the logging module's
+    way; the level still applies, and logging set up otherwise takes the logging module's way."""
+    from segue import logs
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("info")
+        stream = io.StringIO()
+        assert logs._handler is not None
+        logs._handler.setStream(stream)
+        token = logs.request_id.set("rid-1")
+        try:
+            logs.request_line("GET", "/v1/videos/é", 200, 1.5)
+        finally:
+            logs.request_id.reset(token)
+        direct = json.loads(stream.getvalue())
+        record = logging.getLogger("segue.http").makeRecord(
+            "segue.http", logging.INFO, "", 0, "request", (), None,
+            extra={"method": "GET", "path": "/v1/videos/é", "status": 200, "ms": 1.5})
+        token = logs.request_id.set("rid-1")
+        try:
+            formatted = json.loads(JsonFormatter().format(record))
+        finally:
+            logs.request_id.reset(token)
+        assert list(direct) == list(formatted)
+        assert {**direct, "ts": 0} == {**formatted, "ts": 0}
+        assert abs(direct["ts"] - formatted["ts"]) < 5
+
+        logs.configure("warning")
+        logs._handler.setStream(stream := io.StringIO())
+        logs.request_line("GET", "/x", 200, 1.0)
+        assert stream.getvalue() == ""
+
+        logs.configure("info")
+        logs._handler.setStream(stream := io.StringIO())
+        extra = logging.StreamHandler(other := io.StringIO())
+        extra.setFormatter(JsonFormatter())
+        root.addHandler(extra)  # logging set up otherwise: both handlers get the line
+        logs.request_line("GET", "/x", 404, 1.0)
+        assert json.loads(stream.getvalue())["status"] == 404
+        assert json.loads(other.getvalue())["status"] == 404
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
