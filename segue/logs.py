@@ -49,8 +49,8 @@ def request_line(method: str, path: str, status: int, ms: float) -> None:
 
     Where logging is as ``configure`` left it, the line is written straight to its handler's
     stream, exactly as ``JsonFormatter`` writes the record: a record's way through the logging
-    module (a ``LogRecord``, the logger, the handler's chain) cost about 20 µs of a poll's
-    server CPU, a tenth of it (``benchmarks/README.md``). Anything else (another handler, a
+    module (a ``LogRecord``, the logger, the handler's chain) cost 10-21 µs of a poll's
+    200-230 µs of server CPU (``benchmarks/README.md``). Anything else (another handler, a
     filter, a logger configured apart: an application embedding Segue's, tests) takes the
     logging module's way, like any other line.
     """

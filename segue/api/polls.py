@@ -54,6 +54,7 @@ class Answers:
     answer. An answer is also given again for at most ``MAX_AGE`` seconds: an S3 link is
     signed for at most a week from when it was made, so a link kept longer would lapse
     before a new one would. At most ``LIMIT`` answers are kept, the oldest going first.
+    Poll routes are ``async``: their answers are made and kept on the event loop's thread.
     """
 
     LIMIT = 4096

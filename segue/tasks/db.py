@@ -244,11 +244,7 @@ class RowReader:
             finally:
                 pooled.close()
         else:
-            held = getattr(self._held, "connection", None)
-            if held is None:
-                held = _Held(self._engine.raw_connection())
-                self._held.connection = held
-            values = self._fetch(held.connection, args)
+            values = self._fetch(self._held_connection().connection, args)
         if values is None:
             return None
         if self._decoders:
