@@ -17,27 +17,31 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id and the record's
-    ``extra`` fields (anything not JSON is written as its ``str``)."""
+    """One JSON object per line (``json_line``): the record's time, level, logger, message,
+    the request id and its ``extra`` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": round(record.created, 3), "level": record.levelname.lower(),
-            "logger": record.name, "msg": record.getMessage(), "request_id": request_id.get(),
-        }
         fields = record.__dict__
-        for name in sorted(fields.keys() - _STANDARD):  # the ``extra`` ones, in a fixed order
-            entry[name] = fields[name]
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return self.line(entry)
+        extra = {name: fields[name] for name in fields.keys() - _STANDARD}
+        exc = self.formatException(record.exc_info) if record.exc_info else None
+        return json_line(record.created, record.levelname.lower(), record.name,
+                         record.getMessage(), extra, exc)
 
-    @staticmethod
-    def line(entry: dict[str, object]) -> str:
-        try:  # pydantic's encoder: a fifth of json.dumps's time, for a line per request
-            return pydantic_core.to_json(entry, fallback=str).decode()
-        except pydantic_core.PydanticSerializationError:  # bytes that are not UTF-8, say
-            return json.dumps(entry, default=str)
+
+def json_line(created: float, level: str, logger: str, msg: str, fields: dict[str, object],
+              exc: str | None = None) -> str:
+    """A log line: time, level, logger, message, request id, then ``fields`` in name order
+    (anything not JSON written as its ``str``), then the traceback if any."""
+    entry: dict[str, object] = {"ts": round(created, 3), "level": level, "logger": logger,
+                                "msg": msg, "request_id": request_id.get()}
+    for name in sorted(fields):
+        entry[name] = fields[name]
+    if exc is not None:
+        entry["exc"] = exc
+    try:  # pydantic's encoder: a fifth of json.dumps's time, for a line per request
+        return pydantic_core.to_json(entry, fallback=str).decode()
+    except pydantic_core.PydanticSerializationError:  # bytes that are not UTF-8, say
+        return json.dumps(entry, default=str)
 
 
 _http = logging.getLogger("segue.http")
@@ -48,15 +52,15 @@ def request_line(method: str, path: str, status: int, ms: float) -> None:
     """Log a served request: logger ``segue.http``, level INFO, ``{"msg": "request", ...}``.
 
     Where logging is as ``configure`` left it, the line is written straight to its handler's
-    stream, exactly as ``JsonFormatter`` writes the record: a record's way through the logging
-    module (a ``LogRecord``, the logger, the handler's chain) cost 10-21 µs of a poll's
-    200-230 µs of server CPU (``benchmarks/README.md``). Anything else (another handler, a
-    filter, a logger configured apart: an application embedding Segue's, tests) takes the
-    logging module's way, like any other line.
+    stream, made by the ``json_line`` that ``JsonFormatter`` makes records' lines with: a
+    record's way through the logging module (a ``LogRecord``, the logger, the handler's
+    chain) cost 10-21 µs of a poll's 200-230 µs of server CPU (``benchmarks/README.md``).
+    Anything else (another handler, a filter, a logger configured apart: an application
+    embedding Segue's, tests) takes the logging module's way, like any other line.
     """
     if not _http.isEnabledFor(logging.INFO):
         return
-    fields = {"method": method, "ms": ms, "path": path, "status": status}  # in name order
+    fields = {"method": method, "ms": ms, "path": path, "status": status}
     handler = _handler
     root = logging.root
     if (handler is None or _http.handlers or _http.filters or not _http.propagate
@@ -64,9 +68,7 @@ def request_line(method: str, path: str, status: int, ms: float) -> None:
             or handler.filters or handler.level > logging.INFO):
         _http.info("request", extra=fields)
         return
-    text = JsonFormatter.line({"ts": round(time.time(), 3), "level": "info",
-                               "logger": "segue.http", "msg": "request",
-                               "request_id": request_id.get(), **fields})
+    text = json_line(time.time(), "info", "segue.http", "request", fields)
     with handler.lock:  # type: ignore[union-attr]
         try:
             handler.stream.write(text + handler.terminator)
