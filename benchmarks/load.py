@@ -123,14 +123,27 @@ class Phase:
     errors: int = 0
     elapsed: float = 0.0
     bodies: list[bytes] = field(default_factory=list)
+    server_cpu: float | None = None  # CPU seconds the server process spent in the phase
 
     def summary(self) -> dict[str, float]:
         lat = sorted(self.latencies)
         pick = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000) if lat else (
             lambda q: float("nan"))
-        return {"requests": len(lat), "errors": self.errors,
-                "rps": round(len(lat) / self.elapsed, 1) if self.elapsed else 0.0,
-                "p50_ms": round(pick(0.50), 2), "p99_ms": round(pick(0.99), 2)}
+        out = {"requests": len(lat), "errors": self.errors,
+               "rps": round(len(lat) / self.elapsed, 1) if self.elapsed else 0.0,
+               "p50_ms": round(pick(0.50), 2), "p99_ms": round(pick(0.99), 2)}
+        if self.server_cpu is not None and lat:
+            out["server_cpu_us"] = round(self.server_cpu / len(lat) * 1e6, 1)
+        return out
+
+
+SERVERS: dict[int, int] = {}  # port -> pid of each server ``start`` started
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used (Linux ``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def drive(port: int, headers: dict[str, str], clients: int, seconds: float,
@@ -143,6 +156,8 @@ async def drive(port: int, headers: dict[str, str], clients: int, seconds: float
     connection (default: this module's minimal ``Connection``).
     """
     phase = Phase()
+    server = SERVERS.get(port)
+    cpu_before = cpu_seconds(server) if server else 0.0
     start = time.perf_counter()
     stop = start + seconds
 
@@ -172,6 +187,8 @@ async def drive(port: int, headers: dict[str, str], clients: int, seconds: float
 
     await asyncio.gather(*(client(i) for i in range(clients)))
     phase.elapsed = time.perf_counter() - start
+    if server:
+        phase.server_cpu = cpu_seconds(server) - cpu_before
     return phase
 
 
@@ -220,6 +237,7 @@ def start(command: list[str], port: int, env: dict[str, str],
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            SERVERS[port] = proc.pid
             return proc
         except OSError:
             time.sleep(0.2)
@@ -485,12 +503,13 @@ def markdown(result: dict) -> str:
         f"{' / '.join(map(str, result['loadavg_1_5_15']))} on {result['cpus']} CPUs (shared). "
         f"Medians of {len(result['rounds'])} rounds of {result['seconds_per_phase']} s per "
         "phase; Segue is `segue serve --workers 0` over SQLite with a stored key.", "",
-        "| phase | clients | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|",
+        "| phase | clients | req/s | p50 ms | p99 ms | errors | server CPU µs/request |",
+        "|---|---|---|---|---|---|---|",
     ]
     for phase, row in m.items():
         clients = result["create_clients"] if phase.startswith("creates") else result["clients"]
-        lines.append(f"| {phase} | {clients} | "
-                     f"{row['rps']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} |")
+        lines.append(f"| {phase} | {clients} | {row['rps']} | {row['p50_ms']} | "
+                     f"{row['p99_ms']} | {row['errors']} | {row.get('server_cpu_us', '-')} |")
     costs = result["app_costs_us"]
     lines += [
         "", "`bare` is the bare app on Segue's own server set-up (uvicorn, h11 parser); "
@@ -500,6 +519,12 @@ def markdown(result: dict) -> str:
         f"With httpx clients (`bare_httpx`, `polls_httpx`: the client costs as much as the "
         f"server and shares the bottleneck): **{m['polls_httpx']['ratio_to_bare_httpx']}x**.",
         "",
+        "Server CPU µs/request: the server process's user + system time over the phase "
+        "(`/proc`), divided by the requests it answered; unlike req/s, it does not depend on "
+        "how the client and the server share the CPUs. A poll: "
+        f"**{m['polls']['server_cpu_us']} µs** against {m['bare']['server_cpu_us']} µs for a "
+        f"bare request ({m['polls_while_writing']['server_cpu_us']} µs while another "
+        "connection commits).", "",
         "Per round: " + ", ".join(
             f"{r['polls']['rps'] / r['bare']['rps']:.3f}" for r in result["rounds"])
         + " (polls / bare endpoint).", "",
