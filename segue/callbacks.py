@@ -224,9 +224,13 @@ class Callbacks:
         free = 0
         while self._slots.acquire(blocking=False):
             free += 1
-        rows = self.store.claim_due(self._lease(), free) if free else []
-        for _ in range(free - len(rows)):
-            self._slots.release()
+        rows: list[DeliveryRow] = []
+        try:
+            if free:
+                rows = self.store.claim_due(self._lease(), free)
+        finally:  # a store error must not keep the slots: no later pass would find one
+            for _ in range(free - len(rows)):
+                self._slots.release()
         for row in rows:
             pool.submit(self._send_and_release, row)
         return len(rows)
