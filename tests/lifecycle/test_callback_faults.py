@@ -4,6 +4,7 @@ that dies with deliveries leased. Each fault is injected here, on loopback, boun
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -30,10 +31,10 @@ def services(tmp_path: Path) -> Iterator[Services]:
 def add_delivery(callbacks: Callbacks, url: str, status: str = "succeeded",
                  max_attempts: int = 1) -> str:
     """A due delivery for a task of its own, as a status change would record it."""
-    now = time.time()
-    row = DeliveryRow(id="msg_" + secrets.token_hex(12), task_id="cgt-" + secrets.token_hex(6),
+    now, task_id = time.time(), "cgt-" + secrets.token_hex(6)
+    row = DeliveryRow(id="msg_" + secrets.token_hex(12), task_id=task_id,
                       key_id="k", url=url, status=status,
-                      payload={"id": "cgt-x", "status": status}, state=PENDING, attempts=0,
+                      payload={"id": task_id, "status": status}, state=PENDING, attempts=0,
                       max_attempts=max_attempts, next_attempt_at=now, created_at=now,
                       updated_at=now)
     assert callbacks.store.add(row)
@@ -82,3 +83,125 @@ def test_delivery_resumes_after_a_store_error_in_claim(services: Services,
     finally:
         stop_dispatcher(callbacks, stop, thread)
     assert len(receiver.received) == 1
+
+
+class Dribbler:
+    """A receiver that starts its answer and then sends one header byte every ``every`` s,
+    for at most ``seconds``: each read arrives in time, the answer never ends."""
+
+    def __init__(self, every: float = 0.1, seconds: float = 20.0) -> None:
+        self.every, self.seconds = every, seconds
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
+        self.lock = threading.Lock()
+        self.open = 0
+        self.most_open = 0
+        self.held: list[float] = []  # how long each exchange lasted, by its end
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._dribble, args=(conn,), daemon=True).start()
+
+    def _dribble(self, conn: socket.socket) -> None:
+        started = time.monotonic()
+        with self.lock:
+            self.open += 1
+            self.most_open = max(self.most_open, self.open)
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while time.monotonic() - started < self.seconds and not self._closed.is_set():
+                conn.sendall(b"a")
+                time.sleep(self.every)
+        except OSError:
+            pass  # the sender hung up: what the deadline is for
+        finally:
+            conn.close()
+            with self.lock:
+                self.open -= 1
+                self.held.append(time.monotonic() - started)
+
+    def close(self) -> None:
+        self._closed.set()
+        self.server.close()
+
+
+@pytest.fixture
+def dribbler() -> Iterator[Dribbler]:
+    d = Dribbler()
+    yield d
+    d.close()
+
+
+def test_one_deadline_bounds_a_dribbling_receiver_and_no_send_overlaps(
+        services: Services, dribbler: Dribbler) -> None:
+    services.settings.callback_timeout = 1.0
+    other = Callbacks(services.db, services.settings, services.objects, services.metrics)
+    delivery = add_delivery(services.callbacks, dribbler.url, max_attempts=3)
+    started = time.monotonic()
+    running = [dispatcher(services.callbacks), dispatcher(other)]  # two processes, one store
+    try:
+        wait_until(lambda: state_of(other, delivery).state == "failed", timeout=8,
+                   what="three bounded attempts")
+    finally:
+        for callbacks, (stop, thread) in zip((services.callbacks, other), running, strict=True):
+            stop_dispatcher(callbacks, stop, thread)
+    row = state_of(other, delivery)
+    assert row.attempts == 3 and row.last_error == "no answer within 1 s"
+    assert time.monotonic() - started < 3 * 1.5 + 2 * 0.3 * 1.25 + 1  # not 3 x 20 s
+    wait_until(lambda: len(dribbler.held) == 3, timeout=2, what="the receiver to see 3 ends")
+    assert max(dribbler.held) < 1.6, dribbler.held
+    assert dribbler.most_open == 1  # no attempt began while another was open
+
+
+def test_a_delivery_stays_leased_while_it_is_sent(services: Services,
+                                                  dribbler: Dribbler) -> None:
+    services.settings.callback_timeout = 3.0  # the exchange lasts 3 s
+    callbacks = services.callbacks
+    delivery = add_delivery(callbacks, dribbler.url)
+    stop, thread = dispatcher(callbacks)
+    try:
+        wait_until(lambda: dribbler.open, timeout=5, what="the send to begin")
+        first = state_of(callbacks, delivery).lease_until
+        time.sleep(2.2)
+        assert dribbler.open == 1
+        renewed = state_of(callbacks, delivery).lease_until
+        assert first is not None and renewed is not None and renewed >= first + 1.5
+        # another process finds nothing to claim while the send is open
+        other = Callbacks(services.db, services.settings, services.objects, services.metrics)
+        assert other.store.claim_due(10, 8) == []
+        wait_until(lambda: state_of(callbacks, delivery).state == "failed", timeout=5)
+    finally:
+        stop_dispatcher(callbacks, stop, thread)
+    assert state_of(callbacks, delivery).lease_until is None
+
+
+def test_a_slow_receiver_leaves_senders_for_the_others(services: Services) -> None:
+    services.settings.callback_timeout = 5.0
+    slow = Receiver({"succeeded": ["hang"]}, hang_seconds=3.0)
+    quick = Receiver()
+    callbacks = services.callbacks
+    try:
+        for _ in range(10):  # due first, each held 3 s
+            add_delivery(callbacks, slow.url)
+        time.sleep(0.01)
+        fine = [add_delivery(callbacks, quick.url) for _ in range(3)]
+        stop, thread = dispatcher(callbacks)
+        try:
+            started = time.monotonic()
+            wait_until(lambda: all(state_of(callbacks, d).state == "delivered" for d in fine),
+                       timeout=10, what="the quick receiver's deliveries")
+            waited = time.monotonic() - started
+            assert waited < 2.0, f"the quick receiver waited {waited:.1f} s"
+            assert len(slow.received) == 4  # its share of the pool
+        finally:
+            stop_dispatcher(callbacks, stop, thread)
+    finally:
+        slow.close()
+        quick.close()
