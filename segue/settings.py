@@ -92,11 +92,13 @@ class Settings(BaseSettings):
     rate_window: int = 60
     max_queued: int = 120
 
-    # callbacks
+    # callbacks (docs/lifecycle.md): the timeout bounds a whole exchange; a final status is
+    # retried on the backoff schedule (seconds before each retry, the last step repeating),
+    # about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h as Standard Webhooks senders do
     callback_timeout: float = 5.0
-    callback_retries: int = 3
+    callback_retries: int = 6
     callback_backoff: Annotated[list[float], NoDecode] = Field(
-        default_factory=lambda: [2.0, 8.0, 30.0]
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0]
     )
 
     # progress stream (GET .../tasks/{id}/events)
