@@ -26,6 +26,8 @@ from segue.tasks.schema import TaskRow
 from segue.tasks.store import CreateLimits, TaskStore
 
 log = logging.getLogger("segue.services")
+# the statuses counted in segue_tasks_finished (a cancelled task never ran)
+ENDED = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.EXPIRED})
 
 
 @dataclass
@@ -38,7 +40,8 @@ class Services:
     models: ModelRegistry
     metrics: Metrics
     wake: threading.Event = field(default_factory=threading.Event)  # new work for local workers
-    # called with the task row after every status change (callbacks subscribe here)
+    # called with the task row after every status change has committed, in the process
+    # that made it (the callback deliveries are written before: ``TaskStore.changes``)
     listeners: list[Callable[[TaskRow], None]] = field(default_factory=list)
     callbacks: Callbacks = field(init=False)  # stored deliveries, sent by Background
     _engines: dict[str, Engine] = field(default_factory=dict)
@@ -58,11 +61,16 @@ class Services:
 
     def __post_init__(self) -> None:
         self.callbacks = Callbacks(self.db, self.settings, self.objects, self.metrics)
-        self.listeners.append(self.callbacks.on_status_change)
+        self.tasks.changes.writers.append(self.callbacks.record)
+        self.tasks.changes.committed.append(self.on_status_change)
         self.metrics.watch_queue(self.tasks.queue_stats, self.callbacks.store.backlog)
 
     def on_status_change(self, row: TaskRow) -> None:
-        """Tell every listener; a failing listener must not undo the change already stored."""
+        """After a status change committed: count an ended task, wake the callback
+        dispatcher, tell every listener; a failing listener must not undo the change."""
+        if row.status in ENDED:
+            self.metrics.finished.labels(row.model, row.status).inc()
+        self.callbacks.wake.set()
         for listener in self.listeners:
             try:
                 listener(row)
@@ -130,7 +138,6 @@ class Services:
         created = self.tasks.create(row, self._limits(principal, entry))
         if created is row:  # not an idempotent replay
             self.metrics.created.labels(request.model).inc()
-            self.on_status_change(created)
         self.wake.set()
         return created
 
@@ -141,7 +148,6 @@ class Services:
             for key in (row.video_key, row.last_frame_key):
                 if key:
                     self.objects.delete(key)
-        self.on_status_change(row)
         return action, row
 
     def _limits(self, principal: Principal, entry: ModelEntry) -> CreateLimits:

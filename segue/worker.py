@@ -146,7 +146,6 @@ class Worker:
             return False
         if row.attempts > 1:  # a claim that did not end in a hand-back: its worker died
             self.services.metrics.taken_over.labels(row.model).inc()
-        self.services.on_status_change(row)
         self._run(row)
         return True
 
@@ -214,8 +213,6 @@ class Worker:
             self._interrupted(row)
             return
         services.metrics.render.labels(entry.engine).observe(time.monotonic() - started)
-        services.metrics.finished.labels(row.model, status.value).inc()
-        services.on_status_change(done)
 
     def _load_images(self, request: GenerationRequest) -> Images:
         return [(image.role, load_image(image.url, image.role or "first_frame",
@@ -244,10 +241,9 @@ class Worker:
 
 
 def expire_overdue(services: Services) -> None:
-    """Move overdue tasks to expired, counting and announcing each."""
-    for row in services.tasks.expire_overdue():
-        services.metrics.finished.labels(row.model, "expired").inc()
-        services.on_status_change(row)
+    """Move overdue tasks to expired (each is counted and announced as it commits:
+    ``Services.on_status_change``)."""
+    services.tasks.expire_overdue()
 
 
 def housekeeping(services: Services) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from segue.callbacks.send import Refused, post
@@ -58,8 +59,10 @@ class Callbacks:
 
     # -- recording ------------------------------------------------------------
 
-    def on_status_change(self, row: TaskRow) -> None:
-        """A ``Services`` listener: one delivery per status of a task with a callback_url."""
+    def record(self, session: Session, row: TaskRow) -> None:
+        """A writer of ``TaskStore.changes``: in the transaction that changes the status, one
+        delivery per status of a task with a callback_url (an outbox: both commit, or
+        neither). The dispatcher is woken once the change has committed (``Services``)."""
         if not row.callback_url:
             return
         payload = self._payload(row)
@@ -67,15 +70,13 @@ class Callbacks:
             return
         status = TaskStatus(row.status)
         now = time.time()
-        delivery = DeliveryRow(
+        self.store.add_in(session, DeliveryRow(
             id="msg_" + secrets.token_hex(12), task_id=row.id, key_id=row.key_id,
             url=row.callback_url, status=status.value, payload=payload,
             state=PENDING, attempts=0,
             max_attempts=1 + (self.settings.callback_retries if status.final else 0),
             next_attempt_at=now, created_at=now, updated_at=now,
-        )
-        if self.store.add(delivery):
-            self.wake.set()
+        ))
 
     def _payload(self, row: TaskRow) -> dict[str, Any] | None:
         """The body in the dialect of the surface the task was created on (None: no callback).

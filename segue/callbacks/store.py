@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from segue.tasks.db import SqlStore
 from segue.tasks.schema import ApiKeyRow, DeliveryRow
@@ -31,11 +31,20 @@ class DeliveryStore(SqlStore):
     def add(self, row: DeliveryRow) -> bool:
         """Insert unless this task's status was already recorded (a repeated notification)."""
         with self._tx() as s:
-            seen = s.scalar(select(func.count()).where(
-                DeliveryRow.task_id == row.task_id, DeliveryRow.status == row.status))
-            if seen:
-                return False
-            s.add(row)
+            return self.add_in(s, row)
+
+    @staticmethod
+    def add_in(session: Session, row: DeliveryRow) -> bool:
+        """``add`` in the caller's transaction (the one that changes the task's status).
+
+        A status seen before adds nothing: a task taken over, or handed back and claimed
+        again, is ``running`` once to its receiver.
+        """
+        seen = session.scalar(select(func.count()).where(
+            DeliveryRow.task_id == row.task_id, DeliveryRow.status == row.status))
+        if seen:
+            return False
+        session.add(row)
         return True
 
     def claim_due(self, lease: float, limit: int, now: float | None = None, *,

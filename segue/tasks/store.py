@@ -9,7 +9,8 @@ IMMEDIATE`` (see ``db.py``), which makes select-then-update atomic.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session, aliased
 
 from segue.domain import ServiceTier, TaskStatus
 from segue.errors import BadRequest, TooManyRequests, task_not_found
+from segue.tasks.changes import StatusChanges
 from segue.tasks.db import RowReader, SqlStore
 from segue.tasks.notify import notify
 from segue.tasks.schema import CLAIM_ORDER, INPUTS, CreateRow, TaskInputRow, TaskRow
@@ -60,10 +62,22 @@ class QueueStats:
 
 
 class TaskStore(SqlStore):
+    """Every status change is told to ``changes`` (``segue.tasks.changes``): inside its
+    transaction, which is how each change and its callback deliveries commit together,
+    and after the commit."""
+
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self._get = RowReader(engine, select(TaskRow.__table__)
                               .where(TaskRow.id == bindparam("id")))
+        self.changes = StatusChanges()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with super()._tx() as s:
+            yield s
+            changed = self.changes.take(s)
+        self.changes.announce(changed)
 
     # -- creating and reading -------------------------------------------------
 
@@ -87,6 +101,7 @@ class TaskStore(SqlStore):
             s.add(row)
             s.flush()  # the task before its inputs, which refer to it
             s.add(inputs)
+            self.changes.record(s, row)
             s.add(CreateRow(key_id=row.key_id, model=row.model, created_at=row.created_at))
             if self._postgres:
                 notify(s)  # delivered once this commits
@@ -220,6 +235,7 @@ class TaskStore(SqlStore):
             action = delete_action(task_id, S(row.status))
             if action == "cancel":
                 row.status, row.updated_at, row.finished_at = S.CANCELLED, now, now
+                self.changes.record(s, row)
             else:
                 s.delete(row)
         return action, row
@@ -244,7 +260,7 @@ class TaskStore(SqlStore):
                 if row is None:
                     return None
                 if row.attempts >= MAX_ATTEMPTS:
-                    self._set_final(row, S.FAILED, now, "InternalServiceError",
+                    self._set_final(s, row, S.FAILED, now, "InternalServiceError",
                                     f"The task was interrupted {row.attempts} times (its worker "
                                     "stopped) and was given up.")
                     continue
@@ -252,6 +268,7 @@ class TaskStore(SqlStore):
                 row.lease_until, row.attempts = now + lease_ttl, row.attempts + 1
                 row.started_at = row.updated_at = now
                 row.progress, row.eta = 0.0, None
+                self.changes.record(s, row)
                 return row
 
     def _next_claimable(
@@ -322,7 +339,7 @@ class TaskStore(SqlStore):
                 return None
             for name, value in fields.items():
                 setattr(row, name, value)
-            self._set_final(row, status, now, error_code, error_message)
+            self._set_final(s, row, status, now, error_code, error_message)
         return row
 
     def release(self, task_id: str, worker_id: str) -> bool:
@@ -339,8 +356,7 @@ class TaskStore(SqlStore):
                 notify(s)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    @staticmethod
-    def _set_final(row: TaskRow, status: TaskStatus, now: float,
+    def _set_final(self, s: Session, row: TaskRow, status: TaskStatus, now: float,
                    code: str | None = None, message: str | None = None) -> None:
         if not can_move(S(row.status), status):
             raise RuntimeError(f"task {row.id}: {row.status} -> {status} is not a transition")
@@ -349,6 +365,7 @@ class TaskStore(SqlStore):
         if status is S.SUCCEEDED:
             row.progress, row.eta = 100.0, 0.0
         row.error_code, row.error_message = code, message
+        self.changes.record(s, row)
 
     # -- housekeeping ---------------------------------------------------------
 
@@ -363,7 +380,7 @@ class TaskStore(SqlStore):
                 q = q.with_for_update(skip_locked=True)
             rows = list(s.scalars(q).all())
             for row in rows:
-                self._set_final(row, S.EXPIRED, now, "TaskExpired",
+                self._set_final(s, row, S.EXPIRED, now, "TaskExpired",
                                 "The task did not finish within execution_expires_after "
                                 f"({int(row.expires_at - row.created_at)} s).")
         return rows
