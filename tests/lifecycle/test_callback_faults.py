@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from segue.callbacks import PENDING, Callbacks
 from segue.services import Services
+from segue.settings import Settings
 from segue.tasks.schema import DeliveryRow
 from tests.conftest import make_settings
 from tests.lifecycle.conftest import FAST
@@ -205,3 +206,28 @@ def test_a_slow_receiver_leaves_senders_for_the_others(services: Services) -> No
     finally:
         slow.close()
         quick.close()
+
+
+def test_the_default_retry_schedule_spans_hours(services: Services) -> None:
+    settings = Settings(api_keys=["k"])  # the defaults, as documented in docs/lifecycle.md
+    assert settings.callback_retries == 6
+    callbacks = Callbacks(services.db, settings, services.objects, services.metrics)
+    hours = [5, 300, 1800, 7200, 18000, 36000, 36000]  # the last step repeats
+    for attempt, step in enumerate(hours, start=1):
+        delay = callbacks._backoff(attempt)
+        assert step <= delay <= step * 1.25, (attempt, delay)
+
+
+def test_deliveries_leased_by_a_killed_process_are_sent_soon(services: Services,
+                                                             receiver: Receiver) -> None:
+    services.settings.callback_timeout = 0.5
+    delivery = add_delivery(services.callbacks, receiver.url)
+    killed = Callbacks(services.db, services.settings, services.objects, services.metrics)
+    assert [row.id for row in killed.store.claim_due(killed._lease(), 8)] == [delivery]
+    started = time.monotonic()  # ... and the process that leased it dies here
+    stop, thread = dispatcher(services.callbacks)
+    try:
+        wait_until(lambda: receiver.received, timeout=15, what="the orphaned delivery")
+    finally:
+        stop_dispatcher(services.callbacks, stop, thread)
+    assert time.monotonic() - started < 0.5 + 5 + 2.5  # its lease, and one idle pass
