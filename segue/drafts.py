@@ -16,7 +16,7 @@ from typing import Any
 
 from segue.domain import GenerationRequest, TaskStatus
 from segue.errors import BadRequest, InvalidParameter
-from segue.models import ModelEntry
+from segue.models import ModelEntry, volcengine_id
 from segue.requests import GivenSettings, delivery_settings
 from segue.tasks.schema import TaskRow
 
@@ -24,11 +24,12 @@ DRAFT_TTL = 7 * 86_400
 PARAM = "content.draft_task.id"
 
 
-def _same_model(a: str, b: str) -> bool:
-    return a.removeprefix("doubao-") == b.removeprefix("doubao-")
+def _same_model(draft_model: str, entry: ModelEntry) -> bool:
+    """Either spelling of the final's model (the draft's task keeps the id it was sent)."""
+    return draft_model in (entry.id, volcengine_id(entry.id))
 
 
-def check_draft(draft: TaskRow, request: dict[str, Any], model: str,
+def check_draft(draft: TaskRow, request: dict[str, Any], entry: ModelEntry, model: str,
                 now: float) -> GenerationRequest:
     """The draft's ``request`` (``TaskStore.full_request``), once the draft is shown fit to be
     turned into a final."""
@@ -36,7 +37,7 @@ def check_draft(draft: TaskRow, request: dict[str, Any], model: str,
     if not source.draft:
         raise InvalidParameter(PARAM, f"task {draft.id} is not a draft (it was not created "
                                       "with draft: true).")
-    if not _same_model(draft.model, model):
+    if not _same_model(draft.model, entry):
         raise InvalidParameter("model", f"the draft {draft.id} was made with {draft.model}; "
                                         f"its final must use the same model, not {model}.")
     if draft.status != TaskStatus.SUCCEEDED.value:
@@ -52,7 +53,7 @@ def check_draft(draft: TaskRow, request: dict[str, Any], model: str,
 
 def final_request(entry: ModelEntry, model: str, draft: TaskRow, request: dict[str, Any],
                   fields: Mapping[str, object], now: float) -> GenerationRequest:
-    source = check_draft(draft, request, model, now)
+    source = check_draft(draft, request, entry, model, now)
     given = GivenSettings(fields, {}, {})
     kept: dict[str, object] = {
         "seed": draft.seed, "ratio": draft.ratio, "camerafixed": source.camera_fixed,

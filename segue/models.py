@@ -3,15 +3,19 @@
 The built-in registry (``models.json`` beside this file) lists every public
 Seedance id and Segue's own ids, each with the capabilities of the upstream
 model (resolutions, duration range, audio, drafts, reference media). An
-operator replaces it with ``SEGUE_MODELS_FILE``. Volcengine's ``doubao-``
-prefixed ids resolve to the same entries.
+operator replaces it with ``SEGUE_MODELS_FILE``.
+
+Volcengine (the China region) names the same models differently, and each entry also
+answers to that spelling (``volcengine_id``): ``doubao-`` before the BytePlus id for 1.x
+(``doubao-seedance-1-5-pro-251215``), ``doubao-`` in place of ``dreamina-`` for 2.x
+(``doubao-seedance-2-0-260128``). ``doubao-dreamina-...`` exists nowhere and is refused.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,12 @@ class ModelEntry:
     max_reference_images: int = 4
     max_reference_videos: int = 0
     max_reference_audio: int = 0
+    # the id as the client spelled it (ModelRegistry.get): the errors name what was sent
+    sent_as: str = field(default="", compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.sent_as or self.id
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -85,9 +95,27 @@ def _entry(raw: dict[str, Any]) -> ModelEntry:
     return entry
 
 
+VOLCENGINE_PREFIX = "doubao-"
+BYTEPLUS_2X_PREFIX = "dreamina-"
+
+
+def volcengine_id(model_id: str) -> str:
+    """Volcengine's spelling of a BytePlus id: ``doubao-`` replaces the 2.x ``dreamina-``
+    and goes before any other id (Segue's own ids keep the rule they always had)."""
+    return VOLCENGINE_PREFIX + model_id.removeprefix(BYTEPLUS_2X_PREFIX)
+
+
+def is_vendor_id(model_id: str) -> bool:
+    """A ByteDance model id, which Volcengine really names (Segue's own ids it does not)."""
+    return model_id.startswith(("seedance-", BYTEPLUS_2X_PREFIX))
+
+
 class ModelRegistry:
     def __init__(self, entries: list[ModelEntry]) -> None:
         self._entries = {e.id: e for e in entries}
+        # a registry id wins over another entry's Volcengine spelling
+        self._spellings = {volcengine_id(e.id): e for e in entries
+                           if volcengine_id(e.id) not in self._entries}
 
     @classmethod
     def load(cls, path: Path | None = None) -> ModelRegistry:
@@ -98,20 +126,35 @@ class ModelRegistry:
         return cls([_entry(raw) for raw in json.loads(text)["models"]])
 
     def get(self, model_id: str) -> ModelEntry:
+        """The entry of ``model_id`` in either spelling, carrying the spelling sent."""
         entry = self._entries.get(model_id)
-        if entry is None and model_id.startswith("doubao-"):
-            entry = self._entries.get(model_id.removeprefix("doubao-"))
-        if entry is None:
-            raise NotFound(
-                f"The model or endpoint {model_id} does not exist or you do not have access to it.",
-                code="InvalidEndpointOrModel.NotFound", param="model",
-            )
-        return entry
+        if entry is not None:
+            return entry
+        entry = self._spellings.get(model_id)
+        if entry is not None:
+            return replace(entry, sent_as=model_id)
+        hint = ""
+        if model_id.startswith(VOLCENGINE_PREFIX + BYTEPLUS_2X_PREFIX):
+            byteplus = model_id.removeprefix(VOLCENGINE_PREFIX)
+            if byteplus in self._entries:
+                hint = (f" Volcengine spells {byteplus} as {volcengine_id(byteplus)}"
+                        " (doubao- in place of dreamina-).")
+        raise NotFound(
+            f"The model or endpoint {model_id} does not exist or you do not have access to it."
+            + hint, code="InvalidEndpointOrModel.NotFound", param="model",
+        )
+
+    def volcengine_spelling(self, entry: ModelEntry) -> str | None:
+        """The Volcengine id this entry answers to, where Volcengine names the model."""
+        spelling = volcengine_id(entry.id)
+        if is_vendor_id(entry.id) and self._spellings.get(spelling) is entry:
+            return spelling
+        return None
 
     def __iter__(self) -> Iterator[ModelEntry]:
         return iter(self._entries.values())
 
     @staticmethod
     def spellings(model_ids: Iterable[str]) -> list[str]:
-        """Every id a task of these models may be stored under (Volcengine adds doubao-)."""
-        return [spelling for m in model_ids for spelling in (m, f"doubao-{m}")]
+        """Every id a task of these models may be stored under (tasks keep the id sent)."""
+        return [spelling for m in model_ids for spelling in (m, volcengine_id(m))]

@@ -63,12 +63,12 @@ def detect_mode(images: Sequence[ImageInput], max_references: int = 4) -> Mode:
 def check_mode(entry: ModelEntry, engine_modes: frozenset[Mode], mode: Mode) -> None:
     if mode not in entry.modes:
         raise InvalidParameter(
-            "model", f"model {entry.id} does not support {mode.label} generation."
+            "model", f"model {entry.name} does not support {mode.label} generation."
         )
     if mode not in engine_modes:
         raise InvalidParameter(
             "model",
-            f"model {entry.id} is served here by the {entry.engine} engine, which does not "
+            f"model {entry.name} is served here by the {entry.engine} engine, which does not "
             f"support {mode.label} generation.",
         )
 
@@ -80,7 +80,7 @@ def fit_to_engine(entry: ModelEntry, engine: Engine, request: GenerationRequest
     Media comes before modes so that a reference-video request is told about the videos,
     not about a mode the videos implied.
     """
-    served = f"model {entry.id} is served here by the {entry.engine} engine, which"
+    served = f"model {entry.name} is served here by the {entry.engine} engine, which"
     for role, what in MEDIA_ROLES.items():
         if any(m.role == role for m in request.media) and role not in engine_inputs(engine):
             raise InvalidParameter("content", f"{served} cannot use {what}.")
@@ -101,7 +101,7 @@ def check_audio(entry: ModelEntry, makes_audio: bool, request: GenerationRequest
     if request.generate_audio and not makes_audio:
         raise InvalidParameter(
             "generate_audio",
-            f"model {entry.id} is served here by the {entry.engine} engine, which makes no "
+            f"model {entry.name} is served here by the {entry.engine} engine, which makes no "
             "sound; set generate_audio to false or choose a model with audio.",
         )
 
@@ -169,14 +169,14 @@ def build_request(
     image_mode = mode in (Mode.FIRST_FRAME, Mode.FIRST_LAST)
     draft = given.bool("draft")
     if draft and not entry.draft:
-        raise given.invalid("draft", f"model {entry.id} does not offer drafts.")
+        raise given.invalid("draft", f"model {entry.name} does not offer drafts.")
 
     resolution = _resolution(entry, given, mode, draft)
     ratio = given.choice("ratio", ADAPTIVE if image_mode else "16:9", (*RATIOS, ADAPTIVE))
     if ratio == ADAPTIVE and not image_mode:
         raise given.invalid("ratio", "adaptive follows the first frame and needs one.")
     if ratio != ADAPTIVE and image_mode and entry.adaptive_ratio_required:
-        raise given.invalid("ratio", f"model {entry.id} takes only adaptive in {mode.label} "
+        raise given.invalid("ratio", f"model {entry.name} takes only adaptive in {mode.label} "
                                      f"mode, got {ratio}.")
     duration, frames, auto_duration = _length(entry, given, surface)
     given.int("framespersecond", FPS, FPS, FPS)
@@ -210,10 +210,10 @@ def delivery_settings(entry: ModelEntry, given: GivenSettings) -> dict[str, Any]
                             f"must be at most {SAFETY_IDENTIFIER_MAX} characters.")
     generate_audio = given.bool("generate_audio")
     if generate_audio and not entry.audio:
-        raise given.invalid("generate_audio", f"model {entry.id} makes no sound.")
+        raise given.invalid("generate_audio", f"model {entry.name} makes no sound.")
     output_format = str(given.get("output_format") or "mp4")
     if output_format not in entry.output_formats:
-        raise given.invalid("output_format", f"model {entry.id} writes "
+        raise given.invalid("output_format", f"model {entry.name} writes "
                                              f"{' or '.join(entry.output_formats)}.")
     return dict(
         watermark=given.bool("watermark"), return_last_frame=given.bool("return_last_frame"),
@@ -241,7 +241,7 @@ def _mode(entry: ModelEntry, images: Sequence[ImageInput], media: Sequence[Media
         count = sum(m.role == role for m in media)
         if count > limits[role]:
             detail = (f"at most {limits[role]} {what}" if limits[role] else f"no {what}")
-            raise InvalidParameter("content", f"model {entry.id} takes {detail}, got {count}.")
+            raise InvalidParameter("content", f"model {entry.name} takes {detail}, got {count}.")
     return Mode.REFERENCE
 
 
@@ -252,7 +252,7 @@ def _omni_type(entry: ModelEntry, given: GivenSettings,
     kind = given.choice("omni_reference_task_type", "auto", OMNI_TYPES)
     if not entry.max_reference_videos:
         raise given.invalid("omni_reference_task_type",
-                            f"model {entry.id} takes no reference videos.")
+                            f"model {entry.name} takes no reference videos.")
     if kind in ("edit", "extend") and not any(m.role == "reference_video" for m in media):
         raise given.invalid("omni_reference_task_type", f"{kind} needs a reference video.")
     return kind
@@ -292,5 +292,5 @@ def _length(entry: ModelEntry, given: GivenSettings,
     if not low <= duration <= high:
         auto = ", or -1 to let the model choose" if entry.auto_duration else ""
         raise given.invalid("duration", f"must be between {low} and {high}{auto}, got "
-                                        f"{duration}. That is the range of model {entry.id}.")
+                                        f"{duration}. That is the range of model {entry.name}.")
     return duration, frames_for(duration), False

@@ -6,7 +6,7 @@ import pytest
 
 from segue.commands import parse_commands
 from segue.domain import SIZES, ImageInput, Mode, frames_for, nearest_ratio, tokens_for
-from segue.errors import InvalidParameter
+from segue.errors import InvalidParameter, NotFound
 from segue.models import ModelRegistry
 from segue.requests import build_request, detect_mode
 
@@ -127,7 +127,13 @@ SPEC_IDS = ("seedance-1-0-lite-i2v-250428", "seedance-1-0-lite-t2v-250428",
 @pytest.mark.parametrize("model_id", SPEC_IDS)
 def test_every_public_id_and_its_doubao_spelling(model_id: str) -> None:
     entry = REG.get(model_id)
-    assert REG.get("doubao-" + model_id) is entry and entry.engine == "flow"
+    # Volcengine: doubao- before a 1.x id, in place of dreamina- for 2.x
+    volcengine = "doubao-" + model_id.removeprefix("dreamina-")
+    assert REG.get(volcengine) == entry and REG.get(volcengine).name == volcengine
+    assert entry.name == model_id and entry.engine == "flow"
+    if model_id.startswith("dreamina-"):
+        with pytest.raises(NotFound, match="doubao-dreamina-"):
+            REG.get("doubao-" + model_id)  # an id that exists nowhere
     assert entry.resolution in entry.resolutions
     assert entry.min_duration <= max(entry.default_duration, entry.min_duration)
 

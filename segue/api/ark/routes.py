@@ -90,9 +90,14 @@ def delete_task(task_id: str, services: ServicesDep, principal: PrincipalDep) ->
 
 @router.get("/models", response_model=ModelList)
 def list_models(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Each model, then its Volcengine spelling where Volcengine names it (a China-region
+    client looks for its own id here), with ``byteplus_id`` saying which model it is."""
     data = []
     for entry in services.models:
         item = entry.to_json()
         item["modes"] = sorted(m.value for m in entry.modes & services.engine_modes(entry))
         data.append(item)
+        spelling = services.models.volcengine_spelling(entry)
+        if spelling is not None:
+            data.append({**item, "id": spelling, "byteplus_id": entry.id})
     return {"object": "list", "data": data}
