@@ -127,7 +127,7 @@ class CreateVideoRequest(BaseModel):
             raise InvalidParameter("seconds", f'must be a whole number of seconds such as "4", '
                                               f"got {self.seconds!r}.")
         if not low <= int(text) <= high:
-            raise InvalidParameter("seconds", f"model {entry.id} makes videos of {low} to "
+            raise InvalidParameter("seconds", f"model {entry.name} makes videos of {low} to "
                                               f"{high} seconds, got {text}.")
         return int(text)
 
@@ -172,6 +172,20 @@ class DeletedVideo(BaseModel):
     id: str
     object: Literal["video.deleted"] = "video.deleted"
     deleted: bool
+
+
+class Model(BaseModel):
+    """OpenAI's model object, as ``client.models.list()`` and ``retrieve()`` read it."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int  # the date in the id's YYMMDD suffix (00:00 UTC); 0 where the id has none
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Model]
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:

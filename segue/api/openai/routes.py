@@ -21,6 +21,7 @@ from segue.api.deps import (
     read,
     run_create,
 )
+from segue.api.openai import catalog
 from segue.api.openai.errors import ERRORS, ErrorEnvelope
 from segue.api.openai.forms import read_body
 from segue.api.openai.protocol import (
@@ -31,16 +32,7 @@ from segue.api.openai.protocol import (
     VideoList,
 )
 from segue.api.polls import poll
-from segue.domain import (
-    MAX_PIXELS,
-    SIDE_RANGE,
-    SIZES,
-    Mode,
-    TaskStatus,
-    nearest_ratio,
-    resolution_for,
-)
-from segue.engines.base import makes_audio
+from segue.domain import Mode, TaskStatus, nearest_ratio, resolution_for
 from segue.errors import InvalidParameter, NotFound, OperationDenied
 from segue.keys import Principal
 from segue.media.previews import spritesheet, thumbnail
@@ -52,6 +44,7 @@ from segue.storage.local import LocalStore
 from segue.tasks.videos import video_object
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-style videos"])
+router.include_router(catalog.router)  # first: /videos/models is no /videos/{video_id}
 LIST_WINDOW = 7 * 86_400
 
 
@@ -98,20 +91,15 @@ def _check_size(services: Services, entry: ModelEntry, width: int, height: int) 
     (LTX-Video 32, Wan 16); the others take any even size."""
     resolution = resolution_for(width, height)
     if resolution not in entry.resolutions:
-        raise InvalidParameter("size", f"model {entry.id} renders at "
+        raise InvalidParameter("size", f"model {entry.name} renders at "
                                        f"{', '.join(entry.resolutions)}; {width}x{height} is "
                                        f"a {resolution} size.")
-    multiple = _size_multiple(services, entry)
+    multiple = catalog.size_multiple(services, entry)
     if width % multiple or height % multiple:
-        raise InvalidParameter("size", f"model {entry.id} is rendered here by an engine whose "
+        raise InvalidParameter("size", f"model {entry.name} is rendered here by an engine whose "
                                        f"sides are multiples of {multiple} px; {width}x{height} "
                                        "is not.")
     return resolution
-
-
-def _size_multiple(services: Services, entry: ModelEntry) -> int:
-    """The block size the model's engine renders in (``size_multiple``); any even size else."""
-    return int(getattr(services.engine_for(entry), "size_multiple", 2))
 
 
 def _default_model(services: Services, mode: Mode) -> ModelEntry:
@@ -120,30 +108,6 @@ def _default_model(services: Services, mode: Mode) -> ModelEntry:
         if mode in entry.modes & services.engine_modes(entry):
             return entry
     raise InvalidParameter("model", f"no model here offers {mode.label} generation.")
-
-
-@router.get("/videos/models", responses=ERRORS)
-def list_video_models(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
-    """Each model with the frame types, sizes and durations it accepts here."""
-    return {"object": "list", "data": [_capabilities(services, e) for e in services.models]}
-
-
-def _capabilities(services: Services, entry: ModelEntry) -> dict[str, Any]:
-    modes = entry.modes & services.engine_modes(entry)
-    frame_types = [name for name, needs in (("first_frame", {Mode.FIRST_FRAME, Mode.FIRST_LAST}),
-                                            ("last_frame", {Mode.FIRST_LAST})) if modes & needs]
-    largest = max(w * h for r in entry.resolutions for w, h in SIZES[r].values())
-    return {
-        "id": entry.id, "object": "model", "engine": entry.engine,
-        "frame_types": frame_types, "text_to_video": Mode.TEXT in modes,
-        "input_references": Mode.REFERENCE in modes,
-        "audio": entry.audio and makes_audio(services.engine_for(entry)),
-        "sizes": [f"{w}x{h}" for r in entry.resolutions for w, h in SIZES[r].values()],
-        "size_rules": {"multiple_of": _size_multiple(services, entry),
-                       "min_side": SIDE_RANGE[0],
-                       "max_side": SIDE_RANGE[1], "max_pixels": min(MAX_PIXELS, largest)},
-        "seconds": [str(s) for s in range(entry.min_duration, entry.max_duration + 1)],
-    }
 
 
 @router.get("/videos", response_model=VideoList, responses=ERRORS)
