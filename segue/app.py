@@ -11,19 +11,19 @@ from pathlib import Path
 
 import anyio
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segue import logs
 from segue.api import errors, files, openapi, ops
 from segue.api.ark import events as ark_events
 from segue.api.ark import routes as ark
+from segue.api.guard import BodyGuard
 from segue.api.openai import routes as openai_videos
 from segue.api.pixazo import routes as pixazo
 from segue.api.polls import PollShortcut
-from segue.errors import PayloadTooLarge
 from segue.services import Services
 from segue.settings import Settings
 
@@ -42,7 +42,7 @@ def _request_id() -> str:
 
 
 class RequestContext:
-    """Request id, body-size limit, access log and request metrics.
+    """Request id, access log and request metrics.
 
     A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` runs every request in
     an extra task with its body relayed through a memory stream, which cost polls a
@@ -69,13 +69,6 @@ class RequestContext:
             await send(message)
 
         try:
-            limit = services.settings.max_body_bytes
-            length = Headers(scope=scope).get("content-length")
-            if length and length.isdigit() and int(length) > limit:
-                response = errors.render_error(Request(scope), PayloadTooLarge(
-                    f"The request body is {int(length)} bytes; the limit is {limit}."))
-                await response(scope, receive, send_with_id)
-                return
             await self.app(scope, receive, send_with_id)
         finally:
             logs.request_id.reset(token)
@@ -118,6 +111,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.create_slots = anyio.CapacityLimiter(settings.create_concurrency)
     app.add_middleware(PollShortcut, routes=[*ark.router.routes, *openai_videos.router.routes])
+    app.add_middleware(BodyGuard)  # keys and body sizes checked before a body is read
     app.add_middleware(RequestContext)  # added last, runs first: polls answered inside it
     errors.install(app)
     openapi.install(app)

@@ -33,7 +33,12 @@ async def get_principal(request: Request) -> Principal:
     the key store decides, with Segue's error. The headers are read here rather than by
     FastAPI's security classes, whose two extra dependencies cost every poll more than the
     key check; ``openapi.py`` declares the two schemes on every route that depends on this.
+    A request with a body had its key checked before the body was read (``api/guard``),
+    which left the caller in the request's state.
     """
+    checked = request.scope.get("state", {}).get("principal")
+    if checked is not None:
+        return checked  # type: ignore[no-any-return]
     key = key_in(request.headers)
     keys = (await get_services(request)).keys
     # A key seen lately is answered here, without a trip through the thread pool.

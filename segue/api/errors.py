@@ -111,8 +111,9 @@ def _from_http(request: Request, exc: HTTPException) -> SegueError:
         return NotFound("The requested route does not exist.", code="NotFound")
     if exc.status_code == 401:
         return AuthenticationError()
-    if exc.status_code == 413:
-        return PayloadTooLarge("The request body is larger than the limit.")
+    if exc.status_code == 413:  # api/guard's BodyTooLarge says by how much
+        return PayloadTooLarge(str(exc.detail) if exc.detail else
+                               "The request body is larger than the limit.")
     return BadRequest(str(exc.detail))
 
 
