@@ -166,8 +166,9 @@ def test_model_rules_are_refused_by_name(server: LiveServer) -> None:
     _refused(_create(client, V25, ratio="16:9"), 400, bad, "ratio", "adaptive")
     _refused(_create(client, "dreamina-seedance-2-0-fast-260128", resolution="1080p"), 400,
              bad, "480p, 720p")
-    _refused(_create(client, duration=20), 400, bad, "4 and 15")
-    _refused(_create(client, duration=-1), 400, bad, "4 and 15")
+    _refused(_create(client, duration=20), 400, bad, "4 and 15, or -1")
+    _refused(_create(client, "dreamina-seedance-2-5-flash-261115", duration=-1), 400, bad,
+             "4 and 30")  # the one 2.x model without -1
     _refused(_create(client, V15, duration=3), 400, bad, "or -1")
     _refused(_create(client, output_format="mov"), 400, bad, "output_format", "mp4")
     _refused(_create(client, priority=101), 400, bad, "priority")
