@@ -30,7 +30,9 @@ async function loadModels() {
   const select = $("model");
   const previous = select.value;
   try {
-    models = (await listModels()).data.filter((m) => m.modes.some((x) => IMAGE_MODES.has(x)));
+    // a Volcengine spelling (byteplus_id) is the same model again: offered once
+    models = (await listModels()).data.filter(
+      (m) => !m.byteplus_id && m.modes.some((x) => IMAGE_MODES.has(x)));
     markKeyWanted(false);
   } catch (err) {
     models = [];

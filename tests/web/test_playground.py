@@ -83,6 +83,9 @@ def test_drop_submit_and_watch_the_video(page: Any, live: LiveServer) -> None:
     streams: list[str] = []
     page.on("response", lambda r: streams.append(r.headers.get("content-type", ""))
             if r.url.endswith("/events") else None)
+    # each model once: the Volcengine spellings that /api/v3/models also lists are not offered
+    assert page.locator("#model option[value='dreamina-seedance-2-0-260128']").count() == 1
+    assert page.locator("#model option[value^='doubao-']").count() == 0
     fill_pair(page)
     # the resolution is left alone, so the prompt's --rs applies; the duration is changed
     # on the page, so it wins over the prompt's --dur
