@@ -54,6 +54,9 @@ class KeyStore(SqlStore):
                rate_limit: int | None = None, max_queued: int | None = None
                ) -> tuple[str, ApiKeyRow]:
         """A new stored key; the plain key is returned once and never stored."""
+        for label, limit in (("rate_limit", rate_limit), ("max_queued", max_queued)):
+            if limit is not None and limit < 1:  # 0 read as "the default", -1 refused all
+                raise ValueError(f"{label} must be at least 1 (None for the default)")
         key = "sk-" + secrets.token_urlsafe(32)
         row = ApiKeyRow(
             id="key-" + secrets.token_hex(6), name=name, key_hash=hash_key(key), prefix=key[:7],

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from segue import settings_checks as checks
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+# x264's presets: any other name fails every encode
+Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                 "slower", "veryslow", "placebo"]
 
 
 def _split(value: str | list[str]) -> list[str]:
@@ -43,71 +50,101 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_public_endpoint_url: str | None = None  # where clients reach the store; signs links
     public_url: str | None = None  # base of the links handed out; default: from host and port
-    models_file: Path | None = None  # a JSON model registry replacing the built-in one
+    models_file: FilePath | None = None  # a JSON model registry replacing the built-in one
 
     # the server
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1  # in-process workers started by `segue serve`
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=0, le=256)  # in-process workers started by `segue serve`
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)  # SEGUE_API_KEYS=k1,k2
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     # host:port of a separate /metrics listener (e.g. an admin network); when set, the API
     # port no longer serves /metrics, and `segue worker` processes serve it there too
     metrics_addr: str | None = None
     # FastAPI's own OpenTelemetry traces, metrics and logs, to the globally configured
     # providers (opentelemetry-instrument, say); off, a request does not look for them
     opentelemetry: bool = False
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # a stored key found is remembered this long: `segue keys revoke` takes effect within it
-    key_cache_ttl: float = 2.0
+    key_cache_ttl: float = Field(default=2.0, ge=0, le=3600)
     # creates decoding their images and storing their task at once in one API process; the
     # others wait their turn in arrival order (see api/deps.run_create)
-    create_concurrency: int = Field(default_factory=usable_cpus, ge=1)
+    create_concurrency: int = Field(default_factory=usable_cpus, ge=1, le=1024)
 
     # images
     allow_private_urls: bool = False
-    image_max_bytes: int = 30 * 1024 * 1024
-    image_connect_timeout: float = 10.0
-    image_total_timeout: float = 60.0
-    image_max_redirects: int = 3
+    image_max_bytes: int = Field(default=30 * 1024 * 1024, ge=1024)
+    image_connect_timeout: float = Field(default=10.0, gt=0, le=600)
+    image_total_timeout: float = Field(default=60.0, gt=0, le=3600)
+    image_max_redirects: int = Field(default=3, ge=0, le=20)
 
     # video
-    video_crf: int = 18
-    video_preset: str = "veryfast"
+    video_crf: int = Field(default=18, ge=0, le=51)  # x264's scale
+    video_preset: Preset = "veryfast"
 
-    # lifetimes (seconds)
-    link_ttl: int = 86_400
-    record_ttl: int = 7 * 86_400
-    cancelled_ttl: int = 86_400
-    lease_ttl: int = 60  # a worker's claim lapses unless renewed (heartbeat)
-    poll_interval: float = 0.5  # how often an idle worker looks for work
+    # lifetimes (seconds); an interval of 0 would spin a core, a lifetime of 0 or less would
+    # delete records as soon as they end, a lease of 0 would take every task from its worker
+    link_ttl: int = Field(default=86_400, ge=1)
+    record_ttl: int = Field(default=7 * 86_400, ge=1)
+    cancelled_ttl: int = Field(default=86_400, ge=1)
+    lease_ttl: int = Field(default=60, ge=1)  # a worker's claim lapses unless renewed (heartbeat)
+    poll_interval: float = Field(default=0.5, ge=0.01, le=3600)  # how often an idle worker looks
     # on PostgreSQL, idle workers also wake on LISTEN/NOTIFY; turn off behind a proxy that
     # pools by transaction (PgBouncer), where LISTEN does not work; the poll remains
     listen: bool = True
-    sweep_interval: float = 60.0
+    sweep_interval: float = Field(default=60.0, ge=0.01, le=86_400)
 
     # limits per key (defaults; a stored key may override)
-    rate_limit_lite: int = 300
-    rate_limit_pro: int = 600
-    rate_window: int = 60
-    max_queued: int = 120
+    rate_limit_lite: int = Field(default=300, ge=1)
+    rate_limit_pro: int = Field(default=600, ge=1)
+    rate_window: int = Field(default=60, ge=1)
+    max_queued: int = Field(default=120, ge=1)
 
     # callbacks (docs/lifecycle.md): the timeout bounds a whole exchange; a final status is
     # retried on the backoff schedule (seconds before each retry, the last step repeating),
     # about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h as Standard Webhooks senders do
-    callback_timeout: float = 5.0
-    callback_retries: int = 6
-    callback_backoff: Annotated[list[float], NoDecode] = Field(
+    callback_timeout: float = Field(default=5.0, gt=0, le=300)
+    callback_retries: int = Field(default=6, ge=0, le=100)
+    callback_backoff: Annotated[list[Annotated[float, Field(ge=0)]], NoDecode] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0]
     )
 
     # progress stream (GET .../tasks/{id}/events)
-    events_poll_interval: float = 0.5  # how often the stream reads the task from the store
-    events_keepalive: float = 15.0  # a comment line after this many silent seconds
+    # how often the stream reads the task from the store
+    events_poll_interval: float = Field(default=0.5, ge=0.01, le=60)
+    events_keepalive: float = Field(default=15.0, gt=0, le=3600)  # a comment after this silence
 
     _split_lists = field_validator("api_keys", "callback_backoff", mode="before")(
         lambda value: _split(value)
     )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _some_key(cls, value: object) -> object:
+        # ",,, ," would otherwise start an open server: a value that names no key is a mistake
+        if isinstance(value, str) and value.strip() and not _split(value):
+            raise ValueError("names no key (keys are separated by commas)")
+        return value
+
+    @field_validator("log_level", "video_preset", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("public_url", "s3_endpoint_url", "s3_public_endpoint_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        return checks.http_url(value) if value else None
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        return checks.storage_url(value) if value else None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        return checks.database_url(value) if value else None
 
     @field_validator("metrics_addr")
     @classmethod

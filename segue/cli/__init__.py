@@ -29,6 +29,9 @@ gc.enable()
 gc.freeze()
 
 
+SECRET = {"SEGUE_API_KEYS", "SEGUE_DATABASE_URL"}  # never echoed (a URL may hold a password)
+
+
 def main() -> None:
     """The ``segue`` console script: ``app`` with a setting that does not validate told in
     one line per setting (``SEGUE_X=...: why``) and exit status 2, not a traceback."""
@@ -37,8 +40,18 @@ def main() -> None:
     except ValidationError as exc:
         if exc.title != "Settings":
             raise
-        for error in exc.errors():
-            name = "SEGUE_" + "_".join(str(part) for part in error["loc"]).upper()
-            given = f"={error['input']}" if isinstance(error.get("input"), str) else ""
-            print(f"segue: {name}{given}: {error['msg']}.", file=sys.stderr)
+        for line in setting_errors(exc):
+            print(line, file=sys.stderr)
         sys.exit(2)
+
+
+def setting_errors(exc: ValidationError) -> list[str]:
+    """One line per setting that does not validate (the first reason for each)."""
+    lines: dict[str, str] = {}
+    for error in exc.errors():
+        name = "SEGUE_" + str(error["loc"][0]).upper()
+        value = error.get("input")
+        given = f"={value}" if isinstance(value, str) and name not in SECRET else ""
+        why = error["msg"].removeprefix("Value error, ")
+        lines.setdefault(name, f"segue: {name}{given}: {why}.")
+    return list(lines.values())

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from typing import Annotated, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,15 +21,53 @@ tasks_app = typer.Typer(help="Inspect tasks in the store.", no_args_is_help=True
 
 
 def _services(settings: Settings | None = None):  # type: ignore[no-untyped-def]
-    """The process's services; an out-of-date schema ends the command with its message."""
+    """The process's services; what keeps them from starting ends the command in one line."""
     from segue.services import Services
+
+    settings = settings or Settings()
+    with _startup_errors(settings):
+        _check_models_file(settings)
+        return Services.build(settings)
+
+
+@contextmanager
+def _startup_errors(settings: Settings) -> Iterator[None]:
+    """A store that cannot be used (unreachable, corrupt, read-only, another version's
+    schema) or a data folder that cannot be made: one line and status 2, not a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from segue.tasks.db import SchemaOutOfDate
 
     try:
-        return Services.build(settings or Settings())
+        yield
     except SchemaOutOfDate as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+        _stop(str(exc))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        where = "SEGUE_DATABASE_URL" if settings.database_url else \
+            f"the database in SEGUE_DATA_DIR ({settings.data_dir})"
+        _stop(f"{where} cannot be used: {reason}.")
+    except OSError as exc:
+        _stop(f"SEGUE_DATA_DIR={settings.data_dir} cannot be used: {exc}.")
+
+
+def _check_models_file(settings: Settings) -> None:
+    if settings.models_file is None:
+        return
+    from segue.models import ModelRegistry
+
+    try:
+        ModelRegistry.load(settings.models_file)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _stop(f"SEGUE_MODELS_FILE={settings.models_file}: not a model registry Segue can "
+              f"read ({type(exc).__name__}: {exc}).")
+
+
+def _stop(message: str) -> NoReturn:
+    # soft_wrap: one line however narrow the terminal; no markup: messages hold [brackets]
+    Console(stderr=True, soft_wrap=True).print(f"segue: {message}", style="red",
+                                               highlight=False, markup=False)
+    raise typer.Exit(2)
 
 
 def migrate() -> None:
@@ -42,7 +82,8 @@ def migrate() -> None:
     from segue.tasks.db import migrate as upgrade
 
     settings = Settings()
-    before, after = upgrade(make_engine(settings.resolved_database_url))
+    with _startup_errors(settings):
+        before, after = upgrade(make_engine(settings.resolved_database_url))
     if before == after:
         console.print(f"The schema is up to date (revision {after}).")
     else:
@@ -133,8 +174,10 @@ def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")],
     webhook_secret: Annotated[str | None, typer.Option(
         help="Sign this key's callbacks with Standard Webhooks (a whsec_... secret).")] = None,
-    rate_limit: Annotated[int | None, typer.Option(help="Creates per window.")] = None,
-    max_queued: Annotated[int | None, typer.Option(help="Queued tasks at most.")] = None,
+    rate_limit: Annotated[int | None, typer.Option(
+        min=1, help="Creates per window (default: SEGUE_RATE_LIMIT_LITE/PRO).")] = None,
+    max_queued: Annotated[int | None, typer.Option(
+        min=1, help="Queued tasks at most (default: SEGUE_MAX_QUEUED).")] = None,
 ) -> None:
     """Create a key; the key itself is printed once, as the last line."""
     if webhook_secret is not None:
