@@ -41,6 +41,8 @@ async def read_body(request: Request) -> dict[str, Any]:
                          "multipart/form-data.", param="Content-Type")
     try:
         body = json.loads(await request.body())
+    except RecursionError:  # nested deeper than Python's parser goes: a 400, not a 500
+        raise BadRequest("The request body is nested too deeply.", param="body") from None
     except (ValueError, UnicodeDecodeError):
         body = None
     if not isinstance(body, dict):
@@ -84,6 +86,8 @@ def unflatten(items: list[tuple[str, Any]]) -> dict[str, Any]:
 def _json(key: str, value: str) -> Any:
     try:
         return json.loads(value)
+    except RecursionError:
+        raise InvalidParameter(key, "is JSON nested too deeply.") from None
     except ValueError:
         raise InvalidParameter(key, "looks like JSON but does not parse.") from None
 
