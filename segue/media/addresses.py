@@ -5,7 +5,8 @@ address slips past the check and is then resolved to it anyway: ``2130706433``,
 ``0x7f000001``, ``0177.0.0.1``, ``127.1`` and ``127.0.0.1.`` are all 127.0.0.1, and
 ``localhost`` (and any ``*.localhost``, RFC 6761) is loopback without asking DNS. IPv6
 addresses that carry an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) are checked
-as that IPv4 address too.
+as that IPv4 address too (a well-known-prefix NAT64 address as that address alone). A host
+that is not ASCII is first mapped as IDNA (UTS #46) maps it: ``１２７。０。０。１`` is 127.0.0.1.
 
 What can be decided from the spelling is decided at create time (``refused_literal``);
 names are checked after each resolution (``first_refused``), and the connection then goes
@@ -71,7 +72,7 @@ def parse_host(host: str) -> IP | None:
 
     Raises ``MalformedHost`` for a numeric spelling that is no address at all.
     """
-    name = host.strip().lower().rstrip(".")
+    name = normalise(host).rstrip(".")
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]
     if name == "localhost" or name.endswith(".localhost"):
@@ -82,6 +83,22 @@ def parse_host(host: str) -> IP | None:
         except ValueError:
             raise MalformedHost(f"{host} is not a valid IPv6 address") from None
     return _inet_aton(name)
+
+
+def normalise(host: str) -> str:
+    """``host`` as a resolver will look it up: lower case and, where it is not ASCII, mapped
+    as IDNA (UTS #46) maps it, which is what URL parsers and ``getaddrinfo`` do before they
+    resolve. So ``１２７。０。０。１`` (fullwidth digits, ideographic full stops) is 127.0.0.1
+    here too, decided at create rather than found when the fetch resolves it."""
+    name = host.strip()
+    if not name.isascii():
+        import idna  # httpx's own dependency; only a non-ASCII host needs it
+
+        try:
+            name = idna.uts46_remap(name, std3_rules=False, transitional=False)
+        except (idna.IDNAError, ValueError) as exc:
+            raise MalformedHost(f"{host} is not a valid host name ({exc})") from None
+    return name.lower()
 
 
 def embedded_ipv4(ip: IP) -> Iterator[ipaddress.IPv4Address]:
@@ -113,6 +130,9 @@ def is_forbidden_address(ip: IP) -> bool:
         or ip.is_reserved
         or ip.is_unspecified
         or not ip.is_global
+        # fec0::/10, deprecated (RFC 3879) but still routed inside some sites; Python
+        # counts it as global
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
     )
 
 
@@ -123,7 +143,13 @@ def refused_by(ip: IP, settings: Settings) -> IP | None:
     Cloud metadata stays refused even when the operator allows private addresses
     (SEGUE_ALLOW_PRIVATE_URLS), since it holds credentials.
     """
-    for candidate in (ip, *embedded_ipv4(ip)):
+    candidates = [ip, *embedded_ipv4(ip)]
+    if ip in NAT64[0]:
+        # The well-known NAT64 prefix only reaches the IPv4 address it carries, so that
+        # address decides: Python counts the whole prefix as reserved, which refused every
+        # public address behind a NAT64 gateway.
+        candidates = candidates[1:] or candidates
+    for candidate in candidates:
         if candidate in METADATA_ADDRESSES:
             return candidate
         if not settings.allow_private_urls and is_forbidden_address(candidate):

@@ -78,3 +78,41 @@ def test_numeric_hosts_are_sent_in_the_standard_spelling() -> None:
     assert canonical_url("http://u:p@0x7f000001/a") == "http://u:p@127.0.0.1/a"
     for url in ("http://localhost:9/", "http://[::1]:9/", "https://example.com/a"):
         assert canonical_url(url) == url
+
+
+# Spellings that passed at create before (each was refused only when the fetch resolved it)
+UNICODE_SPELLINGS = [
+    ("127。0。0。1", "127.0.0.1"),  # ideographic full stops
+    ("１２７.０.０.１", "127.0.0.1"),  # fullwidth digits
+    ("１２７．０．０．１", "127.0.0.1"),  # fullwidth digits and full stops
+    ("169｡254｡169｡254", "169.254.169.254"),  # halfwidth ideographic full stops
+    ("ＬＯＣＡＬＨＯＳＴ", "127.0.0.1"),
+    ("①②⑦.0.0.1", "127.0.0.1"),  # circled digits, which UTS #46 maps to digits
+]
+
+
+@pytest.mark.parametrize("host,address", UNICODE_SPELLINGS)
+def test_hosts_are_normalised_as_idna_before_deciding(host: str, address: str) -> None:
+    assert str(parse_host(host)) == address
+    with pytest.raises(InvalidImage, match="SEGUE_ALLOW_PRIVATE_URLS") as caught:
+        check_image_reference(f"http://{host}/a.png", "first_frame", STRICT)
+    assert caught.value.code == "InvalidImageURL.Forbidden"
+
+
+def test_unicode_names_are_still_names() -> None:
+    assert parse_host("例え.テスト") is None and refused_literal("bücher.example", STRICT) is None
+
+
+@pytest.mark.parametrize("host", ["fec0::1", "[fec0::1]", "feff:ffff::1"])
+def test_site_local_ipv6_is_refused_at_create(host: str) -> None:
+    assert refused_literal(host, STRICT) is not None
+    with pytest.raises(InvalidImage, match="SEGUE_ALLOW_PRIVATE_URLS"):
+        check_image_reference(f"http://[{host.strip('[]')}]/a.png", "first_frame", STRICT)
+
+
+@pytest.mark.parametrize("host,refused", [
+    ("64:ff9b::808:808", False), ("64:ff9b::8.8.8.8", False), ("64:ff9b::101:101", False),
+    ("64:ff9b::a00:1", True), ("64:ff9b::7f00:1", True), ("64:ff9b::", True),
+])
+def test_nat64_is_decided_by_the_ipv4_address_it_carries(host: str, refused: bool) -> None:
+    assert (refused_literal(host, STRICT) is not None) is refused
