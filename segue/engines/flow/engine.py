@@ -20,8 +20,10 @@ from segue.engines.flow.camera import (
     refine_camera,
     unexplained,
 )
+from segue.engines.flow.layers import Layers, background_flows
 from segue.engines.flow.motion import recover_large_moves
 from segue.engines.flow.parallel import both, in_parallel, one_malloc_arena
+from segue.engines.flow.subjects import find_subjects
 from segue.engines.flow.warp import (
     Timeline,
     Warper,
@@ -139,6 +141,7 @@ class _Motion:
     f10: np.ndarray | None
     camera: np.ndarray | None  # output-size homography, used by the fallback path
     scale: float
+    layers: Layers | None = None  # subjects that travel, drawn over the background
 
 
 def _gray(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -147,9 +150,11 @@ def _gray(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def analyse(
-    first: np.ndarray, last: np.ndarray, preset: Preset, camera_fixed: bool, seed: int
+    first: np.ndarray, last: np.ndarray, preset: Preset, camera_fixed: bool, seed: int,
+    subjects: bool = True,
 ) -> _Motion:
-    """Estimate camera, flows and visibility once for the pair; decide whether flow is trusted."""
+    """Estimate camera, subjects, flows and visibility once for the pair; decide whether flow
+    is trusted. With subjects, the flows are those of the plates (``Layers.plates``)."""
     hgt, w = first.shape[:2]
     scale = min(1.0, preset.work_side / max(w, hgt))
     size = (max(16, round(w * scale)), max(16, round(hgt * scale)))
@@ -159,16 +164,25 @@ def analyse(
     if h is not None:
         h = refine_camera(g0, g1, h)  # ECC: +0.6 dB Middlebury, +0.5 dB long windows
         h = h if locally_plausible(h, *size) else None
-    f01, f10 = _total_flows(g0, g1, h, preset)
-    xy = grid(*size)
-    ok0, ok1 = _consistent_share(f01, f10, xy), _consistent_share(f10, f01, xy)
     camera = None
     if h is not None:
         to_work = np.diag([scale, size[1] / hgt, 1.0])
         camera = np.linalg.inv(to_work) @ h @ to_work
+    f01, f10 = _total_flows(g0, g1, h, preset)
+    layers = None
+    if subjects:
+        # found on the colour frames: a subject and a flat background may differ in hue alone
+        c0, c1 = (cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in (first, last))
+        found = find_subjects(c0, c1, h, f01, f10)
+        if found:  # from here on, the background alone: the plates and their flows
+            layers = Layers(first, last, found, camera, (size[0] / w, size[1] / hgt))
+            f01, f10 = background_flows(f01, f10, found, h)
+            g0, g1 = (_gray(plate, size) for plate in layers.plates)
+    xy = grid(*size)
+    ok0, ok1 = _consistent_share(f01, f10, xy), _consistent_share(f10, f01, xy)
     if min(ok0, ok1) < _MIN_CONSISTENT or not _flow_explains(g0, g1, f01, xy):
-        return _Motion(None, None, camera, scale)
-    return _Motion(f01, f10, camera, scale)
+        return _Motion(None, None, camera, scale, layers)
+    return _Motion(f01, f10, camera, scale, layers)
 
 
 def _flow_explains(g0: np.ndarray, g1: np.ndarray, f01: np.ndarray, grid: np.ndarray) -> bool:
@@ -212,9 +226,10 @@ class _FrameMaker:
     """frame = maker(t); thread-safe. The pair is analysed on the first t inside (0, 1)."""
 
     def __init__(self, first: np.ndarray, last: np.ndarray, params: Preset, camera_fixed: bool,
-                 seed: int) -> None:
+                 seed: int, subjects: bool) -> None:
         self.first, self.last = np.ascontiguousarray(first), np.ascontiguousarray(last)
         self.params, self.camera_fixed, self.seed = params, camera_fixed, seed
+        self.subjects = subjects
         self.render: Callable[[float], np.ndarray] | None = None
         self.lock = threading.Lock()
 
@@ -230,17 +245,31 @@ class _FrameMaker:
         first, last, params = self.first, self.last, self.params
         with ThreadPoolExecutor(1, thread_name_prefix="flow-enlarge") as pool:
             # The end frames are enlarged for the warps meanwhile: the camera estimate at the
-            # start of the analysis keeps one core busy, not two. (Wasted on a dissolve.)
+            # start of the analysis keeps one core busy, not two. (Wasted on a dissolve, and
+            # made again from the plates when there are subjects.)
             big = pool.submit(enlarge, first, last, params.upsample)
-            m = analyse(first, last, params, self.camera_fixed, self.seed)
+            m = analyse(first, last, params, self.camera_fixed, self.seed, self.subjects)
+            if m.layers is not None:
+                first, last = m.layers.plates
             if m.f01 is None or m.f10 is None:
-                return partial(_dissolve, first, last, m.camera)
+                return _with_layers(partial(_dissolve, first, last, m.camera), m.layers)
             hgt, w = first.shape[:2]
             levels = map_levels(w, hgt, params.work_side)
             f01, f10 = (resample_flow(f, (w, hgt), levels) for f in (m.f01, m.f10))
             line = Timeline(f01, f10, params.key_times, params.occlusion)
-            warper = Warper(first, last, levels, params.upsample, big.result())
-        return partial(warper.frame, line)
+            ends = big.result()
+            if m.layers is not None:
+                ends = m.layers.enlarged(ends, params.upsample)
+            warper = Warper(first, last, levels, params.upsample, ends)
+        return _with_layers(partial(warper.frame, line), m.layers)
+
+
+def _with_layers(background: Callable[[float], np.ndarray], layers: Layers | None
+                 ) -> Callable[[float], np.ndarray]:
+    """The frame maker: the background at t, with the subjects drawn over it."""
+    if layers is None:
+        return background
+    return lambda t: layers.draw(background(t), t)
 
 
 def _time(t: float) -> float:
@@ -259,16 +288,18 @@ def iter_interpolate(
     camera_fixed: bool = False,
     seed: int = 0,
     workers: int = 1,
+    subjects: bool = True,
 ) -> Iterator[np.ndarray]:
     """Yield one H×W×3 uint8 RGB frame per time in ``times`` (t=0 is ``first``, t=1 ``last``).
 
     A generator so that frames go to the encoder one by one; the pair is analysed lazily,
     on the first time strictly between 0 and 1. ``workers`` > 1 makes frames ahead in that
-    many threads (see ``in_parallel``); the output is the same.
+    many threads (see ``in_parallel``); the output is the same. ``subjects=False`` leaves
+    subjects that travel to the dense flow (no layers; for comparisons).
     """
     _check(first, last)
     one_malloc_arena()  # before the analysis and worker threads allocate
-    make = _FrameMaker(first, last, PRESETS[preset], camera_fixed, seed)
+    make = _FrameMaker(first, last, PRESETS[preset], camera_fixed, seed, subjects)
     if workers <= 1:
         for t in times:
             yield make(_time(t))

@@ -1,0 +1,171 @@
+"""Subjects that travel: found, matched, carried as one layer, and faded when they leave."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from segue.engines.flow import interpolate
+from segue.engines.flow.layers import _redouble
+from segue.engines.flow.subjects import find_subjects
+from segue.engines.flow.warp import double, grid
+
+W, H = 480, 272
+
+
+def textured(rng: np.random.Generator, h: int, w: int, tint: tuple[int, int, int]
+             ) -> np.ndarray:
+    """Smooth colour noise with a tint: a photo-like surface the eye and the flow can follow."""
+    img = np.zeros((h, w, 3), np.float32)
+    for cell, amp in ((16, 70.0), (4, 45.0)):
+        small = rng.random((max(2, h // cell), max(2, w // cell), 3)).astype(np.float32)
+        img += amp * cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(img + np.float32(tint), 0, 255).astype(np.uint8)
+
+
+def flat(h: int = H, w: int = W) -> np.ndarray:
+    """A sky: a smooth gradient with faint grain, nothing for dense flow to hold on to."""
+    rng = np.random.default_rng(5)
+    ramp = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    img = np.float32([90, 140, 200]) + ramp * np.float32([40, 30, 20])
+    img = np.broadcast_to(img, (h, w, 3)) + rng.normal(0, 1.0, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def sprite(seed: int = 11, size: tuple[int, int] = (70, 48)) -> tuple[np.ndarray, np.ndarray]:
+    """A textured subject with a soft elliptical outline."""
+    w, h = size
+    picture = textured(np.random.default_rng(seed), h, w, (120, 40, 20))
+    mask = np.zeros((4 * h, 4 * w), np.uint8)
+    cv2.ellipse(mask, (2 * w, 2 * h), (2 * w - 4, 2 * h - 4), 0, 0, 360, 255, -1)
+    alpha = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    return picture, alpha
+
+
+def place(background: np.ndarray, subject: tuple[np.ndarray, np.ndarray],
+          centre: tuple[float, float], scale: float = 1.0) -> np.ndarray:
+    """``background`` with the subject drawn, centred at ``centre``, scaled by ``scale``."""
+    picture, alpha = subject
+    h, w = alpha.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, scale)
+    m[:, 2] += [centre[0] - w / 2, centre[1] - h / 2]
+    size = background.shape[1::-1]
+    p = cv2.warpAffine(picture, m, size, flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    a = cv2.warpAffine(alpha, m, size, flags=cv2.INTER_LINEAR)[..., None]
+    out = background.astype(np.float32) * (1 - a) + p * a
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def where_is(frame: np.ndarray, background: np.ndarray) -> tuple[float, float, int]:
+    """Centre and size (pixels) of what differs from the background in ``frame``."""
+    diff = cv2.absdiff(frame, background).max(axis=2) > 40
+    ys, xs = np.nonzero(diff)
+    return float(xs.mean()), float(ys.mean()), int(diff.sum())
+
+
+def backgrounds() -> dict[str, np.ndarray]:
+    return {"flat": flat(), "textured": textured(np.random.default_rng(3), H, W, (30, 60, 30))}
+
+
+@pytest.mark.parametrize("kind", ["flat", "textured"])
+def test_a_far_travelling_subject_is_drawn_once_halfway(kind: str) -> None:
+    bg, subject = backgrounds()[kind], sprite()
+    start, end = (90.0, 190.0), (390.0, 80.0)  # 318 px: more than four times its size
+    first, last = place(bg, subject, start), place(bg, subject, end)
+    mid = interpolate(first, last, [0.5])[0]
+    x, y, area = where_is(mid, bg)
+    assert abs(x - 240) < 4 and abs(y - 135) < 4  # at its halfway position
+    assert 0.8 < area / where_is(first, bg)[2] < 1.2  # once, whole: not two halves
+    for x0, y0 in (start, end):  # no ghost where it was or will be
+        patch = (slice(int(y0) - 20, int(y0) + 20), slice(int(x0) - 30, int(x0) + 30))
+        assert cv2.absdiff(mid[patch], bg[patch]).mean() < 4, (x0, y0)
+    want = place(bg, subject, (240.0, 135.0))
+    body = (slice(120, 150), slice(215, 265))
+    assert cv2.absdiff(mid[body], want[body]).mean() < 6  # its own picture, not a smear
+
+
+def test_without_layers_the_same_subject_is_shown_twice() -> None:
+    """The comparison the layers are for: dense flow alone cross-dissolves this subject."""
+    bg, subject = flat(), sprite()
+    first, last = place(bg, subject, (90, 190)), place(bg, subject, (390, 80))
+    mid = interpolate(first, last, [0.5], subjects=False)[0]
+    ghost = (slice(170, 210), slice(60, 120))
+    assert cv2.absdiff(mid[ghost], bg[ghost]).mean() > 10
+
+
+def test_a_subject_that_changes_size_is_matched_with_its_scale() -> None:
+    bg, subject = textured(np.random.default_rng(4), H, W, (40, 40, 60)), sprite(seed=12)
+    first, last = place(bg, subject, (100, 100)), place(bg, subject, (360, 170), scale=1.15)
+    c0, c1 = (cv2.resize(f, (W, H), interpolation=cv2.INTER_AREA) for f in (first, last))
+    xy = grid(W, H)
+    still = np.zeros_like(xy)
+    found = find_subjects(c0, c1, None, still, still)
+    assert len(found) == 1
+    move = found[0].move
+    assert abs(np.sqrt(abs(np.linalg.det(move[:2, :2]))) - 1.15) < 0.04
+    centre = move @ np.asarray([100, 100, 1.0])
+    assert np.hypot(centre[0] - 360, centre[1] - 170) < 3
+    mid = interpolate(first, last, [0.5])[0]
+    x, y, _ = where_is(mid, bg)
+    assert abs(x - 230) < 5 and abs(y - 135) < 5
+
+
+def test_a_subject_that_leaves_the_frame_fades_whole_in_place() -> None:
+    bg, subject = flat(), sprite()
+    first = place(bg, subject, (440, 136))  # at the right edge, partly outside
+    last = bg.copy()  # it has left
+    frames = interpolate(first, last, [0.25, 0.5, 0.75])
+    area = (slice(100, 172), slice(395, W))
+    for t, frame in zip((0.25, 0.5, 0.75), frames, strict=True):
+        dissolve = cv2.addWeighted(first, 1 - t, last, t, 0)
+        assert cv2.absdiff(frame[area], dissolve[area]).mean() < 2.5, t
+        outside = np.ones((H, W), bool)
+        outside[90:182, 380:] = False
+        assert cv2.absdiff(frame, bg).max(axis=2)[outside].max() < 20, t  # no torn pieces
+
+
+def test_end_frames_stay_exact_and_near_ends_stay_close() -> None:
+    bg, subject = backgrounds()["textured"], sprite()
+    first, last = place(bg, subject, (90, 190)), place(bg, subject, (390, 80))
+    out = interpolate(first, last, [0.0, 0.01, 0.99, 1.0])
+    assert np.array_equal(out[0], first) and np.array_equal(out[-1], last)
+    assert cv2.absdiff(out[1], first).mean() < 1.5 and cv2.absdiff(out[2], last).mean() < 1.5
+
+
+def test_crossing_subjects_keep_one_order() -> None:
+    bg = flat()
+    big, small = sprite(seed=21, size=(90, 60)), sprite(seed=22, size=(60, 40))
+    first = place(place(bg, big, (80, 136)), small, (400, 136))
+    last = place(place(bg, big, (400, 136)), small, (80, 136))
+    times = [0.4, 0.45, 0.5, 0.55, 0.6]
+    centre = (slice(128, 144), slice(236, 244))  # where both are at these times
+    in_front = set()
+    for t, frame in zip(times, interpolate(first, last, times), strict=True):
+        one = place(place(bg, big, (80 + 320 * t, 136)), small, (400 - 320 * t, 136))
+        other = place(place(bg, small, (400 - 320 * t, 136)), big, (80 + 320 * t, 136))
+        errs = [cv2.absdiff(frame[centre], x[centre]).mean() for x in (one, other)]
+        assert min(errs) < 6 and min(errs) < 0.5 * max(errs), t  # one of them, whole
+        in_front.add(int(np.argmin(errs)))
+    assert len(in_front) == 1  # and the same one all along
+
+
+def test_nothing_is_layered_when_everything_moves_with_the_camera() -> None:
+    bg = textured(np.random.default_rng(9), H + 20, W + 40, (30, 30, 30))
+    first, last = bg[10:10 + H, 0:W], bg[10:10 + H, 24:24 + W]
+    c0, c1 = first.copy(), last.copy()
+    flow = np.zeros((H, W, 2), np.float32)
+    flow[..., 0] = 24
+    camera = np.asarray([[1, 0, -24], [0, 1, 0], [0, 0, 1]], np.float64)
+    assert find_subjects(c0, c1, camera, flow, -flow) == []
+
+
+def test_plates_are_doubled_again_only_where_they_differ() -> None:
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (60, 90, 3)).astype(np.uint8)
+    for box in ((20, 10, 30, 25), (0, 0, 30, 20), (70, 40, 20, 20)):
+        plate = frame.copy()
+        x, y, bw, bh = box
+        plate[y:y + bh, x:x + bw] = rng.integers(0, 255, plate[y:y + bh, x:x + bw].shape)
+        assert np.array_equal(_redouble(double(frame), plate, box), double(plate))
