@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
+import time
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
@@ -15,14 +17,48 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Select, create_engine, event
+from sqlalchemy import Connection, Engine, Select, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
+
+from segue.errors import ServiceUnavailable
+
+log = logging.getLogger("segue.tasks")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "segue_read_only"  # execution option of SqlStore._read's connections
 _WRITERS: dict[str, threading.RLock] = {}  # one per SQLite database file in this process
 _WRITERS_LOCK = threading.Lock()
+DATABASE_TIMEOUT = 30.0  # seconds: SQLite's busy wait, PostgreSQL's longest statement
+CONNECT_TIMEOUT = 5  # seconds to reach a PostgreSQL server before a request is answered 503
+STORE_RETRY_AFTER = 5  # the Retry-After of a 503 while the database is unavailable
+WARN_EVERY = 10.0  # at most one log line this often while the database stays unavailable
+_warned = [0.0]
+
+
+@contextmanager
+def store_errors(engine: Engine) -> Iterator[None]:
+    """Turn the database being unavailable into a 503 the client may retry.
+
+    Unavailable means the driver's *operational* errors: a server down or restarting, a
+    connection lost, a statement or lock timeout, a full disk. Anything else (a constraint,
+    a programming error) stays what it is. ``RowReader`` works on the driver's own
+    connections, whose errors SQLAlchemy has not wrapped, hence both kinds.
+    """
+    dbapi = engine.dialect.dbapi
+    raw = (dbapi.OperationalError,) if dbapi is not None else ()
+    try:
+        yield
+    except (OperationalError, *raw) as exc:
+        now = time.monotonic()
+        if now - _warned[0] >= WARN_EVERY:
+            _warned[0] = now
+            reason = exc.orig if isinstance(exc, DBAPIError) else exc
+            log.warning("task store unavailable", extra={"reason": str(reason).strip()})
+        raise ServiceUnavailable(
+            "The task store is unavailable for the moment. Retry in a few seconds.",
+            retry_after=STORE_RETRY_AFTER) from exc
 
 
 def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
@@ -49,14 +85,20 @@ JSON_CODEC: dict[str, Any] = {"json_serializer": _to_json,
                               "json_deserializer": pydantic_core.from_json}
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, timeout: float | None = None) -> Engine:
+    """An engine whose waits are bounded by ``timeout`` seconds (``DATABASE_TIMEOUT``):
+    SQLite's wait for another process's write lock, PostgreSQL's longest statement (and
+    ``CONNECT_TIMEOUT`` to connect), so that a database in trouble answers 503 instead of
+    holding requests."""
+    timeout = DATABASE_TIMEOUT if timeout is None else timeout
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # As many connections as the API's thread pool has threads (40): a request must
         # not wait for a connection while WAL lets every reader run at once.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+        engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                  "timeout": timeout},
                                pool_size=10, max_overflow=30, **JSON_CODEC)
 
         @event.listens_for(engine, "connect")
@@ -66,7 +108,7 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
             dbapi_conn.isolation_level = None  # SQLAlchemy's BEGIN below, not pysqlite's
@@ -82,7 +124,19 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **JSON_CODEC)
+    return create_engine(_with_timeouts(url, timeout), pool_pre_ping=True, pool_size=10,
+                         max_overflow=20, pool_timeout=timeout, **JSON_CODEC)
+
+
+def _with_timeouts(url: str, timeout: float) -> str:
+    """The URL with libpq's connect timeout and a statement timeout, unless it sets its own."""
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    query.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
+    options = str(query.get("options", ""))
+    if "statement_timeout" not in options:
+        query["options"] = f"{options} -c statement_timeout={int(timeout * 1000)}".strip()
+    return parsed.set(query=query).render_as_string(hide_password=False)
 
 
 def alembic_config() -> Config:
@@ -97,6 +151,9 @@ class SchemaOutOfDate(RuntimeError):
 
 def _locked(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
+        # A migration (or the wait for another process's) may outlast the statement
+        # timeout meant for requests.
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         # One migrator at a time when many processes start together.
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261934)")
 
@@ -157,13 +214,13 @@ class SqlStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        with self._writer, self._sessions.begin() as session:
+        with store_errors(self.engine), self._writer, self._sessions.begin() as session:
             yield session
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
         """A transaction that only reads (polls, listings, key look-ups): it takes no lock."""
-        with self._readers.begin() as session:
+        with store_errors(self.engine), self._readers.begin() as session:
             yield session
 
     @property
@@ -234,6 +291,10 @@ class RowReader:
         self._held = threading.local() if engine.dialect.name == "sqlite" else None
 
     def first(self, **params: object) -> Any:
+        with store_errors(self._engine):
+            return self._first(params)
+
+    def _first(self, params: dict[str, object]) -> Any:
         bound = self._compiled.construct_params(params)
         positions = self._compiled.positiontup  # None where the driver takes names
         args = tuple(bound[name] for name in positions) if positions else bound
