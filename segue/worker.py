@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import tempfile
@@ -24,7 +25,7 @@ from prometheus_client import start_http_server
 
 from segue.domain import GenerationRequest, TaskStatus
 from segue.engines.base import EngineFault
-from segue.errors import SegueError, TaskInterrupted
+from segue.errors import SegueError, ServiceUnavailable, TaskInterrupted
 from segue.media.images import load_image
 from segue.render import Images, render_video
 from segue.services import Services
@@ -38,6 +39,7 @@ VIDEO_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime"}
 # restarts the process; see "Progress, cancellation, out-of-memory and GPU faults" in
 # docs/gpu.md.
 EXIT_ENGINE_FAULT = 70
+FINISH_RETRY = 0.5  # seconds between tries of a finish the store refused to take
 
 
 def terminate_process() -> None:
@@ -207,12 +209,28 @@ class Worker:
                 status, code, message, fields = (
                     TaskStatus.FAILED, "InternalServiceError",
                     f"The render failed: {type(exc).__name__}: {exc}", {})
-        done = services.tasks.finish(row.id, self.id, status, error_code=code,
-                                     error_message=message, **fields)
-        if done is None:  # expired or taken over meanwhile
+        done = self._finish(row, status, code, message, fields)
+        if done is None:  # expired, taken over or deleted meanwhile: ours is not the video
+            self._discard(fields)
             self._interrupted(row)
             return
         services.metrics.render.labels(entry.engine).observe(time.monotonic() - started)
+
+    def _finish(self, row: TaskRow, status: TaskStatus, code: str | None,
+                message: str | None, fields: dict[str, object]) -> TaskRow | None:
+        """``TaskStore.finish``, tried again while the store is unavailable and the lease
+        (renewed a moment ago) still holds: a database blip at the end of a render must not
+        throw the render away."""
+        lapses = time.monotonic() + self.services.settings.lease_ttl - FINISH_RETRY
+        while True:
+            try:
+                return self.services.tasks.finish(row.id, self.id, status, error_code=code,
+                                                  error_message=message, **fields)
+            except ServiceUnavailable:
+                if time.monotonic() + FINISH_RETRY >= lapses:
+                    raise
+                log.warning("finishing the task failed; retrying", extra={"task_id": row.id})
+                time.sleep(FINISH_RETRY)
 
     def _load_images(self, request: GenerationRequest) -> Images:
         return [(image.role, load_image(image.url, image.role or "first_frame",
@@ -220,19 +238,38 @@ class Worker:
                 for image in request.images]
 
     def _store(self, task_id: str, output) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        """Put the files under names of this attempt's own: only the finish that the lease
+        holder commits points the task at them (``TaskStore.finish``), so a late worker (one
+        frozen while another took over, or after a DELETE) overwrites nothing, and what its
+        refused finish wrote is deleted (``_discard``)."""
         objects = self.services.objects
+        attempt = secrets.token_hex(4)
         suffix = output.video.suffix  # .mp4, or .mov when the request asked for it
-        video_key = f"videos/{task_id}{suffix}"
+        video_key = f"videos/{task_id}-{attempt}{suffix}"
         objects.put(video_key, output.video, VIDEO_TYPES[suffix])
         last_key = None
         if output.last_frame is not None:
-            last_key = f"frames/{task_id}-last.png"
-            objects.put(last_key, output.last_frame, "image/png")
+            last_key = f"frames/{task_id}-{attempt}-last.png"
+            try:
+                objects.put(last_key, output.last_frame, "image/png")
+            except BaseException:
+                self._discard({"video_key": video_key})
+                raise
         return {
             "video_key": video_key, "last_frame_key": last_key, "width": output.width,
             "height": output.height, "ratio": output.ratio, "tokens": output.tokens,
             "links_expire_at": time.time() + self.services.settings.link_ttl,
         }
+
+    def _discard(self, fields: dict[str, object]) -> None:
+        """Delete the files an attempt wrote that no task points at."""
+        for name in ("video_key", "last_frame_key"):
+            key = fields.get(name)
+            if isinstance(key, str):
+                try:
+                    self.services.objects.delete(key)
+                except Exception:  # left behind; the task is unharmed
+                    log.exception("could not delete an unused file", extra={"key": key})
 
     def _interrupted(self, row: TaskRow) -> None:
         """The render stopped because the task expired or another worker holds it now."""

@@ -58,5 +58,5 @@ def test_a_running_render_is_stopped_by_expiry(launch, receiver) -> None:
     wait_until(lambda: receiver.of(task_id, "expired"), what="the expired callback")
     assert [r.status for r in receiver.of(task_id)] == ["queued", "running", "expired"]
     row = server.services.tasks.get(task_id)
-    assert row.video_key is None and not (server.settings.data_dir / "objects" / "videos"
-                                          / f"{task_id}.mp4").exists()
+    videos = server.settings.data_dir / "objects" / "videos"
+    assert row.video_key is None and not list(videos.glob(f"{task_id}*"))

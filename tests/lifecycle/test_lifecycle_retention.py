@@ -21,13 +21,13 @@ def test_links_files_and_records_lapse(launch, receiver) -> None:
         assert task["status"] == "succeeded"
         video = task["content"]["video_url"]
         assert httpx.get(video).status_code == 200
-        assert (objects / "videos" / f"{done}.mp4").exists()
-        assert (objects / "frames" / f"{done}-last.png").exists()
+        row = server.services.tasks.get(done)  # the files are named per attempt
+        video_file, frame_file = objects / row.video_key, objects / row.last_frame_key
+        assert video_file.exists() and frame_file.exists()
 
         # after the link lifetime: the link is refused and the files are gone
         # (the sweeper deletes one file after the other: wait for both)
-        wait_until(lambda: not (objects / "videos" / f"{done}.mp4").exists()
-                   and not (objects / "frames" / f"{done}-last.png").exists(), timeout=5,
+        wait_until(lambda: not video_file.exists() and not frame_file.exists(), timeout=5,
                    what="the video and last-frame files to be swept")
         assert httpx.get(video).status_code == 403
         task = c.get(f"{TASKS}/{done}").json()
