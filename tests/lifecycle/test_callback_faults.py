@@ -23,8 +23,9 @@ from tests.lifecycle.support import Receiver, wait_until
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    built = Services.build(make_settings(tmp_path / "data", **FAST))
+def services(tmp_path: Path, db_url: str) -> Iterator[Services]:
+    """On SQLite and on PostgreSQL: their claims of due deliveries lock differently."""
+    built = Services.build(make_settings(tmp_path / "data", database_url=db_url, **FAST))
     yield built
     built.db.dispose()
 
