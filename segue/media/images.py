@@ -18,10 +18,11 @@ import re
 from urllib.parse import urlsplit
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from segue.errors import InvalidImage, InvalidParameter
 from segue.media.addresses import MalformedHost, refusal, refused_literal
+from segue.media.pixels import check_float_range, to_rgb, upright
 from segue.settings import Settings
 
 # Pillow's format name -> the name the API uses. MPO is what many phone cameras write as JPEG.
@@ -82,28 +83,33 @@ def _displayed_size(image: Image.Image) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Flatten to RGB: transparency over white, 16-bit greys scaled rather than clipped."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        grey = np.asarray(image).astype(np.int64)
-        if grey.max(initial=0) > 255:
-            grey >>= 8
-        image = Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
 _DAMAGED = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def _open(data: bytes, param: str) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        # Pillow refuses a header past its own pixel limit before Segue sees the sides; the
+        # size rules, which are stricter, say what is wrong
+        validate_dimensions(_header_size(data) or (0, 0), param)
+        raise InvalidImage(param, "InvalidFormat", "the data is not a readable image.") from None
     except (UnidentifiedImageError, *_DAMAGED) as exc:
         raise InvalidImage(param, "InvalidFormat", "the data is not a readable image.") from exc
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """The size a header declares, read as ``Image.open`` reads it but without its pixel
+    limit (the plugins only parse the header here; nothing is decoded)."""
+    for format_id in Image.ID:
+        factory, accept = Image.OPEN[format_id]
+        if accept is not None and not accept(data[:16]):
+            continue
+        try:
+            return factory(io.BytesIO(data), None).size  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - not this format: try the next, as Image.open does
+            continue
+    return None
 
 
 def _load(image: Image.Image, param: str) -> None:
@@ -135,18 +141,31 @@ def check_image_data(data: bytes, param: str) -> None:
     that decode (not turned upright or into RGB: the worker does that)."""
     with _open(data, param) as image:
         _load(image, param)
+        check_float_range(image, param)
 
 
 def decode_image(data: bytes, param: str) -> Image.Image:
-    """Decode bytes under the format and size rules; returns RGB with EXIF orientation applied."""
-    with _open(data, param) as image:
+    """Decode bytes under the format and size rules; returns RGB with EXIF orientation applied.
+
+    The decoded picture is let go before it is turned upright, so that no more than two
+    pictures' worth of pixels are held at any time (``pixels``).
+    """
+    image = _open(data, param)
+    try:
         _load(image, param)
-        try:
-            return _to_rgb(ImageOps.exif_transpose(image))
-        except _DAMAGED as exc:
-            raise InvalidImage(
-                param, "InvalidFormat", f"the image is damaged or truncated ({exc})."
-            ) from exc
+        orientation = image.getexif().get(0x0112, 1)
+        rgb = to_rgb(image, param)
+    except _DAMAGED as exc:
+        image.close()
+        raise InvalidImage(
+            param, "InvalidFormat", f"the image is damaged or truncated ({exc})."
+        ) from exc
+    except BaseException:
+        image.close()
+        raise
+    if rgb is not image:
+        image.close()  # releases the decoded pixels before the turn
+    return upright(rgb, orientation if isinstance(orientation, int) else 1)
 
 
 # --- data URLs ---------------------------------------------------------------------------
