@@ -38,6 +38,11 @@ SPELLED = {"pixazo": {"framespersecond": "framepersecond"}}
 FRAMES_RANGE = (29, 289)
 PRIORITY_RANGE = (-100, 100)
 SAFETY_IDENTIFIER_MAX = 128
+# A prompt is stored with its task and echoed in every poll of it (a 20 MB one was), and no
+# engine reads more than a few hundred words: this bounds it with room to spare. Counted with
+# its text commands, as sent.
+PROMPT_MAX_CHARS = 10_000
+PROMPT_PARAM = {"ark": "content.text", "pixazo": "prompt", "openai": "prompt"}
 MEDIA_ROLES = {"reference_video": "reference videos", "reference_audio": "audio references"}
 OMNI_TYPES = ("auto", "reference", "edit", "extend")
 
@@ -161,6 +166,10 @@ def build_request(
     media: Sequence[MediaInput] = (),
 ) -> GenerationRequest:
     """Validate one create request; ``fields`` holds the surface's top-level settings."""
+    if text is not None and len(text) > PROMPT_MAX_CHARS:
+        raise InvalidParameter(PROMPT_PARAM.get(surface, "prompt"),
+                               f"is {len(text)} characters long; the limit is "
+                               f"{PROMPT_MAX_CHARS}.")
     mode = _mode(entry, images, media)
     prompt, commands, flags = parse_commands(text or "")
     if mode is Mode.TEXT and not prompt:
