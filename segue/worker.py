@@ -164,6 +164,8 @@ class Worker:
         while not stop.is_set():
             try:
                 worked = self.run_once()
+            except ServiceUnavailable:  # logged where it was met, once in a while
+                worked = False
             except Exception:  # a store hiccup must not kill the worker
                 log.exception("worker loop error")
                 worked = False

@@ -26,6 +26,7 @@ from standardwebhooks import Webhook
 from segue.callbacks.send import Refused, post
 from segue.callbacks.store import DELIVERED, FAILED, PENDING, DeliveryStore, receiver_of
 from segue.domain import TaskStatus
+from segue.errors import ServiceUnavailable
 from segue.metrics import Metrics
 from segue.settings import Settings
 from segue.storage.base import ObjectStore
@@ -98,6 +99,8 @@ class Callbacks:
                     self._renew()
                     self.dispatch(pool)
                     wait = self._idle_wait()
+                except ServiceUnavailable:  # logged where it was met, once in a while
+                    wait = RENEW_EVERY if self._in_flight else MAX_IDLE_WAIT
                 except Exception:  # a store hiccup must not end the loop
                     log.exception("callback dispatch failed")
                     wait = RENEW_EVERY if self._in_flight else MAX_IDLE_WAIT
