@@ -1,11 +1,12 @@
-"""Large motion of small and medium objects: the flow engine against a cross-dissolve.
+"""Large motion of small and medium objects: the flow engine against its baselines.
 
 Synthetic scenes with an exact ground truth: a textured background seen by a panning
 camera, and several textured objects (radii 12-60 px) moving 40-150 px each between the
 first and the last frame, in front of it. All motions are even numbers of pixels, so the
 middle frame (t = 0.5) is rendered exactly, with no resampling. Scores: PSNR (dB) and IE
 (mean absolute error on 0-255) over the whole frame and over the moving region (every pixel
-an object covers at t = 0, 0.5 or 1), per seed and averaged.
+an object covers at t = 0, 0.5 or 1), per seed and averaged, for the engine, the engine with
+subject layers off, plain DIS (see ``interp_sets``) and a cross-dissolve.
 
     python benchmarks/large_motion.py --out benchmarks/results/large_motion.json
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segue.engines.flow import interpolate
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from interp_sets import plain_dis  # noqa: E402
+
+from segue.engines.flow import interpolate  # noqa: E402
 
 WIDTH, HEIGHT = 960, 540
 PAN = (24, -10)  # camera move over the whole clip, px (even: the middle frame is exact)
@@ -104,6 +110,9 @@ def scores(got: np.ndarray, want: np.ndarray, region: np.ndarray) -> dict[str, f
             "psnr_moving": psnr(diff[region]), "ie_moving": float(np.abs(diff[region]).mean())}
 
 
+METHODS = ("blend", "plain_dis", "flow_no_layers", "flow")
+
+
 def run(seeds: list[int], preset: str) -> dict[str, object]:
     rows, seconds = [], 0.0
     for seed in seeds:
@@ -114,22 +123,26 @@ def run(seeds: list[int], preset: str) -> dict[str, object]:
         start = time.perf_counter()
         got = interpolate(first, last, [0.5], preset=preset, seed=seed)[0]
         seconds += time.perf_counter() - start
-        blend = cv2.addWeighted(first, 0.5, last, 0.5, 0)
-        rows.append({"seed": seed, "flow": scores(got, mid, region),
-                     "blend": scores(blend, mid, region)})
+        made = {
+            "flow": got,
+            "flow_no_layers": interpolate(first, last, [0.5], preset=preset, seed=seed,
+                                          subjects=False)[0],
+            "plain_dis": plain_dis(first, last, [0.5])[0],
+            "blend": cv2.addWeighted(first, 0.5, last, 0.5, 0),
+        }
+        rows.append({"seed": seed, **{m: scores(made[m], mid, region) for m in METHODS}})
     mean = {m: {k: float(np.mean([r[m][k] for r in rows])) for k in rows[0][m]}
-            for m in ("flow", "blend")}
+            for m in METHODS}
     return {"preset": preset, "size": [WIDTH, HEIGHT], "seeds": rows, "mean": mean,
             "flow_seconds": seconds}
 
 
 def markdown(result: dict[str, object]) -> str:
-    lines = ["| seed | blend dB / IE | flow dB / IE | blend moving dB / IE | flow moving dB / IE |",
-             "|---|---|---|---|---|"]
+    lines = ["| seed | " + " | ".join(f"{m} dB / IE / moving dB / IE" for m in METHODS) + " |",
+             "|---" * (len(METHODS) + 1) + "|"]
     for row in [*result["seeds"], {"seed": "**mean**", **result["mean"]}]:  # type: ignore[misc]
-        cells = [f"{row[m]['psnr']:.2f} / {row[m]['ie']:.2f}" for m in ("blend", "flow")]
-        cells += [f"{row[m]['psnr_moving']:.2f} / {row[m]['ie_moving']:.2f}"
-                  for m in ("blend", "flow")]
+        cells = [f"{row[m]['psnr']:.2f} / {row[m]['ie']:.2f} / {row[m]['psnr_moving']:.2f}"
+                 f" / {row[m]['ie_moving']:.2f}" for m in METHODS]
         lines.append(f"| {row['seed']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -42,6 +42,8 @@ _MAX_AREA_SHARE = 0.25  # largest subject, as a share of the frame
 _SUBJECT_AREA_SHARE = 0.0008  # smallest subject: smaller things are left to the flow
 _COARSE = 4  # the template search runs at 1/4 of the working size first
 _ROUNDS = 3  # rounds of fitting the move and finding the subject's pixels
+_RIM = 0.15  # the search's template: the region and this share of its size around it
+_MIN_CONTRAST = 8.0  # colour spread (std) a template needs to be worth searching for
 _PEAKS = 3  # places of the template search tried, best first
 _MIN_SCORE = 0.4  # normalised correlation a coarse match needs
 _EXPLAINS = 0.45  # a subject's move must leave at most this share of the still error
@@ -239,7 +241,15 @@ def _subject(mask0: np.ndarray, mask1: np.ndarray, move: np.ndarray) -> Subject:
 def _search(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> list[np.ndarray]:
     """Where the content of ``region`` in ``src`` may have gone in ``dst``: translations
     (3×3) at the best few peaks of a masked colour template search at a quarter of the
-    size. The change of size and the turn are left to the refinement (``_refine``)."""
+    size. The change of size and the turn are left to the refinement (``_refine``).
+
+    The template is the region with a rim of what surrounds it: a plain subject is known by
+    its outline against its background, and a patch of plain surface (which looks alike
+    anywhere on that surface) is refused for having no contrast at all.
+    """
+    _, _, rw, rh = cv2.boundingRect(region)
+    rim = max(3, round(_RIM * min(rw, rh))) | 1
+    region = cv2.dilate(region, np.ones((rim, rim), np.uint8))
     x, y, bw, bh = cv2.boundingRect(region)
     k = _COARSE
     if min(bw, bh) < 3 * k:
@@ -252,7 +262,7 @@ def _search(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> list[np.nda
     tmpl = cv2.resize(src[y:y + bh, x:x + bw], (tw, th), interpolation=cv2.INTER_AREA)
     mask = cv2.resize(region[y:y + bh, x:x + bw] * 255, (tw, th),
                       interpolation=cv2.INTER_AREA) > 127
-    if mask.sum() < 6 or float(tmpl[mask].std()) < 4.0:
+    if mask.sum() < 6 or float(tmpl[mask].std(axis=0).max()) < _MIN_CONTRAST:
         return []  # a flat template matches anywhere
     mask3 = cv2.merge([mask.astype(np.float32)] * 3)
     score = cv2.matchTemplate(small_dst.astype(np.float32), tmpl.astype(np.float32),
