@@ -18,7 +18,7 @@ from PIL import Image
 
 from segue.errors import InvalidImage
 
-BAND_ROWS = 256
+BAND_ROWS = 64
 GREY_16 = ("I;16", "I;16B", "I;16L", "I")
 # EXIF orientation -> the transpose that makes the picture upright (as ImageOps.exif_transpose)
 UPRIGHT = {
