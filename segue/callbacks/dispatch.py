@@ -141,11 +141,15 @@ class Callbacks:
         self.store.renew(ids, self._lease())
 
     def _idle_wait(self) -> float:
+        """Until a row becomes claimable (woken earlier by a new row or a finished send); at
+        most ``MAX_IDLE_WAIT``, for rows written by other processes, and ``RENEW_EVERY``
+        while sends are open."""
         longest = RENEW_EVERY if self._in_flight else MAX_IDLE_WAIT
-        due = self.store.next_due()
+        now = time.time()
+        due = self.store.next_due(now)
         if due is None:
             return longest
-        return min(longest, max(0.01, due - time.time()))
+        return min(longest, max(0.01, due - now))
 
     def _lease(self) -> float:
         return self.settings.callback_timeout + LEASE_MARGIN

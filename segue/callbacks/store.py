@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from segue.tasks.db import SqlStore
@@ -108,10 +108,17 @@ class DeliveryStore(SqlStore):
         with self._tx() as s:
             s.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values))
 
-    def next_due(self) -> float | None:
-        with self._tx() as s:
-            return s.scalar(select(func.min(DeliveryRow.next_attempt_at))
-                            .where(DeliveryRow.state == PENDING))
+    def next_due(self, now: float | None = None) -> float | None:
+        """When a pending row next becomes claimable, later than ``now``: its retry time, or
+        the end of its lease. Rows claimable already are not counted: a pass has just left
+        them, because the task's earlier status, the receiver's share or the senders are
+        busy, and a sender that finishes wakes the dispatcher."""
+        now = now or time.time()
+        ready = case((DeliveryRow.lease_until > DeliveryRow.next_attempt_at,
+                      DeliveryRow.lease_until), else_=DeliveryRow.next_attempt_at)
+        with self._read() as s:
+            return s.scalar(select(func.min(ready))
+                            .where(DeliveryRow.state == PENDING, ready > now))
 
     def backlog(self) -> int:
         """Deliveries not yet settled (first attempts and scheduled retries)."""

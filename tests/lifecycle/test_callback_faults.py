@@ -158,15 +158,24 @@ def test_one_deadline_bounds_a_dribbling_receiver_and_no_send_overlaps(
     assert row.attempts == 3 and row.last_error == "no answer within 1 s"
     assert time.monotonic() - started < 3 * 1.5 + 2 * 0.3 * 1.25 + 1  # not 3 x 20 s
     wait_until(lambda: len(dribbler.held) == 3, timeout=2, what="the receiver to see 3 ends")
-    assert max(dribbler.held) < 1.6, dribbler.held
+    assert max(dribbler.held) < 2.5, dribbler.held  # 1 s, and a loaded machine's delays
     assert dribbler.most_open == 1  # no attempt began while another was open
 
 
 def test_a_delivery_stays_leased_while_it_is_sent(services: Services,
                                                   dribbler: Dribbler) -> None:
+    """... and the dispatcher waits meanwhile, rather than asking the store again and again
+    for the row it is sending (it did, about 50 times a second)."""
     services.settings.callback_timeout = 3.0  # the exchange lasts 3 s
     callbacks = services.callbacks
     delivery = add_delivery(callbacks, dribbler.url)
+    claim_due, claims = callbacks.store.claim_due, []
+
+    def counted(*args: object, **kwargs: object) -> list[DeliveryRow]:
+        claims.append(time.monotonic())
+        return claim_due(*args, **kwargs)  # type: ignore[arg-type]
+
+    callbacks.store.claim_due = counted  # type: ignore[method-assign]
     stop, thread = dispatcher(callbacks)
     try:
         wait_until(lambda: dribbler.open, timeout=5, what="the send to begin")
@@ -174,7 +183,7 @@ def test_a_delivery_stays_leased_while_it_is_sent(services: Services,
         time.sleep(2.2)
         assert dribbler.open == 1
         renewed = state_of(callbacks, delivery).lease_until
-        assert first is not None and renewed is not None and renewed >= first + 1.5
+        assert first is not None and renewed is not None and renewed >= first + 1.0
         # another process finds nothing to claim while the send is open
         other = Callbacks(services.db, services.settings, services.objects, services.metrics)
         assert other.store.claim_due(10, 8) == []
@@ -182,6 +191,7 @@ def test_a_delivery_stays_leased_while_it_is_sent(services: Services,
     finally:
         stop_dispatcher(callbacks, stop, thread)
     assert state_of(callbacks, delivery).lease_until is None
+    assert len(claims) <= 3 * 3 + 2, f"{len(claims)} claims while one send was open"
 
 
 def test_a_slow_receiver_leaves_senders_for_the_others(services: Services) -> None:
@@ -200,7 +210,7 @@ def test_a_slow_receiver_leaves_senders_for_the_others(services: Services) -> No
             wait_until(lambda: all(state_of(callbacks, d).state == "delivered" for d in fine),
                        timeout=10, what="the quick receiver's deliveries")
             waited = time.monotonic() - started
-            assert waited < 2.0, f"the quick receiver waited {waited:.1f} s"
+            assert waited < 2.8, f"the quick receiver waited {waited:.1f} s"  # not the 3 s
             assert len(slow.received) == 4  # its share of the pool
         finally:
             stop_dispatcher(callbacks, stop, thread)
