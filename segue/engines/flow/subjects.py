@@ -58,6 +58,7 @@ _COVERS = 0.75  # share of the changed pixels around a subject that it must expl
 _MISSED = 12.0  # mean colour error of the dense flow over a region worth looking at
 _FLAT_SPREAD = 8.0  # colour spread (std) below which a background counts as flat
 _BEATS_FLOW = 0.6  # a layer must leave at most this share of the flow's error
+_STRAY = 1.0  # px (median) by which the flow over a subject may stray from its move
 _MIN_MOVE_SHARE = 0.4
 
 
@@ -103,7 +104,7 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
             continue
         subject = _match(c0, aligned, changed, ends, seen, used[0] | used[1])
         if (subject is None or any(_overlap(subject.mask0, s.mask0) > 0.3 for s in found)
-                or not _beats_flow(c0, aligned, subject, misses)):
+                or not _beats_flow(c0, aligned, subject, misses, f01, camera)):
             continue
         found.append(subject)
         used[0] |= cv2.dilate(subject.mask0, kernel)
@@ -131,12 +132,23 @@ def _mean(values: np.ndarray, mask: np.ndarray) -> float:
 
 
 def _beats_flow(c0: np.ndarray, aligned: np.ndarray, subject: Subject,
-                misses: tuple[np.ndarray, np.ndarray]) -> bool:
-    """Whether carrying ``subject`` as a layer explains its pixels clearly better than the
-    dense flow does (both ends' pixels; the flow's error there against the layer's)."""
+                misses: tuple[np.ndarray, np.ndarray], f01: np.ndarray,
+                camera: np.ndarray | None) -> bool:
+    """Whether carrying ``subject`` as a layer is clearly better than leaving it to the
+    dense flow: the layer explains its pixels far better than the flow does, or the flow
+    explains the end frames but does not move the subject as one piece (its vectors over
+    the subject stray from the subject's move: pieces recovered block by block, the rest
+    smeared), which tears it in between."""
     flow = (_mean(misses[0], subject.mask0) + _mean(misses[1], subject.mask1)) / 2
     layer = _error(c0, aligned, subject.mask0, subject.move)
-    return layer < _BEATS_FLOW * flow
+    if layer < _BEATS_FLOW * flow:
+        return True
+    ys, xs = np.nonzero(subject.mask0)
+    pts = np.stack([xs, ys], axis=1).astype(np.float64).reshape(-1, 1, 2)
+    total = subject.move if camera is None else camera @ subject.move
+    wanted = cv2.perspectiveTransform(pts, total).reshape(-1, 2) - pts.reshape(-1, 2)
+    stray = np.hypot(*(f01[ys, xs] - wanted).T)
+    return layer < _MAX_ERROR / 2 and float(np.median(stray)) > _STRAY
 
 
 def _least(hgt: int, w: int) -> float:
@@ -443,6 +455,8 @@ def _error(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, move: np.ndarray 
     """Mean colour difference over ``mask`` between ``src`` and ``dst`` seen through ``move``
     (None: standing still)."""
     box = x, y, bw, bh = cv2.boundingRect(mask)
+    if bw == 0 or bh == 0:
+        return float("inf")  # nothing to compare: explains nothing
     inside = (slice(y, y + bh), slice(x, x + bw))
     back = dst[inside] if move is None else _through(dst, move, box)
     return _mean(_largest_channel(cv2.absdiff(src[inside], back)), mask[inside])
