@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -40,6 +41,13 @@ VIDEO_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime"}
 # docs/gpu.md.
 EXIT_ENGINE_FAULT = 70
 FINISH_RETRY = 0.5  # seconds between tries of a finish the store refused to take
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][\w.\-]+){2,}[/\\]?")  # two or more parts
+
+
+def without_paths(text: str) -> str:
+    """A message for the client, without the server's file paths (its temporary folders,
+    its data directory) that an error from a library names."""
+    return _PATH.sub("<path>", text)
 
 
 def terminate_process() -> None:
@@ -210,7 +218,7 @@ class Worker:
                 log.exception("render failed", extra={"task_id": row.id})
                 status, code, message, fields = (
                     TaskStatus.FAILED, "InternalServiceError",
-                    f"The render failed: {type(exc).__name__}: {exc}", {})
+                    f"The render failed: {type(exc).__name__}: {without_paths(str(exc))}", {})
         done = self._finish(row, status, code, message, fields)
         if done is None:  # expired, taken over or deleted meanwhile: ours is not the video
             self._discard(fields)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from segue.domain import Mode
 from segue.services import Services
 from segue.worker import Worker
 from tests.conftest import TASKS, ark_task, make_settings, start_server
@@ -61,3 +64,29 @@ def test_a_clean_shutdown_hands_the_running_task_back(tmp_path: Path) -> None:
         again.stop()
     assert body["status"] == "succeeded"
     assert again.services.tasks.get(task_id).attempts == 1
+
+
+class DiskFullEngine:
+    """Fails as a full disk does, naming a server path."""
+
+    name = "disk-full"
+    modes = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME})
+
+    def render(self, job: object) -> Iterator[np.ndarray]:
+        raise OSError(28, "No space left on device", "/var/lib/segue/objects/videos/x.mp4")
+        yield  # a generator, as engines are
+
+
+def test_a_failed_render_tells_the_client_no_server_paths(tmp_path: Path) -> None:
+    server = start_server(make_settings(tmp_path / "data"))
+    try:
+        server.services._engines["segue-blend"] = DiskFullEngine()
+        with server.client() as c:
+            body = ark_task("segue-blend", "x --rs 480p --dur 2")
+            task_id = c.post(TASKS, json=body).json()["id"]
+        error = server.wait(task_id)["error"]
+        assert error["code"] == "InternalServiceError"
+        assert "No space left on device" in error["message"]
+        assert "/var/lib" not in error["message"] and "<path>" in error["message"]
+    finally:
+        server.stop()
