@@ -107,7 +107,7 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
             continue
         try:
             return factory(io.BytesIO(data), None).size  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - not this format: try the next, as Image.open does
+        except Exception:  # not this format: try the next, as Image.open does
             continue
     return None
 
