@@ -51,7 +51,7 @@ def setting_errors(exc: ValidationError) -> list[str]:
     for error in exc.errors():
         name = "SEGUE_" + str(error["loc"][0]).upper()
         value = error.get("input")
-        given = f"={value}" if isinstance(value, str) and name not in SECRET else ""
+        given = f"={value}" if isinstance(value, str | int | float) and name not in SECRET else ""
         why = error["msg"].removeprefix("Value error, ")
         lines.setdefault(name, f"segue: {name}{given}: {why}.")
     return list(lines.values())
