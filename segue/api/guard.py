@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segue.api import errors
 from segue.api.deps import get_principal, key_in, read
-from segue.errors import AuthenticationError, PayloadTooLarge, SegueError
+from segue.errors import PayloadTooLarge, SegueError
 from segue.keys import Principal
 from segue.services import Services
 
@@ -89,7 +89,7 @@ class BodyGuard:
         if self._route_needs_key(scope):
             try:
                 principal = await _authenticate(services, headers)
-            except AuthenticationError as exc:
+            except SegueError as exc:  # a wrong key (401), or the store unavailable (503)
                 await _refuse(scope, send, exc)
                 return
             scope.setdefault("state", {})["principal"] = principal

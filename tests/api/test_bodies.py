@@ -169,3 +169,21 @@ def test_content_length_over_the_limit_is_refused_unread(live: LiveServer) -> No
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "InvalidParameter.RequestTooLarge"
     assert f"{LIMIT + 1} bytes" in r.json()["error"]["message"]
+
+
+def test_the_store_unavailable_while_the_key_is_checked_is_a_503(
+        live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key of a request with a body is looked up before the framework's error handling:
+    a store that cannot answer (``ServiceUnavailable``, as ``SqlStore`` raises it) is its
+    503 in the surface's envelope, not a 500."""
+    from segue.errors import ServiceUnavailable
+
+    def unavailable(key: str | None) -> None:
+        raise ServiceUnavailable("The task store is unavailable; retry shortly.", retry_after=5)
+
+    monkeypatch.setattr(live.services.keys, "authenticate", unavailable)
+    with live.client(key="not-remembered") as c:
+        r = c.post(TASKS, json={"model": "segue-blend"})
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"] == "5"
+    assert r.json()["error"]["code"] == "ServerOverloaded"
