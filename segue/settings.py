@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -32,6 +33,21 @@ def metrics_host_port(addr: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def default_data_dir() -> Path:
+    """The platform's per-user data folder, so that every command finds the same store
+    wherever it is run: ``$XDG_DATA_HOME/segue``, else ``~/.local/share/segue`` (the XDG
+    convention), ``~/Library/Application Support/segue`` on macOS, ``%LOCALAPPDATA%\\segue``
+    on Windows. ``SEGUE_DATA_DIR`` overrides it."""
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        return (Path(local) if local else Path.home() / "AppData" / "Local") / "segue"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "segue"
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    # the XDG spec: a relative path is invalid and ignored
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share") / "segue"
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity, e.g. a container's cpuset), not the
     machine's count."""
@@ -44,7 +60,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEGUE_", extra="ignore")
 
     # where things live
-    data_dir: Path = Path("./segue-data")
+    data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None  # default: sqlite:///<data_dir>/segue.db
     storage_url: str | None = None  # default: the local folder <data_dir>/objects; or s3://bucket/prefix
     s3_endpoint_url: str | None = None

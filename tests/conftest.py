@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +21,11 @@ from PIL import Image
 
 from segue.app import create_app, server_config
 from segue.settings import Settings
+
+# The default data folder is per user (~/.local/share/segue): a test, or a command it runs,
+# that names no folder of its own writes under a temporary one, never the real home.
+os.environ.pop("SEGUE_DATA_DIR", None)
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="segue-tests-xdg-")
 
 TASKS = "/api/v3/contents/generations/tasks"
 KEY = "test-key-1"

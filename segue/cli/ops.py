@@ -7,6 +7,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -182,10 +183,24 @@ def keys_create(
     """Create a key; the key itself is printed once, as the last line."""
     if webhook_secret is not None:
         _check_secret(webhook_secret)
-    key, row = _services().keys.create(name, webhook_secret=webhook_secret,
-                                       rate_limit=rate_limit, max_queued=max_queued)
-    console.print(f"Created key {row.id} ({row.name}). Keep it safe; it is not shown again:")
+    services = _services()
+    key, row = services.keys.create(name, webhook_secret=webhook_secret,
+                                    rate_limit=rate_limit, max_queued=max_queued)
+    # where: a key stored where the server does not look is refused without a word
+    console.print(f"Created key {row.id} ({row.name}) in {_store_name(services.settings)}. "
+                  "Keep it safe; it is not shown again:", soft_wrap=True, highlight=False)
     print(key)
+
+
+def _store_name(settings: Settings) -> str:
+    """The store as a person would look for it: the SQLite file, or the database's URL
+    without its password."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return str(Path(url.database).expanduser().resolve())
+    return url.render_as_string(hide_password=True)
 
 
 def _check_secret(secret: str) -> None:
