@@ -17,7 +17,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segue import logs
-from segue.api import errors, files, openapi, ops
+from segue.api import docs, errors, files, openapi, ops
 from segue.api.ark import events as ark_events
 from segue.api.ark import routes as ark
 from segue.api.guard import BodyGuard
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # has its own metrics and logs, so that is left to SEGUE_OPENTELEMETRY.
     telemetry = settings.opentelemetry
     app = FastAPI(title="Segue", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # api/docs serves them offline
                   telemetry={"tracing": telemetry, "metrics": telemetry, "logs": telemetry},
                   description="First-frame/last-frame to video: the Seedance (Ark) task API, "
                               "the Pixazo gateway routes and an OpenAI-style /v1/videos, "
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(RequestContext)  # added last, runs first: polls answered inside it
     errors.install(app)
     openapi.install(app)
+    docs.install(app)
     app.include_router(ark.router)
     app.include_router(ark_events.router)
     app.include_router(pixazo.router)
