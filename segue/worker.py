@@ -77,21 +77,23 @@ class _Lease:
         self._thread.join()
 
     def _run(self) -> None:
-        """Renew about three times a lease; a store error is retried until the lease would
-        lapse, and only then is the lease lost: a database blip shorter than the lease
-        stops nothing, and a longer one stops the render before another worker may take
-        the task over."""
+        """Renew about three times a lease; a store error is retried until the lease is
+        about to lapse (the last try just before), and only then is the lease lost: a
+        database blip shorter than the lease stops nothing, and a longer one stops the
+        render before another worker may take the task over."""
         ttl = self._services.settings.lease_ttl
         interval = min(ttl / 3, 1.0)
+        margin = interval / 4  # the render stops at its next frame: leave it that long
         renewed = time.monotonic()  # the claim set the lease just before
-        failing = False
-        while not self._stop.wait(interval):
+        wait, failing = interval, False
+        while not self._stop.wait(wait):
             progress, eta = self.progress if self.progress else (None, None)
             try:
                 ours = self._services.tasks.heartbeat(self._task_id, self._worker_id, ttl,
                                                       progress, eta)
             except Exception as exc:
-                if time.monotonic() + interval - renewed >= ttl:  # the next try is too late
+                left = renewed + ttl - margin - time.monotonic()
+                if left <= 0:
                     log.error("lease lost: its renewal kept failing",
                               extra={"task_id": self._task_id, "reason": str(exc)})
                     self.lost.set()
@@ -99,14 +101,14 @@ class _Lease:
                 if not failing:
                     log.warning("lease renewal failed; retrying",
                                 extra={"task_id": self._task_id, "reason": str(exc)})
-                failing = True
+                wait, failing = min(interval, left), True
                 continue
             if not ours:
                 self.lost.set()
                 return
             if failing:
                 log.info("lease renewed again", extra={"task_id": self._task_id})
-            renewed, failing = time.monotonic(), False
+            renewed, wait, failing = time.monotonic(), interval, False
 
     def report(self, fraction: float, eta: float | None) -> None:
         """The render's progress callback: it stops the render once the task is not ours,

@@ -36,14 +36,14 @@ class FlakyHeartbeat:
 
 
 def test_a_store_blip_shorter_than_the_lease_stops_nothing(launch) -> None:
-    server = launch(workers=2, lease_ttl=2)
-    engine = SlowEngine(delay=0.1)  # 49 frames: about 5 s
+    server = launch(workers=2, lease_ttl=3)
+    engine = SlowEngine(delay=0.15)  # 49 frames: about 7 s, longer than the lease
     use_engine(server, engine)
     flaky = FlakyHeartbeat(server.services.tasks)
     task_id = create(server)
     wait_until(lambda: flaky.renewals >= 1, timeout=20, what="the first renewal")
     flaky.failing.set()
-    time.sleep(1.2)  # shorter than the 2 s lease
+    time.sleep(1.5)  # well within the 3 s lease
     flaky.failing.clear()
     body = server.wait(task_id)
     assert flaky.errors >= 1
