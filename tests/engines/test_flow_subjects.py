@@ -169,3 +169,28 @@ def test_plates_are_doubled_again_only_where_they_differ() -> None:
         x, y, bw, bh = box
         plate[y:y + bh, x:x + bw] = rng.integers(0, 255, plate[y:y + bh, x:x + bw].shape)
         assert np.array_equal(_redouble(double(frame), plate, box), double(plate))
+
+
+def test_odd_pairs_never_break_the_subject_stage() -> None:
+    """Random sizes, plain and noisy pictures, discs thrown anywhere (in and out of the
+    frame), unrelated frames: every render completes with exact ends (bounded: 40 pairs)."""
+    rng = np.random.default_rng(1)
+    for case in range(40):
+        w, h = int(rng.integers(32, 240)), int(rng.integers(32, 180))
+        first = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3)).astype(np.uint8), (0, 0),
+                                 float(rng.uniform(0.5, 4)))
+        if case % 4 == 0:
+            first[:] = rng.integers(0, 255, 3)  # plain
+        last = first.copy()
+        for _ in range(int(rng.integers(0, 4))):
+            r = int(rng.integers(2, max(3, min(w, h) // 2)))
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+            cv2.circle(first, (x, y), r, colour, -1)
+            cv2.circle(last, (x + int(rng.integers(-w, w)), y + int(rng.integers(-h, h))), r,
+                       colour, -1)
+        if case % 7 == 6:
+            last = rng.integers(0, 255, (h, w, 3)).astype(np.uint8)  # unrelated
+        out = interpolate(first, last, [0.0, 0.3, 0.5, 1.0])
+        assert np.array_equal(out[0], first) and np.array_equal(out[-1], last), case
+        assert all(f.shape == first.shape and f.dtype == np.uint8 for f in out), case

@@ -438,6 +438,20 @@ def _plausible(move: np.ndarray) -> bool:
             and turn < _MAX_TURN)
 
 
+def _distinct(src: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether the pixels of ``mask`` show a thing: textured, or unlike what is around them."""
+    x, y, bw, bh = _pad_box(mask, 0.2)
+    inside = (slice(y, y + bh), slice(x, x + bw))
+    own = mask[inside] > 0
+    rim = (cv2.dilate(mask[inside], np.ones((7, 7), np.uint8)) > 0) & ~own
+    pixels = src[inside].astype(np.float32)
+    body, around = pixels[own], pixels[rim]
+    if float(body.std(axis=0).max()) >= _MIN_CONTRAST or not len(around):
+        return True
+    step = np.abs(np.median(body, axis=0) - np.median(around, axis=0))
+    return float(step.max()) >= 2 * _MIN_CONTRAST
+
+
 def _coverage(region: np.ndarray, mask_src: np.ndarray, mask_dst: np.ndarray) -> float:
     """Share of the region's pixels next to the subject (within a fifth of its size) that
     it covers at one end or the other (both masks are on the same, camera-aligned grid)."""
@@ -485,6 +499,8 @@ def _confirm(src: np.ndarray, dst: np.ndarray, changed: np.ndarray, region: np.n
         return None
     if np.count_nonzero(mask_src & region) < 0.3 * area:
         return None  # the subject found is not what this region holds
+    if not _distinct(src, mask_src):
+        return None  # a patch of plain surface: it looks the same wherever it is taken
     if _coverage(region & (1 - known), mask_src, mask_dst) < _COVERS:
         return None  # part of a thing that moves otherwise (an arm, a turning cup)
     moved = _warp_mask(mask_src, move)
