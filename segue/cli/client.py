@@ -234,15 +234,24 @@ def generate(
 
 
 def _follow(client: Any, task_id: str, show: bool) -> dict[str, Any]:
-    """Wait for a task with a progress bar driven by the task object's progress and eta."""
+    """Wait for a task with a progress bar driven by the task object's progress and eta.
+
+    The task is read before a bar is drawn: an unknown id is told alone (not under a
+    "queued 0%" bar it never had), and a task already ended needs no bar."""
+    from segue.client import FINAL
+
+    first = client.get(task_id)
+    if first.get("status") in FINAL:
+        return first  # type: ignore[no-any-return]
     with _progress(show, frames=False) as bar:
-        job = bar.add_task("queued", total=100, eta="")
+        job = bar.add_task(first.get("status", "?"), total=100, eta="")
 
         def update(task: dict[str, Any]) -> None:
             done = 100 if task.get("status") == "succeeded" else task.get("progress", 0) or 0
             bar.update(job, completed=done, description=task.get("status", "?"),
                        eta=_eta(task.get("eta")))
 
+        update(first)
         return client.wait(task_id, progress=update, check=False)  # type: ignore[no-any-return]
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -108,6 +111,7 @@ def serve(
 
     overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    _check_address(settings.host, settings.port)
     logs.configure(settings.log_level)
     app = create_app(settings, _services(settings), workers=settings.workers)
     if app.state.services.keys.is_open():
@@ -116,6 +120,28 @@ def serve(
                       "[/yellow]", highlight=False)
     uvicorn.Server(server_config(app, settings.host, settings.port,
                                  timeout_graceful_shutdown=30)).run()
+
+
+def _check_address(host: str, port: int) -> None:
+    """A port in use (or an address that is not this machine's) stops the command in one
+    line before anything starts; uvicorn would say it as a JSON log line, after starting the
+    workers. Each address is tried as asyncio will bind it (SO_REUSEADDR, IPv6 only)."""
+    try:
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        _stop(f"SEGUE_HOST={host} is not an address of this machine ({exc.strerror}).")
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                hint = (" (another process listens there: stop it, or choose another port "
+                        "with --port or SEGUE_PORT)" if exc.errno == errno.EADDRINUSE else "")
+                _stop(f"cannot listen on {host}:{port}: {exc.strerror}{hint}.")
 
 
 def worker(
@@ -219,8 +245,10 @@ def _check_secret(secret: str) -> None:
 @keys_app.command("list")
 def keys_list() -> None:
     """List stored keys (never the keys themselves)."""
-    table = Table("id", "name", "prefix", "created", "revoked", "webhook")
-    for row in _services().keys.list():
+    rows = _services().keys.list()
+    table = _ids_table([row.id for row in rows], "name", "prefix", "created", "revoked",
+                       "webhook")
+    for row in rows:
         table.add_row(row.id, row.name, row.prefix + "…", _when(row.created_at),
                       _when(row.revoked_at), "yes" if row.webhook_secret else "")
     console.print(table)
@@ -255,7 +283,7 @@ def tasks_list(
         print(json.dumps([{"id": r.id, "status": r.status, "model": r.model,
                            "key_id": r.key_id, "created_at": r.created_at} for r in rows]))
         return
-    table = Table("id", "status", "model", "key", "created", "progress")
+    table = _ids_table([r.id for r in rows], "status", "model", "key", "created", "done")
     for r in rows:
         table.add_row(r.id, r.status, r.model, r.key_id, _when(r.created_at), f"{r.progress:.0f}%")
     console.print(table)
@@ -278,6 +306,20 @@ def tasks_show(task_id: str) -> None:
         for d in services.callbacks.store.for_task(task_id)
     ]
     print(json.dumps(body, indent=2))
+
+
+def _ids_table(ids: list[str], *headers: str) -> Table:
+    """A table whose first column, the ids people copy into the next command, is never cut
+    however narrow the terminal; the others fold onto more lines instead of losing their
+    ends."""
+    table = Table(box=box.SIMPLE_HEAD)  # no side borders: their width goes to the text
+    table.add_column("id", no_wrap=True, min_width=max(map(len, ids), default=2))
+    for header in headers:  # short words and numbers are kept whole too
+        whole = header in ("status", "done", "prefix", "webhook")
+        dated = header in ("created", "revoked")  # the date above the time
+        table.add_column(header, no_wrap=whole, overflow="ellipsis" if whole else "fold",
+                         min_width=10 if dated else None)
+    return table
 
 
 def _when(ts: float | None) -> str:

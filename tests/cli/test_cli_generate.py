@@ -129,6 +129,7 @@ def test_submit_and_wait_report_api_errors(frames: tuple[Path, Path], live: Live
 
     code, text = terminal(["wait", "cgt-20250101000000-nope0"], remote_env(live))
     assert code == 1 and "The specified task cgt-20250101000000-nope0 is not found" in text
+    assert "queued" not in text and "%" not in text  # no bar drawn for a task that is not
 
     result = piped(["submit", "-f", str(frames[0]), "-l", str(frames[1]), "--model",
                     "segue-blend", "-p", "--rs 480p --dur 2", "--no-wait", "--json"],
