@@ -67,8 +67,8 @@ export const getTask = (id) => call("GET", `${TASKS}/${encodeURIComponent(id)}`)
 export const deleteTask = (id) => call("DELETE", `${TASKS}/${encodeURIComponent(id)}`);
 export const listModels = () => call("GET", "api/v3/models");
 
-export function listTasks(status, pageSize = 20) {
-  const query = new URLSearchParams({ page_num: "1", page_size: String(pageSize) });
+export function listTasks(status, pageSize = 20, pageNum = 1) {
+  const query = new URLSearchParams({ page_num: String(pageNum), page_size: String(pageSize) });
   if (status) query.set("filter.status", status);
   return call("GET", `${TASKS}?${query}`);
 }

@@ -50,7 +50,12 @@ function setDownload(id, url) {
 function showVideo(task) {
   const video = $("video");
   const url = task.content && task.content.video_url;
-  video.closest("figure").hidden = !url;
+  // The video keeps its place between the frames while it is not there yet: the last frame
+  // beside an empty place is never taken for the result.
+  video.closest("figure").hidden = !task.id;
+  video.controls = Boolean(url);
+  const waiting = task.status === "queued" || task.status === "running";
+  $("video-caption").textContent = url ? "Video" : waiting ? "Video: not rendered yet" : "No video";
   if (!url) {
     video.removeAttribute("src");
     $("scrubber").disabled = true;
