@@ -51,15 +51,13 @@ _MAX_ERROR = 12.0  # and at most this mean colour error over the subject
 _MIN_SHAPE_IOU = 0.55  # overlap of the subject's mask moved and its mask in the other frame
 _MAX_SCALE = 1.35  # largest change of size (either way)
 _MAX_TURN = np.deg2rad(30)
-# Dense flow follows moves up to about this far (working-size px) or this share of the
-# subject's size: below both, subjects are left to it.
-_MIN_MOVE_PX = 10.0
+_MIN_MOVE_PX = 10.0  # working-size px: dense flow follows shorter moves well
 _COVERS = 0.75  # share of the changed pixels around a subject that it must explain
-_MISSED = 12.0  # mean colour error of the dense flow over a region worth looking at
+_MISSED = 6.0  # mean colour error of the dense flow over a region worth looking at
 _FLAT_SPREAD = 8.0  # colour spread (std) below which a background counts as flat
 _BEATS_FLOW = 0.6  # a layer must leave at most this share of the flow's error
 _STRAY = 1.0  # px (median) by which the flow over a subject may stray from its move
-_MIN_MOVE_SHARE = 0.4
+_PRECISE = 5.0  # mean colour error of a rigid move that leaves no doubt
 
 
 @dataclass(frozen=True)
@@ -141,7 +139,7 @@ def _beats_flow(c0: np.ndarray, aligned: np.ndarray, subject: Subject,
     smeared), which tears it in between."""
     flow = (_mean(misses[0], subject.mask0) + _mean(misses[1], subject.mask1)) / 2
     layer = _error(c0, aligned, subject.mask0, subject.move)
-    if layer < _BEATS_FLOW * flow:
+    if layer < _BEATS_FLOW * flow or layer < _PRECISE:
         return True
     ys, xs = np.nonzero(subject.mask0)
     pts = np.stack([xs, ys], axis=1).astype(np.float64).reshape(-1, 1, 2)
@@ -514,6 +512,6 @@ def _confirm(src: np.ndarray, dst: np.ndarray, changed: np.ndarray, region: np.n
     x, y, bw, bh = cv2.boundingRect(mask_src)
     centre = np.asarray([x + bw / 2, y + bh / 2, 1.0])
     travel = float(np.hypot(*(move @ centre - centre)[:2]))
-    if travel < max(_MIN_MOVE_PX, _MIN_MOVE_SHARE * min(bw, bh)):
+    if travel < _MIN_MOVE_PX:
         return None  # dense flow follows this
     return mask_src, mask_dst, move, gain
