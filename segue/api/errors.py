@@ -62,7 +62,9 @@ def _from_validation(exc: RequestValidationError) -> SegueError:
     kind = first.get("type", "")
     if kind == "json_invalid":  # its location is a character offset, not a parameter
         return BadRequest("The request body is not valid JSON.", param="body")
-    if kind == "missing":
+    # JSON null means absent (docs/api.md): a null where a value is required is told as
+    # that value missing, not as a value of the wrong type
+    if kind == "missing" or ("input" in first and first["input"] is None and param != "body"):
         return MissingParameter(param)
     if kind in ("model_attributes_type", "dict_type") and param == "body":
         return BadRequest("The request body is not a JSON object.", param="body")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from segue.api.openapi import EXPIRES, SEED
+from segue.api.wire import JsonBool
 from segue.domain import ImageInput, MediaInput
 from segue.errors import InvalidParameter
 
@@ -21,8 +22,16 @@ class DraftTask(BaseModel):
     id: str = Field(min_length=1)
 
 
+def _names(kind: str) -> dict[str, Any]:
+    """An item of this type carries the field of that name, not null (JSON Schema's if/then,
+    which OpenAPI 3.1 has): the document then refuses what ``images()`` refuses."""
+    return {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+            "then": {"required": [kind], "properties": {kind: {"not": {"type": "null"}}}}}
+
+
 class ContentItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={
+        "allOf": [_names("image_url"), _names("draft_task")]})
     type: Literal["text", "image_url", "video_url", "audio_url", "draft_task"]
     text: str | None = None
     image_url: ImageURL | None = None
@@ -46,7 +55,7 @@ class CreateTaskRequest(BaseModel):
     model: str = Field(min_length=1)
     content: list[ContentItem] = Field(min_length=1)
     callback_url: str | None = None
-    return_last_frame: bool | None = None
+    return_last_frame: JsonBool | None = None
     service_tier: str | None = None
     execution_expires_after: int | None = Field(default=None, json_schema_extra=EXPIRES)
     resolution: str | None = None
@@ -55,13 +64,13 @@ class CreateTaskRequest(BaseModel):
     frames: int | None = None
     framespersecond: int | None = None
     seed: int | None = Field(default=None, json_schema_extra=SEED)
-    camera_fixed: bool | None = None
-    camerafixed: bool | None = None
-    watermark: bool | None = None
+    camera_fixed: JsonBool | None = None
+    camerafixed: JsonBool | None = None
+    watermark: JsonBool | None = None
     safety_identifier: str | None = None
     priority: int | None = None
-    generate_audio: bool | None = None
-    draft: bool | None = None
+    generate_audio: JsonBool | None = None
+    draft: JsonBool | None = None
     output_format: str | None = None
     omni_reference_task_type: str | None = None
 

@@ -24,17 +24,23 @@ _KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[[A-Za-z0-9_]*\])*)$")
 MAX_FIELDS = 200
 
 
-async def read_body(request: Request) -> dict[str, Any]:
+async def read_body(request: Request, booleans: frozenset[str] = frozenset()
+                    ) -> dict[str, Any]:
+    """The body as a dict; in a form, the fields named in ``booleans`` that say ``true`` or
+    ``false`` (text, as the ``openai`` client writes them) become JSON booleans."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
         # a form field may hold a data URL: allow parts as large as the body limit
         limit = request.app.state.services.settings.max_body_bytes
         form = await request.form(max_files=4, max_fields=MAX_FIELDS, max_part_size=limit)
-        items = []
+        items: list[tuple[str, Any]] = []
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
-                value = _data_url(key, await value.read(), value.content_type)
-            items.append((key, value))
+                items.append((key, _data_url(key, await value.read(), value.content_type)))
+            elif key in booleans and value in ("true", "false"):
+                items.append((key, value == "true"))
+            else:
+                items.append((key, value))
         return unflatten(items)
     if kind not in ("", "application/json"):
         raise BadRequest(f"The Content-Type {kind} is not accepted: send application/json or "

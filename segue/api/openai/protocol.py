@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from segue.api.ark.protocol import ImageURL
+from segue.api.wire import JsonBool
 from segue.domain import ImageInput, size_problem
 from segue.errors import InvalidParameter
 from segue.models import ModelEntry
@@ -64,8 +65,8 @@ class CreateVideoRequest(BaseModel):
     # Segue's own, as on the other surfaces
     callback_url: str | None = None
     seed: int | None = None
-    watermark: bool | None = None
-    generate_audio: bool | None = None
+    watermark: JsonBool | None = None
+    generate_audio: JsonBool | None = None
 
     def first_reference(self) -> str | None:
         """The URL ``input_reference`` names: a string, ``{"image_url": ...}`` or refused."""
@@ -201,13 +202,18 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
+# the fields a form gives as text that the JSON body gives as booleans
+FORM_BOOLEANS = frozenset({"watermark", "generate_audio"})
 _CREATE_SCHEMA = CreateVideoRequest.model_json_schema()
 # The request body as the OpenAPI document states it: JSON, or the same as multipart.
 CREATE_BODY: dict[str, Any] = {"required": True, "content": {
     "application/json": {"schema": _inline(_CREATE_SCHEMA, _CREATE_SCHEMA.get("$defs", {}))},
     "multipart/form-data": {"schema": {
         "type": "object", "required": ["prompt"],
-        "properties": {"prompt": {"type": "string"}, "model": {"type": "string"},
+        "properties": {"prompt": {"type": "string", "minLength": 1},
+                       "model": {"type": "string", "minLength": 1},
+                       "watermark": {"enum": ["true", "false"]},
+                       "generate_audio": {"enum": ["true", "false"]},
                        "seconds": {"type": "string"}, "size": {"type": "string"},
                        "input_reference": {"type": "string", "format": "binary"}},
         "description": "As the JSON body; nested fields flattened as frame_images[][frame_type]."

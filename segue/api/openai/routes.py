@@ -26,6 +26,7 @@ from segue.api.openai.errors import ERRORS, ErrorEnvelope
 from segue.api.openai.forms import read_body
 from segue.api.openai.protocol import (
     CREATE_BODY,
+    FORM_BOOLEANS,
     CreateVideoRequest,
     DeletedVideo,
     Video,
@@ -55,7 +56,7 @@ async def create_video(request: Request, services: ServicesDep, principal: Princ
                        slots: CreateSlots, idempotency_key: IdempotencyKey = None
                        ) -> dict[str, Any]:
     """Queue a video: a prompt, and a first frame, a first and a last frame, or neither."""
-    raw = await read_body(request)
+    raw = await read_body(request, FORM_BOOLEANS)
     # hashed as parsed: a multipart body's boundary changes on every retry of the same request
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
     try:
@@ -112,7 +113,8 @@ def _default_model(services: Services, mode: Mode) -> ModelEntry:
 
 @router.get("/videos", response_model=VideoList, responses=ERRORS)
 def list_videos(
-    services: ServicesDep, principal: PrincipalDep, after: str | None = None,
+    services: ServicesDep, principal: PrincipalDep,
+    after: Annotated[str | None, Query(min_length=1)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20, order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
     """The key's videos of the last 7 days, made on any surface; ``after`` is a video id."""

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from segue.api.ark.protocol import ContentItem
 from segue.api.openapi import EXPIRES, SEED
+from segue.api.wire import JsonBool
 
 
 class _Settings(BaseModel):
@@ -15,16 +16,16 @@ class _Settings(BaseModel):
     ratio: str | None = None  # Segue extension: Ark's ratio
     duration: int | None = None
     framepersecond: int | None = None
-    watermark: bool | None = None
+    watermark: JsonBool | None = None
     seed: int | None = Field(default=None, json_schema_extra=SEED)
-    camerafixed: bool | None = None
-    return_last_frame: bool | None = None  # Segue extension
+    camerafixed: JsonBool | None = None
+    return_last_frame: JsonBool | None = None  # Segue extension
     service_tier: str | None = None  # Segue extension
     # Segue extension
     execution_expires_after: int | None = Field(default=None, json_schema_extra=EXPIRES)
     # the Ark fields added with Seedance 1.5 and 2.x
-    generate_audio: bool | None = None
-    draft: bool | None = None
+    generate_audio: JsonBool | None = None
+    draft: JsonBool | None = None
     priority: int | None = None
     safety_identifier: str | None = None
     output_format: str | None = None
