@@ -71,3 +71,12 @@ def test_swagger_ui_lists_every_operation_offline(
 def test_redoc_is_not_offered(live: LiveServer) -> None:
     # ReDoc's bundle would fetch its logo from its vendor: the one reference is /docs
     assert "redoc" not in httpx.get(f"{live.url}/redoc").text.lower()
+
+
+def test_the_playground_asks_no_other_host(
+        live: LiveServer, offline_page: tuple[Any, list[str]]) -> None:
+    page, elsewhere = offline_page
+    page.goto(f"{live.url}/")
+    page.wait_for_selector("#model option", state="attached", timeout=20_000)
+    page.wait_for_load_state("networkidle")
+    assert elsewhere == []
