@@ -23,7 +23,7 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 def test_default_follows_xdg_then_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SEGUE_DATA_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     assert Settings().data_dir == tmp_path / "home" / ".local" / "share" / "segue"
     monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")  # the XDG spec ignores these
     assert Settings().data_dir == tmp_path / "home" / ".local" / "share" / "segue"
