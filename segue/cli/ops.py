@@ -112,6 +112,7 @@ def serve(
     overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     _check_address(settings.host, settings.port)
+    _check_metrics_address(settings)
     logs.configure(settings.log_level)
     app = create_app(settings, _services(settings), workers=settings.workers)
     if app.state.services.keys.is_open():
@@ -122,7 +123,14 @@ def serve(
                                  timeout_graceful_shutdown=30)).run()
 
 
-def _check_address(host: str, port: int) -> None:
+def _check_metrics_address(settings: Settings) -> None:
+    from segue.settings import metrics_host_port
+
+    if settings.metrics_addr:
+        _check_address(*metrics_host_port(settings.metrics_addr), setting="SEGUE_METRICS_ADDR")
+
+
+def _check_address(host: str, port: int, setting: str = "--port or SEGUE_PORT") -> None:
     """A port in use (or an address that is not this machine's) stops the command in one
     line before anything starts; uvicorn would say it as a JSON log line, after starting the
     workers. Each address is tried as asyncio will bind it (SO_REUSEADDR, IPv6 only)."""
@@ -140,7 +148,7 @@ def _check_address(host: str, port: int) -> None:
                 probe.bind(address)
             except OSError as exc:
                 hint = (" (another process listens there: stop it, or choose another port "
-                        "with --port or SEGUE_PORT)" if exc.errno == errno.EADDRINUSE else "")
+                        f"with {setting})" if exc.errno == errno.EADDRINUSE else "")
                 _stop(f"cannot listen on {host}:{port}: {exc.strerror}{hint}.")
 
 
@@ -167,6 +175,7 @@ def worker(
     from segue.worker import EXIT_ENGINE_FAULT, Background, Worker, housekeeping
 
     settings = Settings()
+    _check_metrics_address(settings)
     logs.configure(settings.log_level)
     services = _services(settings)
     chosen = [m.strip() for m in models.split(",")] if models else None

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ark_task, make_settings, start_server
+from tests.conftest import ark_task, free_port, make_settings, start_server
 
 
 def _segue(*args: str, data: Path, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -28,6 +28,21 @@ def test_a_port_in_use_is_one_plain_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         f"segue: cannot listen on 127.0.0.1:{port}: Address already in use (another process "
         "listens there: stop it, or choose another port with --port or SEGUE_PORT)."]
+
+
+def test_a_metrics_port_in_use_is_one_plain_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in (("serve", "--port", str(free_port()), "--workers", "0"),
+                        ("worker", "--burst")):
+            done = _segue(*command, data=tmp_path, SEGUE_METRICS_ADDR=f"127.0.0.1:{port}")
+            assert done.returncode == 2, (command, done.stderr)
+            assert done.stderr.strip().splitlines() == [
+                f"segue: cannot listen on 127.0.0.1:{port}: Address already in use (another "
+                "process listens there: stop it, or choose another port with "
+                "SEGUE_METRICS_ADDR)."], command
 
 
 def test_task_ids_are_never_cut(tmp_path: Path) -> None:
