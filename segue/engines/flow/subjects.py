@@ -7,22 +7,31 @@ over a flat background (sky, a studio wall), so a far-travelling subject ends up
 (a dissolve) or torn. Here such subjects are found as regions and matched as wholes:
 
 1. Frame 1 is brought back onto frame 0 by the camera; the pixels that still differ are
-   grouped into connected regions (holes filled: a flat subject that overlaps itself only
-   differs along its outline).
-2. Each region is searched for in the other frame as a masked colour template, coarse to
-   fine, both ways (the region may be where the subject was or where it went), at a few
-   scales. A region in which the subject was and went (a short move) is one region: the
-   search still peaks at the subject's move, since the part that is the subject matches.
-3. With the move known, the subject's pixels in each frame are those of the changed region
-   that the move explains (the same colour where the move takes them, inside the changed
-   region there too), and the move is refined photometrically (ECC, affine: scale and a
-   little rotation) on those pixels.
+   grouped into connected regions (holes filled: a plain subject that overlaps itself only
+   differs along its outline). Only regions where the dense flow also fails to explain the
+   frames are looked at: on real footage the flow follows nearly everything that moves,
+   and better than a rigid layer does (deforming things, blur).
+2. Each region, with a rim of its surroundings, is searched for in the other frame as a
+   masked colour template at a quarter of the size, both ways (the region may be where the
+   subject was or where it went), at its few best places. A region in which the subject
+   was and went (a short move) is one region: the search still peaks at the subject's move,
+   since the part that is the subject matches.
+3. With a move, the subject's pixels in each frame are those of the changed region that
+   the move explains (the same colour where the move takes them, inside the changed region
+   there too; over a flat background, not the background's colour), and the move is refined
+   photometrically on them (ECC: shift, then affine, kept as the nearest scale and turn),
+   in turns, since each improves the other.
 4. A subject is believed only when its move explains its pixels far better than standing
-   still does, its shape is about the same in both frames, and it travelled farther than
-   dense flow follows reliably; everything else is left to the flow.
+   still does and well in absolute terms, it is a thing (textured, or unlike what is
+   around it), its shape is about the same in both frames, it explains the changed pixels
+   around it, it travelled farther than a few pixels, and carrying it beats the flow: far
+   lower error than the flow's, or a rigid move that leaves no doubt, or a flow that does
+   not move it as one piece. The hypothesis that explains the most error wins; what a
+   subject explains is peeled off the regions, so that subjects passing near each other
+   (or crossing) are found one after the other.
 
-Everything here runs at the working size; ``segue.engines.flow.layers`` carries the subjects
-at the output size.
+Everything here runs at the working size; the matching of one region is ``matching``, and
+``layers`` carries the subjects at the output size.
 """
 
 from __future__ import annotations
@@ -32,29 +41,22 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from segue.engines.flow.matching import (
+    CHANGED,
+    MAX_AREA_SHARE,
+    MAX_ERROR,
+    colour_error,
+    difference,
+    fill_holes,
+    least_area,
+    match,
+    mean_over,
+)
 from segue.engines.flow.warp import grid, sample
 
-_CHANGED = 24  # colour levels (largest channel, smoothed) that mark a pixel as changed
 _MAX_CHANGED_SHARE = 0.35  # above this the camera explains too little: leave it to the flow
 _MAX_REGIONS = 8
-_MIN_AREA_SHARE = 0.0004  # smallest region, as a share of the frame
-_MAX_AREA_SHARE = 0.25  # largest subject, as a share of the frame
-_SUBJECT_AREA_SHARE = 0.0008  # smallest subject: smaller things are left to the flow
-_COARSE = 4  # the template search runs at 1/4 of the working size first
-_ROUNDS = 3  # rounds of fitting the move and finding the subject's pixels
-_RIM = 0.15  # the search's template: the region and this share of its size around it
-_MIN_CONTRAST = 8.0  # colour spread (std) a template needs to be worth searching for
-_PEAKS = 3  # places of the template search tried, best first
-_MIN_SCORE = 0.4  # normalised correlation a coarse match needs
-_EXPLAINS = 0.45  # a subject's move must leave at most this share of the still error
-_MAX_ERROR = 12.0  # and at most this mean colour error over the subject
-_MIN_SHAPE_IOU = 0.55  # overlap of the subject's mask moved and its mask in the other frame
-_MAX_SCALE = 1.35  # largest change of size (either way)
-_MAX_TURN = np.deg2rad(30)
-_MIN_MOVE_PX = 10.0  # working-size px: dense flow follows shorter moves well
-_COVERS = 0.75  # share of the changed pixels around a subject that it must explain
 _MISSED = 6.0  # mean colour error of the dense flow over a region worth looking at
-_FLAT_SPREAD = 8.0  # colour spread (std) below which a background counts as flat
 _BEATS_FLOW = 0.6  # a layer must leave at most this share of the flow's error
 _STRAY = 1.0  # px (median) by which the flow over a subject may stray from its move
 _PRECISE = 5.0  # mean colour error of a rigid move that leaves no doubt
@@ -88,7 +90,7 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
     misses = _flow_misses(c0, c1, f01, f10, camera)
     # Only where the flow fails: on real footage it follows nearly everything that moves,
     # and better than a rigid layer does (non-rigid motion, blur).
-    regions = [r for r in _regions(changed) if _mean(cv2.max(*misses), r) > _MISSED]
+    regions = [r for r in _regions(changed) if mean_over(cv2.max(*misses), r) > _MISSED]
     found: list[Subject] = []
     used = [np.zeros((hgt, w), np.uint8), np.zeros((hgt, w), np.uint8)]  # per end
     kernel = np.ones((3, 3), np.uint8)
@@ -97,10 +99,11 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
         # regions searched from that end, since subjects that pass near each other (or
         # cross) merge into one region.
         region = regions.pop(0)
-        ends = (_fill_holes(region & (1 - used[0])), _fill_holes(region & (1 - used[1])))
-        if max(np.count_nonzero(e) for e in ends) < _least(hgt, w):
+        ends = (fill_holes(region & (1 - used[0])), fill_holes(region & (1 - used[1])))
+        if max(np.count_nonzero(e) for e in ends) < least_area(hgt, w):
             continue
-        subject = _match(c0, aligned, changed, ends, seen, used[0] | used[1])
+        matched = match(c0, aligned, changed, ends, seen, used[0] | used[1])
+        subject = None if matched is None else _subject(*matched)
         if (subject is None or any(_overlap(subject.mask0, s.mask0) > 0.3 for s in found)
                 or not _beats_flow(c0, aligned, subject, misses, f01, camera)):
             continue
@@ -111,22 +114,23 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
     return sorted(found, key=lambda s: -int(s.mask0.sum()))
 
 
+def _subject(mask0: np.ndarray, mask1: np.ndarray, move: np.ndarray) -> Subject:
+    x, y, bw, bh = cv2.boundingRect(mask0)
+    return Subject(mask0, mask1, move, (x, y, bw, bh))
+
+
 def _flow_misses(c0: np.ndarray, c1: np.ndarray, f01: np.ndarray, f10: np.ndarray,
                  camera: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """How far the dense flows are from explaining each frame (colour difference after
     warping), both in frame-0 pixels: frame 0's, and frame 1's brought back by the camera."""
     hgt, w = c0.shape[:2]
     xy = grid(w, hgt)
-    miss0 = _difference(c0, sample(c1, xy + f01))
-    miss1 = _difference(c1, sample(c0, xy + f10))
+    miss0 = difference(c0, sample(c1, xy + f01))
+    miss1 = difference(c1, sample(c0, xy + f10))
     if camera is not None:
         miss1 = cv2.warpPerspective(miss1, np.linalg.inv(camera), (w, hgt),
                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return miss0, miss1
-
-
-def _mean(values: np.ndarray, mask: np.ndarray) -> float:
-    return float(values[mask > 0].mean()) if mask.any() else 0.0
 
 
 def _beats_flow(c0: np.ndarray, aligned: np.ndarray, subject: Subject,
@@ -137,8 +141,8 @@ def _beats_flow(c0: np.ndarray, aligned: np.ndarray, subject: Subject,
     explains the end frames but does not move the subject as one piece (its vectors over
     the subject stray from the subject's move: pieces recovered block by block, the rest
     smeared), which tears it in between."""
-    flow = (_mean(misses[0], subject.mask0) + _mean(misses[1], subject.mask1)) / 2
-    layer = _error(c0, aligned, subject.mask0, subject.move)
+    flow = (mean_over(misses[0], subject.mask0) + mean_over(misses[1], subject.mask1)) / 2
+    layer = colour_error(c0, aligned, subject.mask0, subject.move)
     if layer < _BEATS_FLOW * flow or layer < _PRECISE:
         return True
     ys, xs = np.nonzero(subject.mask0)
@@ -146,15 +150,7 @@ def _beats_flow(c0: np.ndarray, aligned: np.ndarray, subject: Subject,
     total = subject.move if camera is None else camera @ subject.move
     wanted = cv2.perspectiveTransform(pts, total).reshape(-1, 2) - pts.reshape(-1, 2)
     stray = np.hypot(*(f01[ys, xs] - wanted).T)
-    return layer < _MAX_ERROR / 2 and float(np.median(stray)) > _STRAY
-
-
-def _least(hgt: int, w: int) -> float:
-    """The smallest region worth matching (px at the working size)."""
-    return max(24.0, _MIN_AREA_SHARE * hgt * w)
-
-
-# --------------------------------------------------------------------------- regions
+    return layer < MAX_ERROR / 2 and float(np.median(stray)) > _STRAY
 
 
 def _aligned(c1: np.ndarray, camera: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -170,348 +166,27 @@ def _aligned(c1: np.ndarray, camera: np.ndarray | None) -> tuple[np.ndarray, np.
     return aligned, cv2.erode(seen, np.ones((5, 5), np.uint8))
 
 
-def _largest_channel(rgb: np.ndarray) -> np.ndarray:
-    """Per pixel, the largest of the three channels (``rgb.max(axis=2)``, a few times faster)."""
-    r, g, b = cv2.split(rgb)
-    return cv2.max(cv2.max(r, g), b)
-
-
-def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per pixel, the largest channel's absolute difference, smoothed (uint8)."""
-    return cv2.GaussianBlur(_largest_channel(cv2.absdiff(a, b)), (0, 0), 1.0)
-
-
 def _changed(c0: np.ndarray, aligned: np.ndarray, seen: np.ndarray) -> np.ndarray | None:
     """uint8 mask of the pixels the camera does not explain; None where that is most of
     the frame (then there is no background to carry subjects over)."""
-    changed = ((_difference(c0, aligned) > _CHANGED) & (seen > 0)).astype(np.uint8)
+    changed = ((difference(c0, aligned) > CHANGED) & (seen > 0)).astype(np.uint8)
     if changed.mean() > _MAX_CHANGED_SHARE:
         return None
     changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     return cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    out = np.zeros_like(mask)
-    cv2.drawContours(out, contours, -1, 1, -1)
-    return out
-
-
 def _regions(changed: np.ndarray) -> list[np.ndarray]:
     """The larger connected changed regions, holes filled, largest first."""
     hgt, w = changed.shape
     n, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
-    least, most = _least(hgt, w), 2 * _MAX_AREA_SHARE * hgt * w
+    least, most = least_area(hgt, w), 2 * MAX_AREA_SHARE * hgt * w
     keep = [i for i in range(1, n) if least <= stats[i, cv2.CC_STAT_AREA] <= most]
     keep = sorted(keep, key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:_MAX_REGIONS]
-    return [_fill_holes((labels == i).astype(np.uint8)) for i in keep]
+    return [fill_holes((labels == i).astype(np.uint8)) for i in keep]
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Share of the smaller mask that the other covers."""
     inter = float(np.count_nonzero(a & b))
     return inter / max(1.0, float(min(np.count_nonzero(a), np.count_nonzero(b))))
-
-
-# --------------------------------------------------------------------------- matching
-
-
-def _match(c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray,
-           ends: tuple[np.ndarray, np.ndarray], seen: np.ndarray, known: np.ndarray
-           ) -> Subject | None:
-    """The subject that a region holds, trying it as where the subject was (frame 0; the
-    region less what found subjects explain there: ``ends[0]``) and as where it went
-    (aligned frame 1: ``ends[1]``), at the few best places the search found for each; the
-    hypothesis that explains the most error wins. None when none holds up. ``known``: what
-    the subjects found so far explain, at either end."""
-    best: Subject | None = None
-    best_gain = 0.0
-    for forward, region in zip((True, False), ends, strict=True):
-        if np.count_nonzero(region) < _least(*region.shape):
-            continue
-        src, dst = (c0, aligned) if forward else (aligned, c0)
-        for move in _search(src, dst, region):
-            found = _confirm(src, dst, changed, region, move, seen, known)
-            if found is None or found[3] <= best_gain:
-                continue
-            mask_src, mask_dst, move, best_gain = found
-            if forward:
-                best = _subject(mask_src, mask_dst, move)
-            else:
-                best = _subject(mask_dst, mask_src, np.linalg.inv(move))
-    return best
-
-
-def _subject(mask0: np.ndarray, mask1: np.ndarray, move: np.ndarray) -> Subject:
-    x, y, bw, bh = cv2.boundingRect(mask0)
-    return Subject(mask0, mask1, move, (x, y, bw, bh))
-
-
-def _search(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> list[np.ndarray]:
-    """Where the content of ``region`` in ``src`` may have gone in ``dst``: translations
-    (3×3) at the best few peaks of a masked colour template search at a quarter of the
-    size. The change of size and the turn are left to the refinement (``_refine``).
-
-    The template is the region with a rim of what surrounds it: a plain subject is known by
-    its outline against its background, and a patch of plain surface (which looks alike
-    anywhere on that surface) is refused for having no contrast at all.
-    """
-    _, _, rw, rh = cv2.boundingRect(region)
-    rim = max(3, round(_RIM * min(rw, rh))) | 1
-    region = cv2.dilate(region, np.ones((rim, rim), np.uint8))
-    x, y, bw, bh = cv2.boundingRect(region)
-    k = _COARSE
-    if min(bw, bh) < 3 * k:
-        k = max(1, min(bw, bh) // 3)
-    small_dst = cv2.resize(dst, (dst.shape[1] // k, dst.shape[0] // k),
-                           interpolation=cv2.INTER_AREA)
-    tw, th = max(3, round(bw / k)), max(3, round(bh / k))
-    if tw >= small_dst.shape[1] or th >= small_dst.shape[0]:
-        return []
-    tmpl = cv2.resize(src[y:y + bh, x:x + bw], (tw, th), interpolation=cv2.INTER_AREA)
-    mask = cv2.resize(region[y:y + bh, x:x + bw] * 255, (tw, th),
-                      interpolation=cv2.INTER_AREA) > 127
-    if mask.sum() < 6 or float(tmpl[mask].std(axis=0).max()) < _MIN_CONTRAST:
-        return []  # a flat template matches anywhere
-    mask3 = cv2.merge([mask.astype(np.float32)] * 3)
-    score = cv2.matchTemplate(small_dst.astype(np.float32), tmpl.astype(np.float32),
-                              cv2.TM_CCOEFF_NORMED, mask=mask3)
-    score = _penalise_standing_still(score, x / k, y / k)
-    moves = []
-    for _ in range(_PEAKS):
-        _, top, _, (bx, by) = cv2.minMaxLoc(score)
-        if top < _MIN_SCORE:
-            break
-        moves.append(np.asarray([[1, 0, bx * k - x], [0, 1, by * k - y], [0, 0, 1]],
-                                np.float64))
-        # the next peak must be somewhere else
-        score[max(0, by - th // 2):by + th // 2 + 1, max(0, bx - tw // 2):bx + tw // 2 + 1] = -1
-    return moves
-
-
-def _penalise_standing_still(score: np.ndarray, x: float, y: float) -> np.ndarray:
-    """``score`` with the places at the region's own position ruled out: there the content
-    changed (that is why it is a region), yet a masked correlation can still peak there."""
-    score = np.nan_to_num(score, nan=-1.0, posinf=-1.0, neginf=-1.0)
-    ox, oy = round(x), round(y)
-    score[max(0, oy - 1):oy + 2, max(0, ox - 1):ox + 2] = -1.0
-    return score
-
-
-def _warp_mask(mask: np.ndarray, move: np.ndarray) -> np.ndarray:
-    hgt, w = mask.shape
-    return cv2.warpAffine(mask, move[:2], (w, hgt), flags=cv2.INTER_NEAREST)
-
-
-def _through(img: np.ndarray, move: np.ndarray, box: tuple[int, int, int, int],
-             nearest: bool = False) -> np.ndarray:
-    """``img`` read at ``move(p)`` for the pixels p of ``box`` (x, y, w, h): what ``img``
-    shows where the move takes them. Only the box is computed."""
-    x, y, bw, bh = box
-    at = move @ np.asarray([[1, 0, x], [0, 1, y], [0, 0, 1]], np.float64)
-    flags = (cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
-    border = cv2.BORDER_CONSTANT if nearest else cv2.BORDER_REPLICATE
-    return cv2.warpAffine(img, at[:2], (bw, bh), flags=flags, borderMode=border)
-
-
-def _pad_box(mask: np.ndarray, share: float) -> tuple[int, int, int, int]:
-    """The bounding box of ``mask`` grown by ``share`` of its size each way, in the frame."""
-    hgt, w = mask.shape
-    x, y, bw, bh = cv2.boundingRect(mask)
-    px, py = round(bw * share) + 2, round(bh * share) + 2
-    x0, y0 = max(0, x - px), max(0, y - py)
-    return x0, y0, min(w, x + bw + px) - x0, min(hgt, y + bh + py) - y0
-
-
-def _explained(src: np.ndarray, dst: np.ndarray, changed: np.ndarray, move: np.ndarray,
-               seen: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The subject's pixels in ``src`` and in ``dst`` under ``move``: changed pixels (around
-    ``region``) whose colour the move carries to a changed pixel of the same colour."""
-    box = x, y, bw, bh = _pad_box(region, 0.25)
-    inside = (slice(y, y + bh), slice(x, x + bw))
-    same = _difference(src[inside], _through(dst, move, box)) <= _CHANGED
-    lands = _through(changed, move, box, nearest=True)
-    mask_src = np.zeros_like(changed)
-    keep = (changed[inside] > 0) & (lands > 0) & same & (seen[inside] > 0)
-    keep &= ~_like_flat_background(src, changed, region, box)
-    mask_src[inside] = _clean(keep.astype(np.uint8))
-    mask_dst = _clean(_warp_mask(mask_src, move) & changed)
-    return mask_src, mask_dst
-
-
-def _like_flat_background(src: np.ndarray, changed: np.ndarray, region: np.ndarray,
-                          box: tuple[int, int, int, int]) -> np.ndarray:
-    """Over ``box``, the pixels of ``src`` with the colour of a flat background around the
-    region (all False where the background is not flat).
-
-    Why: over a flat background (sky, a wall) the background moved along with a subject
-    looks the same as the background standing still, so without this a subject's mask
-    swallows the sky that another subject uncovers.
-    """
-    x, y, bw, bh = box
-    inside = (slice(y, y + bh), slice(x, x + bw))
-    reach = max(9, min(bw, bh) // 4) | 1
-    outer = cv2.dilate(region, np.ones((reach, reach), np.uint8))
-    inner = cv2.dilate(region | changed, np.ones((5, 5), np.uint8))  # past soft edges
-    ring = (outer > 0) & (inner == 0)
-    none = np.zeros((bh, bw), bool)
-    if np.count_nonzero(ring) < 20:
-        return none
-    around = src[ring].astype(np.float32)
-    colour = np.median(around, axis=0)
-    spread = 1.48 * np.median(np.abs(around - colour), axis=0)  # robust: a std for noise
-    if float(spread.max()) > _FLAT_SPREAD:
-        return none
-    near = np.abs(src[inside].astype(np.float32) - colour).max(axis=2)
-    return near < _CHANGED / 2
-
-
-def _clean(mask: np.ndarray) -> np.ndarray:
-    """The largest connected part of ``mask``, smoothed, holes filled."""
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n <= 1:
-        return np.zeros_like(mask)
-    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return _fill_holes((labels == biggest).astype(np.uint8))
-
-
-def _refine(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, move: np.ndarray
-            ) -> np.ndarray:
-    """``move`` refined by ECC (affine) on the subject's pixels, in a box around them.
-
-    ``dst`` is first brought onto the box by ``move``; ECC then finds the small correction
-    that is left (it needs images of one size, and converges from near the answer).
-    """
-    x, y, bw, bh = cv2.boundingRect(mask)
-    pad = max(8, max(bw, bh) // 4)
-    hgt, w = mask.shape
-    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(hgt, y + bh + pad)
-    shift = np.asarray([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)  # box -> src pixels
-    start = move @ shift  # box pixels -> dst pixels
-    g_src = cv2.cvtColor(src[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
-    back = cv2.warpAffine(cv2.cvtColor(dst, cv2.COLOR_RGB2GRAY), start[:2], (x1 - x0, y1 - y0),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
-    candidates = [move]
-    correction = np.eye(2, 3, dtype=np.float32)
-    for motion in (cv2.MOTION_TRANSLATION, cv2.MOTION_AFFINE):
-        try:  # translation first: the affine fit converges from there far more often
-            _, correction = cv2.findTransformECC(g_src, back, correction.copy(), motion,
-                                                 criteria, mask[y0:y1, x0:x1] * 255, 3)
-        except cv2.error:  # no convergence: what was found so far stands
-            break
-        refined = start @ np.vstack([correction.astype(np.float64), [0, 0, 1]])
-        candidates.append(_similar(refined @ np.linalg.inv(shift), mask))
-    candidates = [c for c in candidates if _plausible(c)]
-    return min(candidates, key=lambda c: _error(src, dst, mask, c), default=move)
-
-
-def _similar(move: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The scale, turn and shift closest to the affine ``move``, keeping where it takes the
-    subject's centre: a subject seen from a little further or turned is a similarity, and
-    the shear an affine fit picks up on a partly seen outline tears it in between."""
-    m = move[:2, :2]
-    a, b = (m[0, 0] + m[1, 1]) / 2, (m[1, 0] - m[0, 1]) / 2
-    x, y, bw, bh = cv2.boundingRect(mask)
-    centre = np.asarray([x + bw / 2, y + bh / 2])
-    lands = m @ centre + move[:2, 2]
-    rot = np.asarray([[a, -b], [b, a]])
-    out = np.eye(3)
-    out[:2, :2], out[:2, 2] = rot, lands - rot @ centre
-    return out
-
-
-def _plausible(move: np.ndarray) -> bool:
-    """A subject's change of size and turn stay within what the layers carry well."""
-    m = move[:2, :2]
-    det = float(np.linalg.det(m))
-    if det <= 0:
-        return False
-    big, small = np.linalg.svd(m, compute_uv=False)
-    turn = abs(np.arctan2(m[1, 0] - m[0, 1], m[0, 0] + m[1, 1]))
-    return (1 / _MAX_SCALE < small and big < _MAX_SCALE and big < 1.25 * small
-            and turn < _MAX_TURN)
-
-
-def _distinct(src: np.ndarray, mask: np.ndarray) -> bool:
-    """Whether the pixels of ``mask`` show a thing: textured, or unlike what is around them."""
-    x, y, bw, bh = _pad_box(mask, 0.2)
-    inside = (slice(y, y + bh), slice(x, x + bw))
-    own = mask[inside] > 0
-    rim = (cv2.dilate(mask[inside], np.ones((7, 7), np.uint8)) > 0) & ~own
-    pixels = src[inside].astype(np.float32)
-    body, around = pixels[own], pixels[rim]
-    if float(body.std(axis=0).max()) >= _MIN_CONTRAST or not len(around):
-        return True
-    step = np.abs(np.median(body, axis=0) - np.median(around, axis=0))
-    return float(step.max()) >= 2 * _MIN_CONTRAST
-
-
-def _coverage(region: np.ndarray, mask_src: np.ndarray, mask_dst: np.ndarray) -> float:
-    """Share of the region's pixels next to the subject (within a fifth of its size) that
-    it covers at one end or the other (both masks are on the same, camera-aligned grid)."""
-    both_ends = mask_src | mask_dst
-    _, _, bw, bh = cv2.boundingRect(mask_src)
-    reach = max(3, min(bw, bh) // 5) | 1
-    around = region & cv2.dilate(both_ends, np.ones((reach, reach), np.uint8))
-    if not around.any():
-        return 1.0  # what is around it is explained already (another subject)
-    return np.count_nonzero(around & both_ends) / int(np.count_nonzero(around))
-
-
-def _error(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, move: np.ndarray | None
-           ) -> float:
-    """Mean colour difference over ``mask`` between ``src`` and ``dst`` seen through ``move``
-    (None: standing still)."""
-    box = x, y, bw, bh = cv2.boundingRect(mask)
-    if bw == 0 or bh == 0:
-        return float("inf")  # nothing to compare: explains nothing
-    inside = (slice(y, y + bh), slice(x, x + bw))
-    back = dst[inside] if move is None else _through(dst, move, box)
-    return _mean(_largest_channel(cv2.absdiff(src[inside], back)), mask[inside])
-
-
-def _confirm(src: np.ndarray, dst: np.ndarray, changed: np.ndarray, region: np.ndarray,
-             move: np.ndarray, seen: np.ndarray, known: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
-    """The subject's masks and refined move, if the move found for ``region`` holds up."""
-    hgt, w = changed.shape
-    least = _least(hgt, w) / 2
-    # The move is fitted first to the whole region (all of it is the subject when the
-    # subject travelled farther than its size), then, in turns, to the pixels the move
-    # explains: a change of size missed by the search leaves only the middle explained.
-    fit_on = region
-    for _ in range(_ROUNDS):
-        move = _refine(src, dst, fit_on, move)
-        mask_src, mask_dst = _explained(src, dst, changed, move, seen, region)
-        if np.count_nonzero(mask_src) < least:
-            return None
-        if fit_on is not region and np.count_nonzero(mask_src) < 1.1 * np.count_nonzero(fit_on):
-            break
-        fit_on = mask_src
-    area = np.count_nonzero(mask_src)
-    if area < _SUBJECT_AREA_SHARE * hgt * w or area > _MAX_AREA_SHARE * hgt * w:
-        return None
-    if np.count_nonzero(mask_src & region) < 0.3 * area:
-        return None  # the subject found is not what this region holds
-    if not _distinct(src, mask_src):
-        return None  # a patch of plain surface: it looks the same wherever it is taken
-    if _coverage(region & (1 - known), mask_src, mask_dst) < _COVERS:
-        return None  # part of a thing that moves otherwise (an arm, a turning cup)
-    moved = _warp_mask(mask_src, move)
-    iou = np.count_nonzero(moved & mask_dst) / max(1, int(np.count_nonzero(moved | mask_dst)))
-    if iou < _MIN_SHAPE_IOU:
-        return None
-    err, still = _error(src, dst, mask_src, move), _error(src, dst, mask_src, None)
-    if err > min(_EXPLAINS * still, _MAX_ERROR):
-        return None  # a look-alike, or a thing that does not move rigidly
-    gain = (still - err) * area  # how much error the subject explains
-    x, y, bw, bh = cv2.boundingRect(mask_src)
-    centre = np.asarray([x + bw / 2, y + bh / 2, 1.0])
-    travel = float(np.hypot(*(move @ centre - centre)[:2]))
-    if travel < _MIN_MOVE_PX:
-        return None  # dense flow follows this
-    return mask_src, mask_dst, move, gain
