@@ -143,15 +143,15 @@ class Layers:
         roi = (x1 - x0, y1 - y0)
         c0, k0 = _warp(layer.sprite0, shift @ to_t, roi)
         c1, k1 = _warp(layer.sprite1, shift @ from_1, roi)
-        # by time, and by which end saw the pixel (k: alpha × seen, v: seen)
+        # Each end weighs by time where it saw the pixel (k: alpha, seen); the subject's
+        # alpha and colour are those weights' blend of the two ends' alphas and colours,
+        # laid over the background: a convex blend of the three, in one pass.
         w0, w1 = (1.0 - t) * k0[..., 1], t * k1[..., 1]
-        a0, a1 = w0 * k0[..., 0], w1 * k1[..., 0]
-        cover = a0 + a1
-        alpha = cover / np.maximum(w0 + w1, 1e-6)
-        colour = (c0 * a0[..., None] + c1 * a1[..., None]) / np.maximum(cover, 1e-6)[..., None]
+        seen = np.maximum(w0 + w1, 1e-6)
+        g0, g1 = w0 * k0[..., 0] / seen, w1 * k1[..., 0] / seen
         under = frame[y0:y1, x0:x1].astype(np.float32)
-        out = under + alpha[..., None] * (colour - under)
-        frame[y0:y1, x0:x1] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        out = under * (1.0 - g0 - g1)[..., None] + c0 * g0[..., None] + c1 * g1[..., None]
+        frame[y0:y1, x0:x1] = cv2.convertScaleAbs(out)  # rounded, within 0..255
 
 
 def _warp(sprite: _Sprite, h: np.ndarray, roi: tuple[int, int]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from segue.engines.flow.warp import median
+
 CHANGED = 24  # colour levels (largest channel, smoothed) that mark a pixel as changed
 _MIN_AREA_SHARE = 0.0004  # smallest region, as a share of the frame
 MAX_AREA_SHARE = 0.25  # largest subject, as a share of the frame
@@ -173,8 +175,28 @@ def _explained(src: np.ndarray, dst: np.ndarray, changed: np.ndarray, move: np.n
     keep = (changed[inside] > 0) & (lands > 0) & same & (seen[inside] > 0)
     keep &= ~_like_flat_background(src, changed, region, box)
     mask_src[inside] = _clean(keep.astype(np.uint8))
-    mask_dst = _clean(_warp_mask(mask_src, move) & changed)
-    return mask_src, mask_dst
+    return mask_src, _moved(mask_src, move, changed)
+
+
+def _moved(mask: np.ndarray, move: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """``mask`` carried by ``move``, where ``changed``, cleaned: worked in the box it lands
+    in (and a margin for the cleaning), since the rest of the frame is empty."""
+    hgt, w = mask.shape
+    x, y, bw, bh = cv2.boundingRect(mask)
+    out = np.zeros_like(mask)
+    if bw == 0:
+        return out
+    corners = np.asarray([[x, y], [x + bw, y], [x, y + bh], [x + bw, y + bh]], np.float64)
+    lands = corners @ move[:2, :2].T + move[:2, 2]
+    x0, y0 = np.floor(lands.min(axis=0)).astype(int) - 4
+    x1, y1 = np.ceil(lands.max(axis=0)).astype(int) + 5
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(hgt, y1)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    to_box = np.asarray([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64) @ move
+    part = cv2.warpAffine(mask, to_box[:2], (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST)
+    out[y0:y1, x0:x1] = _clean(part & changed[y0:y1, x0:x1])
+    return out
 
 
 def _like_flat_background(src: np.ndarray, changed: np.ndarray, region: np.ndarray,
@@ -189,15 +211,23 @@ def _like_flat_background(src: np.ndarray, changed: np.ndarray, region: np.ndarr
     x, y, bw, bh = box
     inside = (slice(y, y + bh), slice(x, x + bw))
     reach = max(9, min(bw, bh) // 4) | 1
-    outer = cv2.dilate(region, np.ones((reach, reach), np.uint8))
-    inner = cv2.dilate(region | changed, np.ones((5, 5), np.uint8))  # past soft edges
-    ring = (outer > 0) & (inner == 0)
+    # the ring lies within reach/2 of the region's box: worked there (+2 for the inner
+    # dilation), not over the whole frame
+    hgt, w = region.shape
+    rx, ry, rw, rh = cv2.boundingRect(region)
+    m = reach // 2 + 3
+    near = (slice(max(0, ry - m), min(hgt, ry + rh + m)),
+            slice(max(0, rx - m), min(w, rx + rw + m)))
+    outer = cv2.dilate(region[near], np.ones((reach, reach), np.uint8))
+    inner = cv2.dilate(region[near] | changed[near], np.ones((5, 5), np.uint8))
+    ring = (outer > 0) & (inner == 0)  # past the soft edges of what changed
     none = np.zeros((bh, bw), bool)
     if np.count_nonzero(ring) < 20:
         return none
-    around = src[ring].astype(np.float32)
-    colour = np.median(around, axis=0)
-    spread = 1.48 * np.median(np.abs(around - colour), axis=0)  # robust: a std for noise
+    around = src[near][ring].astype(np.float32)
+    colour = np.asarray([median(around[:, c]) for c in range(3)], np.float32)
+    dev = np.abs(around - colour)
+    spread = 1.48 * np.asarray([median(dev[:, c]) for c in range(3)])  # robust: noise's std
     if float(spread.max()) > _FLAT_SPREAD:
         return none
     near = np.abs(src[inside].astype(np.float32) - colour).max(axis=2)
