@@ -93,7 +93,9 @@ def make_engine(url: str, timeout: float | None = None) -> Engine:
     timeout = DATABASE_TIMEOUT if timeout is None else timeout
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        # a "file:...?uri=true" URL names a file by URI (read-only opens, shared caches):
+        # its folder must exist already, and "file:" is no folder to make
+        if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # As many connections as the API's thread pool has threads (40): a request must
         # not wait for a connection while WAL lets every reader run at once.

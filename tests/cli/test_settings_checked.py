@@ -163,3 +163,15 @@ def test_keystore_refuses_limits_below_one(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="rate_limit must be at least 1"):
         KeyStore(engine, []).create("x", rate_limit=0)
     assert KeyStore(engine, []).create("y", rate_limit=5, max_queued=1)[1].rate_limit == 5
+
+
+def test_a_uri_database_url_makes_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    """``sqlite:///file:...?uri=true`` names a file by URI: no "file:" folder appears."""
+    from segue.tasks.db import make_engine
+
+    path = tmp_path / "segue.db"
+    sqlite3.connect(path).close()
+    monkeypatch.chdir(tmp_path)
+    make_engine(f"sqlite:///file:{path}?mode=ro&uri=true").dispose()
+    assert not (tmp_path / "file:").exists()
