@@ -245,8 +245,8 @@ class _FrameMaker:
         first, last, params = self.first, self.last, self.params
         with ThreadPoolExecutor(1, thread_name_prefix="flow-enlarge") as pool:
             # The end frames are enlarged for the warps meanwhile: the camera estimate at the
-            # start of the analysis keeps one core busy, not two. (Wasted on a dissolve, and
-            # made again from the plates when there are subjects.)
+            # start of the analysis keeps one core busy, not two. (Wasted on a dissolve; with
+            # subjects, patched where the plates differ from the frames.)
             big = pool.submit(enlarge, first, last, params.upsample)
             m = analyse(first, last, params, self.camera_fixed, self.seed, self.subjects)
             if m.layers is not None:
