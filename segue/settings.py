@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     image_max_bytes: int = Field(default=30 * 1024 * 1024, ge=1024)
     image_connect_timeout: float = Field(default=10.0, gt=0, le=600)
     image_total_timeout: float = Field(default=60.0, gt=0, le=3600)
+    # all of one task's input images together: a slow host must not hold a worker once for
+    # each image it serves
+    inputs_timeout: float = Field(default=60.0, gt=0, le=3600)
     image_max_redirects: int = Field(default=3, ge=0, le=20)
 
     # video

@@ -245,8 +245,11 @@ class Worker:
                 time.sleep(FINISH_RETRY)
 
     def _load_images(self, request: GenerationRequest) -> Images:
-        return [(image.role, load_image(image.url, image.role or "first_frame",
-                                        self.services.settings))
+        """The task's images, all downloaded within ``inputs_timeout`` together."""
+        settings = self.services.settings
+        deadline = time.monotonic() + settings.inputs_timeout
+        return [(image.role, load_image(image.url, image.role or "first_frame", settings,
+                                        deadline))
                 for image in request.images]
 
     def _store(self, task_id: str, output) -> dict[str, object]:  # type: ignore[no-untyped-def]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +92,48 @@ def test_a_failed_render_tells_the_client_no_server_paths(tmp_path: Path) -> Non
         assert "/var/lib" not in error["message"] and "<path>" in error["message"]
     finally:
         server.stop()
+
+
+class _Drip(BaseHTTPRequestHandler):
+    """Answers every GET with a body of one byte every 0.1 s, for 10 s."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the handler's name is http.server's
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        try:
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:  # the worker hung up: what the test wants
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_slow_image_host_holds_a_task_once_not_once_per_image(tmp_path: Path) -> None:
+    """Both frames on a host that drips: each image alone may take 3 s, all of them 1.5 s."""
+    drip = ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
+    drip.daemon_threads = True
+    threading.Thread(target=drip.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{drip.server_address[1]}/slow.png"
+    server = start_server(make_settings(tmp_path / "data", image_total_timeout=3.0,
+                                        inputs_timeout=1.5))
+    try:
+        body = ark_task("segue-blend", "x --rs 480p --dur 2")
+        for item in body["content"][1:]:
+            item["image_url"]["url"] = url
+        with server.client() as c:
+            task_id = c.post(TASKS, json=body).json()["id"]
+        started = time.monotonic()
+        error = server.wait(task_id)["error"]
+        assert error["code"] == "InvalidImageURL.Unreachable"
+        # one shared deadline: about 1.5 s, not 3 s per image (6 s)
+        assert time.monotonic() - started < 3.0
+    finally:
+        server.stop()
+        drip.shutdown()
+        drip.server_close()

@@ -31,9 +31,12 @@ def _addresses(url: httpx.URL, param: str, settings: Settings) -> list[str]:
     return addresses
 
 
-def fetch(url: str, param: str, settings: Settings) -> bytes:
-    """Download ``url`` with the byte cap, the timeouts and a checked, bounded redirect chain."""
-    deadline = time.monotonic() + settings.image_total_timeout
+def fetch(url: str, param: str, settings: Settings, deadline: float | None = None) -> bytes:
+    """Download ``url`` with the byte cap, the timeouts and a checked, bounded redirect chain;
+    done by ``deadline`` (``time.monotonic()``) too when one is given: the task's, shared by
+    all its inputs."""
+    own = time.monotonic() + settings.image_total_timeout
+    deadline = own if deadline is None else min(own, deadline)
     current = _parse_url(url, param)
     for _hop in range(settings.image_max_redirects + 1):
         location = _fetch_hop(current, param, settings, deadline)

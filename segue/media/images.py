@@ -233,14 +233,16 @@ def check_image_reference(url: str, param: str, settings: Settings) -> None:
         raise InvalidImage(param, "Forbidden", refusal(host, literal))
 
 
-def load_image(url: str, param: str, settings: Settings) -> Image.Image:
-    """The image at ``url`` as RGB (first frame, upright), under every rule above."""
+def load_image(url: str, param: str, settings: Settings, deadline: float | None = None
+               ) -> Image.Image:
+    """The image at ``url`` as RGB (first frame, upright), under every rule above; a download
+    ends by ``deadline`` (``time.monotonic()``) too, when one is given."""
     scheme = _scheme(url, param)
     if scheme == "data":
         return decode_image(_decode_data_url(url.strip(), param, settings.image_max_bytes), param)
     from segue.media.downloads import fetch  # httpx only where something is downloaded
 
-    return decode_image(fetch(url.strip(), param, settings), param)
+    return decode_image(fetch(url.strip(), param, settings, deadline), param)
 
 
 def url_host(url: str, param: str) -> str:

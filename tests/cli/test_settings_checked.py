@@ -34,6 +34,7 @@ BAD = {
     "SEGUE_IMAGE_MAX_BYTES": "0",
     "SEGUE_IMAGE_CONNECT_TIMEOUT": "0",
     "SEGUE_IMAGE_TOTAL_TIMEOUT": "-3",
+    "SEGUE_INPUTS_TIMEOUT": "0",
     "SEGUE_IMAGE_MAX_REDIRECTS": "-1",
     "SEGUE_WORKERS": "-1",  # no task ever ran
     "SEGUE_VIDEO_PRESET": "bogus",  # every encode failed
