@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +41,27 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
-@pytest.fixture
-def page(browser: Any, live: LiveServer) -> Iterator[Any]:
+@contextmanager
+def playground(browser: Any, url: str) -> Iterator[Any]:
+    """The playground at ``url``, signed in with the test key, its model menu loaded; no
+    JavaScript error may happen on it meanwhile."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live.url + "/")
+    page.goto(url + "/")
     page.fill("#api-key", KEY)
     page.dispatch_event("#api-key", "change")
     page.wait_for_selector("#model option[value='segue-blend']", state="attached")
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Any, live: LiveServer) -> Iterator[Any]:
+    with playground(browser, live.url) as opened:
+        yield opened
 
 
 def drop(page: Any, selector: str, png: bytes, name: str) -> None:

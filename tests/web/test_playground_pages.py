@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import KEY, TASKS, LiveServer, ark_task, make_settings, start_server
-from tests.web.test_playground import ARGS, CHROMIUM, fill_pair
+from tests.conftest import TASKS, LiveServer, ark_task, make_settings, start_server
+from tests.web.test_playground import ARGS, CHROMIUM, fill_pair, playground
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,17 +34,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def page(live: LiveServer) -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(live.url + "/")
-        page.fill("#api-key", KEY)
-        page.dispatch_event("#api-key", "change")
-        page.wait_for_selector("#model option[value='segue-blend']", state="attached")
-        yield page
+        with playground(browser, live.url) as opened:
+            yield opened
         browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def _rows(page: Any) -> int:
