@@ -61,21 +61,24 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def match(c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray,
-           ends: tuple[np.ndarray, np.ndarray], seen: np.ndarray, known: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+           ends: tuple[np.ndarray, np.ndarray], seen: np.ndarray, known: np.ndarray,
+           hint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The subject that a region holds, as (frame-0 mask, aligned frame-1 mask, move):
     tried as where the subject was (frame 0; the region less what found subjects explain
     there: ``ends[0]``) and as where it went (aligned frame 1: ``ends[1]``), at the few best
     places the search found for each; the hypothesis that explains the most error wins.
     None when none holds up. ``known``: what the subjects found so far explain, at either
-    end."""
+    end. ``hint``: one more move to try from frame 0 (what the dense flow did there)."""
     best: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     best_gain = 0.0
     for forward, region in zip((True, False), ends, strict=True):
         if np.count_nonzero(region) < least_area(*region.shape):
             continue
         src, dst = (c0, aligned) if forward else (aligned, c0)
-        for move in _search(src, dst, region):
+        tried = _search(src, dst, region)
+        if forward and hint is not None:
+            tried.append(hint)
+        for move in tried:
             found = _confirm(src, dst, changed, region, move, seen, known)
             if found is None or found[3] <= best_gain:
                 continue

@@ -102,7 +102,8 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
         ends = (fill_holes(region & (1 - used[0])), fill_holes(region & (1 - used[1])))
         if max(np.count_nonzero(e) for e in ends) < least_area(hgt, w):
             continue
-        matched = match(c0, aligned, changed, ends, seen, used[0] | used[1])
+        matched = match(c0, aligned, changed, ends, seen, used[0] | used[1],
+                        _flow_hint(ends[0], f01, camera))
         subject = None if matched is None else _subject(*matched)
         if (subject is None or any(_overlap(subject.mask0, s.mask0) > 0.3 for s in found)
                 or not _beats_flow(c0, aligned, subject, misses, f01, camera)):
@@ -131,6 +132,22 @@ def _flow_misses(c0: np.ndarray, c1: np.ndarray, f01: np.ndarray, f10: np.ndarra
         miss1 = cv2.warpPerspective(miss1, np.linalg.inv(camera), (w, hgt),
                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return miss0, miss1
+
+
+def _flow_hint(region: np.ndarray, f01: np.ndarray, camera: np.ndarray | None
+               ) -> np.ndarray | None:
+    """The move the dense flow gives ``region`` (median over its pixels, camera taken out),
+    as one more candidate: where a subject moved less than its size, its start and end make
+    one region that the template search can miss, while the flow has roughly followed it."""
+    ys, xs = np.nonzero(region)
+    if not len(xs):
+        return None
+    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    lands = (pts + f01[ys, xs]).reshape(-1, 1, 2)
+    if camera is not None:
+        lands = cv2.perspectiveTransform(lands, np.linalg.inv(camera))
+    shift = np.median(lands.reshape(-1, 2) - pts, axis=0)
+    return np.asarray([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]], np.float64)
 
 
 def _beats_flow(c0: np.ndarray, aligned: np.ndarray, subject: Subject,
