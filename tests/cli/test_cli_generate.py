@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import select
+import struct
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,20 +21,43 @@ from PIL import Image
 
 from tests.conftest import KEY, LiveServer, make_settings, scene, start_server
 
-pexpect = pytest.importorskip("pexpect")
 ENTRY = "import sys; from segue.cli import main; sys.argv[0] = 'segue'; main()"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 TASKS = "/api/v3/contents/generations/tasks"
 
 
 def terminal(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run the CLI on a pseudo-terminal (so rich draws its progress bar); (exit code, text)."""
-    child = pexpect.spawn(sys.executable, ["-c", ENTRY, *args], encoding="utf-8",
-                          dimensions=(40, 120), env={**os.environ, "TERM": "xterm-256color",
-                                                     "COLUMNS": "120", **(env or {})})
-    child.expect(pexpect.EOF, timeout=90)
-    child.close()
-    return child.exitstatus, " ".join(ANSI.sub("\n", child.before or "").split())
+    """Run the CLI on a pseudo-terminal (so rich draws its progress bar); (exit code, text).
+
+    Started by ``subprocess`` (fork and exec in C), not by pexpect, whose child runs Python
+    between fork and exec: with the live server's threads busy in this process, that child
+    could hang before it ever ran the CLI.
+    """
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    child = subprocess.Popen(
+        [sys.executable, "-c", ENTRY, *args], stdin=slave, stdout=slave, stderr=slave,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", **(env or {})},
+        start_new_session=True)
+    os.close(slave)
+    chunks, deadline = [], time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    code = child.wait(timeout=max(1.0, deadline - time.monotonic()))
+    text = b"".join(chunks).decode("utf-8", "replace")
+    return code, " ".join(ANSI.sub("\n", text).split())
 
 
 def piped(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
