@@ -46,13 +46,14 @@ from segue.engines.flow.matching import (
     MAX_AREA_SHARE,
     MAX_ERROR,
     colour_error,
+    column_medians,
     difference,
     fill_holes,
     least_area,
     match,
     mean_over,
 )
-from segue.engines.flow.warp import grid, sample
+from segue.engines.flow.warp import grid, median, sample
 
 _MAX_CHANGED_SHARE = 0.35  # above this the camera explains too little: leave it to the flow
 _MAX_REGIONS = 8
@@ -90,7 +91,8 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
     misses = _flow_misses(c0, c1, f01, f10, camera)
     # Only where the flow fails: on real footage it follows nearly everything that moves,
     # and better than a rigid layer does (non-rigid motion, blur).
-    regions = [r for r in _regions(changed) if mean_over(cv2.max(*misses), r) > _MISSED]
+    missed = cv2.max(*misses)  # either end
+    regions = [r for r in _regions(changed) if mean_over(missed, r) > _MISSED]
     found: list[Subject] = []
     used = [np.zeros((hgt, w), np.uint8), np.zeros((hgt, w), np.uint8)]  # per end
     kernel = np.ones((3, 3), np.uint8)
@@ -146,7 +148,7 @@ def _flow_hint(region: np.ndarray, f01: np.ndarray, camera: np.ndarray | None
     lands = (pts + f01[ys, xs]).reshape(-1, 1, 2)
     if camera is not None:
         lands = cv2.perspectiveTransform(lands, np.linalg.inv(camera))
-    shift = np.median(lands.reshape(-1, 2) - pts, axis=0)
+    shift = column_medians(lands.reshape(-1, 2) - pts)
     return np.asarray([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]], np.float64)
 
 
@@ -167,7 +169,7 @@ def _beats_flow(c0: np.ndarray, aligned: np.ndarray, subject: Subject,
     total = subject.move if camera is None else camera @ subject.move
     wanted = cv2.perspectiveTransform(pts, total).reshape(-1, 2) - pts.reshape(-1, 2)
     stray = np.hypot(*(f01[ys, xs] - wanted).T)
-    return layer < MAX_ERROR / 2 and float(np.median(stray)) > _STRAY
+    return layer < MAX_ERROR / 2 and float(median(stray)) > _STRAY
 
 
 def _aligned(c1: np.ndarray, camera: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
