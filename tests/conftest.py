@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -162,6 +163,18 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 def data_url(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(array)).decode()
+
+
+def sdk_wait(client: Any, task_id: str, timeout: float = 120) -> Any:
+    """The task once it has ended, read through an official Ark SDK client (BytePlus's or
+    Volcengine's: they share the interface)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = client.content_generation.tasks.get(task_id=task_id)
+        if task.status not in ("queued", "running"):
+            return task
+        time.sleep(0.1)
+    raise AssertionError(f"task {task_id} did not finish in {timeout} s")
 
 
 def ark_task(model: str, text: str, shift: int = 9) -> dict:

@@ -25,6 +25,7 @@ from tests.conftest import (
     data_url,
     make_settings,
     scene,
+    sdk_wait,
     start_server,
 )
 
@@ -52,16 +53,6 @@ def _content(text: str = PROMPT) -> list[dict]:
     ]
 
 
-def _wait(client: Ark, task_id: str, timeout: float = 120):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = client.content_generation.tasks.get(task_id=task_id)
-        if task.status not in ("queued", "running"):
-            return task
-        time.sleep(0.1)
-    raise AssertionError(f"task {task_id} did not finish in {timeout} s")
-
-
 def _download(url: str, path: Path) -> Path:
     path.write_bytes(httpx.get(url, timeout=30).content)
     return path
@@ -87,7 +78,7 @@ def test_first_last_on_2_0_four_seconds(server: LiveServer, tmp_path: Path) -> N
         model=V20, content=_content(PROMPT + " --rs 480p"), duration=4, seed=11,
         safety_identifier="user-42", priority=3, generate_audio=False,
     )
-    task = _wait(client, created.id)
+    task = sdk_wait(client, created.id)
     assert task.status == "succeeded", task
     assert (task.duration, task.frames, task.resolution, task.seed) == (4, 97, "480p", 11)
     assert task.revised_prompt == PROMPT  # the command was removed before the engine saw it
@@ -104,13 +95,13 @@ def test_draft_then_final_keeps_seed_and_length(server: LiveServer, tmp_path: Pa
     client = _client(server)
     draft_id = client.content_generation.tasks.create(
         model=V15, content=_content(), draft=True, frames=29, seed=5).id
-    draft = _wait(client, draft_id)
+    draft = sdk_wait(client, draft_id)
     assert draft.status == "succeeded" and draft.draft is True and draft.resolution == "480p"
 
     final_id = client.content_generation.tasks.create(
         model="doubao-" + V15, content=[{"type": "draft_task", "draft_task": {"id": draft_id}}],
         resolution="720p", seed=5).id  # repeating the draft's seed is no contradiction
-    final = _wait(client, final_id)
+    final = sdk_wait(client, final_id)
     assert final.status == "succeeded", final
     assert final.draft_task_id == draft_id and final.draft is False
     assert (final.seed, final.frames, final.resolution) == (5, 29, "720p")
@@ -127,7 +118,7 @@ def test_auto_duration_on_2_5_reports_what_was_rendered(server: LiveServer,
     # 2.5's default duration is -1, and first+last needs ratio adaptive (its default)
     created = client.content_generation.tasks.create(model=V25, content=_content(),
                                                      resolution="480p", output_format="mov")
-    task = _wait(client, created.id)
+    task = sdk_wait(client, created.id)
     assert task.status == "succeeded", task
     assert (task.duration, task.frames, task.output_format) == (5, 121, "mov")
     video = _download(task.content.video_url, tmp_path / "auto.mov")
@@ -233,7 +224,7 @@ def test_expired_and_contradicted_drafts_are_refused(server: LiveServer) -> None
     client = _client(server)
     draft_id = client.content_generation.tasks.create(
         model=V15, content=_content(), draft=True, frames=29, seed=3).id
-    assert _wait(client, draft_id).status == "succeeded"
+    assert sdk_wait(client, draft_id).status == "succeeded"
     _refused(_final(client, draft_id, seed=4), 400, "InvalidParameter", "seed", "keeps")
     _refused(_final(client, draft_id, frames=33), 400, "InvalidParameter", "frames")
     _refused(_final(client, draft_id, draft=True), 400, "InvalidParameter", "draft")

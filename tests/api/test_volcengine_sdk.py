@@ -7,7 +7,6 @@ place of the 2.x ``dreamina-``. A task keeps the spelling it was sent, everywher
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,15 @@ from volcenginesdkarkruntime import Ark
 from volcenginesdkarkruntime._exceptions import ArkAPIStatusError
 
 from segue.media.video import probe
-from tests.conftest import KEY, LiveServer, data_url, make_settings, scene, start_server
+from tests.conftest import (
+    KEY,
+    LiveServer,
+    data_url,
+    make_settings,
+    scene,
+    sdk_wait,
+    start_server,
+)
 
 # Volcengine id -> the BytePlus id of the same model
 VOLCENGINE_2X = {
@@ -43,16 +50,6 @@ def _content() -> list[dict]:
         {"type": "image_url", "image_url": {"url": data_url(scene(640, 360, shift=12))},
          "role": "last_frame"},
     ]
-
-
-def _wait(client: Ark, task_id: str, timeout: float = 120):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = client.content_generation.tasks.get(task_id=task_id)
-        if task.status not in ("queued", "running"):
-            return task
-        time.sleep(0.1)
-    raise AssertionError(f"task {task_id} did not finish in {timeout} s")
 
 
 def _refused(call, status: int, code: str) -> str:  # type: ignore[no-untyped-def]
@@ -131,7 +128,7 @@ def test_duration_minus_one_on_2_0_is_decided_at_create(queue_only: LiveServer,
 def test_volcengine_2x_id_renders_and_its_draft_becomes_a_final(server: LiveServer,
                                                                 tmp_path: Path) -> None:
     client = _client(server)
-    task = _wait(client, client.content_generation.tasks.create(
+    task = sdk_wait(client, client.content_generation.tasks.create(
         model=V20_MINI, content=_content(), resolution="480p", duration=-1).id)
     assert task.status == "succeeded", task
     assert (task.model, task.duration, task.frames) == (V20_MINI, 5, 121)
@@ -140,10 +137,10 @@ def test_volcengine_2x_id_renders_and_its_draft_becomes_a_final(server: LiveServ
     assert (probe(video).frames, probe(video).height) == (121, 480)
 
     # a draft made under the BytePlus id is finished under the Volcengine one
-    draft = _wait(client, client.content_generation.tasks.create(
+    draft = sdk_wait(client, client.content_generation.tasks.create(
         model=VOLCENGINE_2X[V25], content=_content(), draft=True, frames=29).id)
     assert draft.status == "succeeded", draft
-    final = _wait(client, client.content_generation.tasks.create(
+    final = sdk_wait(client, client.content_generation.tasks.create(
         model=V25, content=[{"type": "draft_task", "draft_task": {"id": draft.id}}],
         resolution="480p").id)
     assert final.status == "succeeded", final
