@@ -24,12 +24,20 @@ def http_url(value: str) -> str:
 
 
 def storage_url(value: str) -> str:
-    """``file:///folder`` or ``s3://bucket/prefix`` (``storage.base.open_store``)."""
-    parts = urlsplit(value.strip())
+    """``file:///folder``, ``s3://bucket/prefix`` (``storage.base.open_store``), or a bare
+    absolute folder (``/srv/segue/objects``, ``~/videos``), taken as its ``file://`` URL."""
+    value = value.strip()
+    if "://" not in value:
+        folder = Path(value).expanduser()
+        if not folder.is_absolute():
+            raise ValueError("is a relative path; give the folder as an absolute path "
+                             "(or file:///folder), or s3://bucket/prefix")
+        return folder.as_uri()
+    parts = urlsplit(value)
     if parts.scheme == "file" and (parts.netloc + parts.path):
-        return value.strip()
+        return value
     if parts.scheme == "s3" and parts.netloc:
-        return value.strip()
+        return value
     raise ValueError("is neither file:///folder nor s3://bucket/prefix")
 
 

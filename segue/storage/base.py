@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
     from segue.settings import Settings
@@ -64,7 +64,7 @@ def open_store(settings: Settings) -> ObjectStore:
     raw = settings.storage_url
     parts = urlsplit(raw) if raw else None
     if parts is None or parts.scheme == "file":
-        folder = (parts.netloc + parts.path) if parts is not None else ""
+        folder = unquote(parts.netloc + parts.path) if parts is not None else ""
         root = Path(folder) if folder else settings.data_dir / "objects"
         secret = load_secret(settings.data_dir / "secret.key")
         return LocalStore(root, secret, settings.resolved_public_url)

@@ -131,6 +131,16 @@ def test_open_store_builds_local_and_rejects_unknown(tmp_path: Path) -> None:
         open_store(Settings(data_dir=tmp_path, storage_url="ftp://x/y"))
 
 
+def test_storage_url_may_be_a_bare_absolute_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "my videos"  # a space, which the file:// form would percent-encode
+    settings = Settings(data_dir=tmp_path, storage_url=str(folder))
+    assert settings.storage_url == folder.as_uri()
+    store = open_store(settings)
+    assert isinstance(store, LocalStore) and store.root == folder
+    with pytest.raises(ValueError, match="relative path"):
+        Settings(data_dir=tmp_path, storage_url="objects")
+
+
 # --- the route ---------------------------------------------------------------------------
 
 
