@@ -27,6 +27,23 @@ def notify(session: Session) -> None:
     session.execute(select(func.pg_notify(CHANNEL, "")))
 
 
+def conninfo(url: URL) -> str:
+    """libpq's connection string for ``url``, its query (``options=-c ...``) included.
+
+    Not the URL rendered back to text: SQLAlchemy writes a space in a query value as ``+``,
+    which libpq does not read as a space, so ``options=-c statement_timeout=...`` (which
+    ``make_engine`` adds) reached the server as one unknown setting and every connection
+    was refused.
+    """
+    from psycopg.conninfo import make_conninfo
+
+    params: dict[str, object] = {"host": url.host, "port": url.port, "dbname": url.database,
+                                 "user": url.username, "password": url.password}
+    for name, value in url.query.items():
+        params[name] = value if isinstance(value, str) else value[-1]
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
 class Listener:
     """Sets ``wake`` on every notification, from its own connection; reconnects on failure.
 
@@ -35,7 +52,7 @@ class Listener:
     """
 
     def __init__(self, url: URL, wake: threading.Event, stop: threading.Event) -> None:
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conninfo = conninfo(url)
         self._wake, self._stop = wake, stop
         self.listening = threading.Event()  # for tests and readiness: LISTEN is in effect
 
