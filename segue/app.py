@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,15 +61,27 @@ class RequestContext:
         token = logs.request_id.set(rid)
         started = time.perf_counter()
         services = scope["app"].state.services
+        responded = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal responded
             if message["type"] == "http.response.start":
+                responded = True
                 MutableHeaders(scope=message).setdefault("X-Request-Id", rid)
                 _record(scope, services, message["status"], started)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered here, inside the request's context, rather than by Starlette's
+            # outermost handler: that one runs after the request id is gone, skips the
+            # request log and metrics, re-raises (so the server logs it a second time) and
+            # leaves the connection to be dropped without ``Connection: close``.
+            if responded:  # a stream broken midway: nothing can be answered any more
+                raise
+            response = errors.unexpected(Request(scope), exc)
+            await response(scope, receive, send_with_id)
         finally:
             logs.request_id.reset(token)
 

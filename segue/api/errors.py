@@ -3,7 +3,7 @@
 Foreign exceptions are translated here, at the edge: FastAPI's validation
 errors become ``InvalidParameter``/``MissingParameter``; anything unexpected is
 logged with the request id and answered 500 ``InternalServiceError`` without a
-stack trace.
+stack trace (by ``unexpected``, which the request-context middleware calls).
 """
 
 from __future__ import annotations
@@ -132,7 +132,11 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         return render_error(request, _from_http(request, exc))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", extra={"path": request.url.path})
-        return render_error(request, SegueError("The service encountered an unexpected error."))
+
+def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """An exception nothing above knew: logged once with its traceback, answered 500.
+
+    ``app.RequestContext`` calls this, so the request's id, log line and metrics hold.
+    """
+    log.error("unexpected error", exc_info=exc, extra={"path": request.url.path})
+    return render_error(request, SegueError("The service encountered an unexpected error."))
