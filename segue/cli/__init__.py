@@ -1,4 +1,5 @@
-"""The ``segue`` command: serve | worker | migrate | generate | submit | wait | keys | tasks."""
+"""The ``segue`` command: serve | worker | migrate | generate | submit | wait | keys | tasks |
+weights."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import typer  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from segue.cli import client, ops  # noqa: E402
+from segue.cli import client, ops, weights  # noqa: E402
 
 app = typer.Typer(
     name="segue", no_args_is_help=True, rich_markup_mode="rich",
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 ops.register(app)
 client.register(app)
+weights.register(app)
 gc.enable()
 gc.freeze()
 

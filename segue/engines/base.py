@@ -112,6 +112,7 @@ _FACTORIES: dict[str, str] = {
     # install never imports torch.
     "blend": "segue.engines.blend:BlendEngine",
     "flow": "segue.engines.flow:FlowEngine",
+    "rife": "segue.engines.rife:RifeEngine",
     "diffusion": "segue.engines.diffusion:DiffusionEngine",
     "ark": "segue.engines.ark:ArkEngine",
 }

@@ -1,0 +1,166 @@
+"""The learned engine beside plain DIS and the flow engine, on every scored set, in one run.
+
+Sets, scores and the reference methods are those of ``interpolation.py`` (``interp_sets``):
+Middlebury, the interp-dev2 triplets and long windows (x8, x24) and the virtual camera moves.
+Methods, each on the same frames:
+
+- ``plain_dis``: the baseline (OpenCV DIS both ways, linear blend);
+- ``flow``: the flow engine (``segue.engines.flow.interpolate``, preset ``--preset``);
+- ``rife``: ``segue.engines.rife.interpolate``, the network at every in-between time, both
+  ends warped along its flows and blended by time (the engine's ``blend="linear"``);
+- ``rife_keys`` (long x24 only, where it differs): the network at the engine's
+  ``DEFAULT_KEYS`` evenly spaced times, the flows between them interpolated, as ``segue-rife``
+  renders a video; on the other sets every scored time is a key and it equals ``rife``.
+
+``--limit N`` scores the first N samples of each set (0: all). The ends of both engines are
+checked to be exact. Seconds are each method's total time on this machine.
+
+Usage (from the repository root, with the ``learned`` extra and ``segue weights`` run)::
+
+    python benchmarks/rife.py [--dev ../shared/data/interp-dev]
+        [--dev2 ../shared/data/interp-dev2] [--sets middlebury,triplets] [--limit N]
+        [--out benchmarks/results/rife.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from interp_sets import plain_dis  # noqa: E402
+from interpolation import _cpus, band, ie, psnr, samples  # noqa: E402
+
+from segue.engines import flow, rife  # noqa: E402
+from segue.engines.rife.engine import DEFAULT_KEYS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = ("middlebury", "triplets", "long_x8", "long_x24", "camera")
+
+
+def methods(name: str, preset: str) -> dict[str, object]:
+    found: dict[str, object] = {
+        "plain_dis": plain_dis,
+        "flow": lambda a, b, ts: flow.interpolate(a, b, [0.0, *ts, 1.0], preset=preset),
+        "rife": lambda a, b, ts: rife.interpolate(a, b, [0.0, *ts, 1.0]),
+    }
+    if name == "long_x24":
+        found["rife_keys"] = lambda a, b, ts: rife.interpolate(a, b, [0.0, *ts, 1.0],
+                                                               keys=DEFAULT_KEYS)
+    return found
+
+
+def score_set(name: str, dev: Path, dev2: Path, preset: str, limit: int) -> dict[str, object]:
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    per_sample: dict[str, dict[str, float]] = {}
+    seconds: dict[str, float] = {}
+    exact = True
+    for (seq, first, last, gts), _ in samples(name, dev, dev2, limit):
+        times = sorted(gts)
+        per_sample[seq] = {}
+        for method, fn in methods(name, preset).items():
+            start = time.perf_counter()
+            out = fn(first, last, times)  # type: ignore[operator]
+            seconds[method] = seconds.get(method, 0.0) + time.perf_counter() - start
+            if method != "plain_dis":
+                exact &= np.array_equal(out[0], first) and np.array_equal(out[-1], last)
+                out = out[1:-1]
+            scored = [(psnr(o, gts[t]), ie(o, gts[t]), psnr(band(o), band(gts[t])))
+                      for o, t in zip(out, times, strict=True)]
+            rows.setdefault(method, []).extend(scored)
+            per_sample[seq][method] = float(np.mean([r[0] for r in scored]))
+    summary = {m: {"psnr": float(np.mean([r[0] for r in rs])),
+                   "ie": float(np.mean([r[1] for r in rs])),
+                   "band_psnr": float(np.mean([r[2] for r in rs])),
+                   "frames": len(rs), "seconds": seconds[m]}
+               for m, rs in rows.items()}
+    wins = sum(v["rife"] > v["plain_dis"] for v in per_sample.values())
+    return {"samples": len(per_sample), "summary": summary, "endpoints_exact": exact,
+            "rife_beats_plain_dis": wins, "per_sample": per_sample}
+
+
+def run(dev: Path, dev2: Path, preset: str, sets: list[str], limit: int) -> dict[str, object]:
+    load_before = os.getloadavg()[0]
+    scored = {}
+    for name in sets:
+        start = time.perf_counter()
+        scored[name] = score_set(name, dev, dev2, preset, limit)
+        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "preset": preset,
+            "limit": limit, "keys": DEFAULT_KEYS,
+            "machine": {"cpus": _cpus(), "python": platform.python_version(),
+                        "opencv": cv2.__version__, "torch": torch.__version__,
+                        "torch_threads": torch.get_num_threads(),
+                        "load_average": [load_before, os.getloadavg()[0]]},
+            "sets": scored}
+
+
+def _psnr(score: dict[str, float] | None) -> str:
+    return f"{score['psnr']:.2f}" if score else "= rife"
+
+
+def report(result: dict[str, object]) -> str:
+    load = result["machine"]["load_average"]  # type: ignore[index]
+    limit = result["limit"]
+    lines = [f"{result['date']}, flow preset `{result['preset']}`, "
+             f"{'all samples' if not limit else f'first {limit} samples per set'}, "
+             f"load average {load[0]:.2f} before / {load[1]:.2f} after. PSNR dB / IE, mean "
+             "over in-between frames.", "",
+             "| set | samples | frames | plain DIS | flow | rife | rife − plain DIS | "
+             "rife better than plain DIS | rife (keys) | ends exact |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, s in result["sets"].items():  # type: ignore[attr-defined]
+        summ = s["summary"]
+        base, fl, rf = summ["plain_dis"], summ["flow"], summ["rife"]
+        keys = summ.get("rife_keys")
+        lines.append(
+            f"| {name} | {s['samples']} | {rf['frames']} | {base['psnr']:.2f} / {base['ie']:.2f}"
+            f" | {fl['psnr']:.2f} / {fl['ie']:.2f} | **{rf['psnr']:.2f} / {rf['ie']:.2f}**"
+            f" | {rf['psnr'] - base['psnr']:+.2f} | {s['rife_beats_plain_dis']} of "
+            f"{s['samples']} | {_psnr(keys)}"
+            f" | {'yes' if s['endpoints_exact'] else 'NO'} |")
+    cam = result["sets"].get("camera")  # type: ignore[attr-defined]
+    if cam:
+        b = {m: v["band_psnr"] for m, v in cam["summary"].items()}
+        lines += ["", "Camera set, outer 32 px band alone (PSNR dB): "
+                  + ", ".join(f"{m} {v:.2f}" for m, v in b.items()) + "."]
+    secs: dict[str, float] = {}
+    for s in result["sets"].values():  # type: ignore[attr-defined]
+        for m, v in s["summary"].items():
+            secs[m] = secs.get(m, 0.0) + v["seconds"]
+    lines += ["", "Seconds in all: " + ", ".join(f"{m} {v:.0f}" for m, v in secs.items())
+              + f" ({result['machine']['cpus']} cores, torch "  # type: ignore[index]
+              f"{result['machine']['torch']} fp32)."]  # type: ignore[index]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", type=Path, default=ROOT / "../shared/data/interp-dev")
+    parser.add_argument("--dev2", type=Path, default=ROOT / "../shared/data/interp-dev2")
+    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--limit", type=int, default=0, help="samples per set (0: all)")
+    parser.add_argument("--out", type=Path, default=None, help="write JSON and .md")
+    args = parser.parse_args()
+    result = run(args.dev.resolve(), args.dev2.resolve(), args.preset, args.sets.split(","),
+                 args.limit)
+    text = report(result)
+    print(text)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

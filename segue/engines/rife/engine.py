@@ -1,0 +1,68 @@
+"""``RifeEngine``: the registry's ``rife`` engine (model id ``segue-rife``)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from segue.domain import Mode
+from segue.engines.base import RenderJob
+from segue.engines.rife.weights import WeightsError
+
+if TYPE_CHECKING:
+    from segue.engines.rife.runtime import Rife
+
+# Network passes per video: flows between them are interpolated (runtime.frames). A 5 s
+# video has 121 frames; 17 keys put one every 7.5 frames.
+DEFAULT_KEYS = 17
+DRAFT_KEYS = 5
+
+
+class RifeEngine:
+    """Learned flows at key times, both ends warped along them and blended by time.
+
+    ``weights`` names a checkpoint (default: ``SEGUE_RIFE_WEIGHTS``, else the one that
+    ``segue weights`` installs); ``device`` is ``auto``, ``cpu`` or ``cuda[:n]``; ``keys``
+    the network passes per video (0: one per frame, exact but slow on a CPU).
+    """
+
+    name = "rife"
+    modes = frozenset({Mode.FIRST_LAST})
+    makes_audio = False
+
+    def __init__(self, weights: str | None = None, device: str = "auto",
+                 keys: int = DEFAULT_KEYS, blend: str = "linear") -> None:
+        if keys == 1 or keys < 0:
+            raise ValueError(f"rife keys must be 0 (every frame) or at least 2, got {keys}")
+        self.weights, self.device, self.keys, self.blend = weights, device, keys, blend
+        self._rife: Rife | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the network once; raises ``WeightsError`` (one line: how to get them)."""
+        with self._lock:
+            if self._rife is None:
+                try:
+                    from segue.engines.rife.runtime import Rife
+                except ImportError as exc:
+                    raise WeightsError(f"segue-rife needs torch ({exc}): pip install "
+                                       "'segue[learned]', then segue weights") from None
+                self._rife = Rife(self.weights, self.device)
+
+    def render(self, job: RenderJob) -> Iterator[np.ndarray]:
+        if job.first is None or job.last is None:
+            raise ValueError("the rife engine needs a first and a last frame")
+        self.load()
+        assert self._rife is not None
+        n = job.frames
+        times = [i / (n - 1) for i in range(n)] if n > 1 else [0.0]
+        keys = DRAFT_KEYS if job.draft else self.keys
+        frames = self._rife.frames(job.first, job.last, times, self.blend,
+                                   min(keys, n) if keys else None)
+        for i, frame in enumerate(frames):
+            job.progress(i / n)
+            yield frame
+        job.progress(1.0)

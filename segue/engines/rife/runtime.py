@@ -1,0 +1,183 @@
+"""Running the network: one loaded model per process, flows for a pair, frames from flows.
+
+A pair is prepared once (both frames padded to the network's grid and their features
+encoded); each time t asked of it costs one pass of the five flow stages. The frame at t is
+the two end frames warped backwards along the network's flows and blended by time,
+``(1 - t)·W0 + t·W1``: on real footage that scores better than the network's own blend
+mask (see ``benchmarks/rife.py``). ``keys`` trades exactness for speed on long videos: the
+network runs at that many evenly spaced times (the ends included) and the flows of the
+times between two keys are interpolated linearly, as the flow engine does with its own.
+
+On a CUDA device the network runs in half precision (``device="cuda"``, or ``"auto"`` with
+one present); on the CPU in float32 on all of the process's threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from segue.engines.rife.network import PAD, IFNet
+from segue.engines.rife.weights import WeightsError, load_state, locate
+
+BLENDS = ("linear", "mask")
+
+
+def check_frames(first: np.ndarray, last: np.ndarray) -> None:
+    for name, img in (("first", first), ("last", last)):
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 \
+                or img.shape[2] != 3:
+            shape = getattr(img, "shape", type(img).__name__)
+            raise ValueError(f"{name} must be an H×W×3 uint8 RGB array, got {shape}")
+    if first.shape != last.shape:
+        raise ValueError(f"first {first.shape} and last {last.shape} differ in size")
+    if min(first.shape[:2]) < 32:
+        raise ValueError("frames must be at least 32×32")
+
+
+def _time(t: float) -> float:
+    t = float(t)
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"time {t} is outside [0, 1]")
+    return t
+
+
+@dataclass
+class Pair:
+    """One pair made ready for the network (padded tensors and their features)."""
+
+    first: np.ndarray
+    last: np.ndarray
+    img0: torch.Tensor
+    img1: torch.Tensor
+    f0: torch.Tensor
+    f1: torch.Tensor
+
+
+class Rife:
+    """The loaded network on one device; thread-safe (one pass at a time)."""
+
+    def __init__(self, weights: str | Path | None = None, device: str = "auto") -> None:
+        path, expected = locate(weights)
+        net = IFNet()
+        try:
+            net.load_state_dict(load_state(path, expected), strict=True)
+        except RuntimeError as exc:  # missing, unexpected or misshapen keys
+            first_line = str(exc).strip().splitlines()
+            raise WeightsError(f"RIFE weights at {path} do not fit the 4.25 network: "
+                               f"{' '.join(first_line[:2])}") from None
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise WeightsError("RIFE was asked to run on CUDA, but torch sees no CUDA device")
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.net = net.eval().to(self.device, self.dtype)
+        self.path = path
+        self._lock = threading.Lock()
+
+    def _tensor(self, img: np.ndarray) -> torch.Tensor:
+        hgt, w = img.shape[:2]
+        x = torch.from_numpy(np.ascontiguousarray(img)).to(self.device)
+        x = x.permute(2, 0, 1).unsqueeze(0).to(self.dtype) / 255.0
+        return F.pad(x, (0, -w % PAD, 0, -hgt % PAD))
+
+    @torch.inference_mode()
+    def pair(self, first: np.ndarray, last: np.ndarray) -> Pair:
+        check_frames(first, last)
+        img0, img1 = self._tensor(first), self._tensor(last)
+        with self._lock:
+            f0, f1 = self.net.features(img0), self.net.features(img1)
+        return Pair(first, last, img0, img1, f0, f1)
+
+    @torch.inference_mode()
+    def flows(self, pair: Pair, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(flows from t to both ends, H×W×4 float32 in pixels; blend mask in [0, 1], H×W)."""
+        hgt, w = pair.first.shape[:2]
+        with self._lock:
+            flow, mask = self.net(pair.img0, pair.img1, pair.f0, pair.f1, _time(t))
+        flow_np = flow[0, :, :hgt, :w].float().permute(1, 2, 0).cpu().numpy()
+        mask_np = torch.sigmoid(mask[0, 0, :hgt, :w].float()).cpu().numpy()
+        return np.ascontiguousarray(flow_np), mask_np
+
+    def frames(self, first: np.ndarray, last: np.ndarray, times: Iterable[float],
+               blend: str = "linear", keys: int | None = None) -> Iterator[np.ndarray]:
+        """One H×W×3 uint8 frame per time; t = 0 and 1 give the ends exactly."""
+        if blend not in BLENDS:
+            raise ValueError(f"unknown blend {blend!r}; known: {', '.join(BLENDS)}")
+        if keys is not None and keys < 2:
+            raise ValueError(f"keys must be at least 2 (the ends), got {keys}")
+        check_frames(first, last)
+        pair: Pair | None = None
+        timeline: _Keys | None = None
+        for t in map(_time, times):
+            if t in (0.0, 1.0):
+                yield (first if t == 0.0 else last).copy()
+                continue
+            if pair is None:
+                pair = self.pair(first, last)
+            if keys is None:
+                flow, mask = self.flows(pair, t)
+            else:
+                timeline = timeline or _Keys(self, pair, keys)
+                flow, mask = timeline.at(t)
+            yield warp_blend(first, last, flow, t, mask if blend == "mask" else None)
+
+
+class _Keys:
+    """Flows at evenly spaced key times, computed when first needed, read between keys."""
+
+    def __init__(self, rife: Rife, pair: Pair, count: int) -> None:
+        self.rife, self.pair = rife, pair
+        self.times = np.linspace(0.0, 1.0, count)
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _key(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if i not in self.cache:
+            self.cache = {k: v for k, v in self.cache.items() if k >= i - 1}  # keep two
+            self.cache[i] = self.rife.flows(self.pair, float(self.times[i]))
+        return self.cache[i]
+
+    def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        i = min(int(np.searchsorted(self.times, t, side="right")) - 1, len(self.times) - 2)
+        a, b = self._key(i), self._key(i + 1)
+        w = float((t - self.times[i]) / (self.times[i + 1] - self.times[i]))
+        return (1 - w) * a[0] + w * b[0], (1 - w) * a[1] + w * b[1]
+
+
+def warp_blend(first: np.ndarray, last: np.ndarray, flow: np.ndarray, t: float,
+               mask: np.ndarray | None = None) -> np.ndarray:
+    """Both ends sampled along the flows from t, blended by time (or by ``mask``)."""
+    hgt, w = first.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(hgt, dtype=np.float32))
+    w0 = cv2.remap(first, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_REPLICATE)
+    w1 = cv2.remap(last, gx + flow[..., 2], gy + flow[..., 3], cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_REPLICATE)
+    weight = np.float32(1.0 - t) if mask is None else mask[..., None].astype(np.float32)
+    out = w1.astype(np.float32) + weight * (w0.astype(np.float32) - w1.astype(np.float32))
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=2)
+def shared(weights: str | None = None, device: str = "auto") -> Rife:
+    """One loaded model per (weights, device) in the process."""
+    return Rife(weights, device)
+
+
+def interpolate(first: np.ndarray, last: np.ndarray, times: Sequence[float], *,
+                blend: str = "linear", keys: int | None = None,
+                weights: str | None = None, device: str = "auto") -> list[np.ndarray]:
+    """The contract of ``segue.engines.flow.interpolate``: uint8 RGB in and out, one frame
+    per time, the ends exact; the network runs at every time (or at ``keys`` key times)."""
+    check_frames(first, last)
+    times = [_time(t) for t in times]
+    return list(shared(weights, device).frames(first, last, times, blend, keys))

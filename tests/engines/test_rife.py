@@ -1,0 +1,166 @@
+"""The learned engine's network and runtime, on the real shipped checkpoint.
+
+The checkpoint is named by ``SEGUE_RIFE_WEIGHTS`` (``.ci/run`` fetches it with ``segue
+weights`` and sets it); without it, or without torch (the ``learned`` extra), these skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from segue.engines.rife import weights as w
+
+torch = pytest.importorskip("torch")
+WEIGHTS = os.environ.get("SEGUE_RIFE_WEIGHTS", "")
+pytestmark = pytest.mark.skipif(not Path(WEIGHTS).is_file(),
+                                reason="SEGUE_RIFE_WEIGHTS names no file (run segue weights)")
+
+
+def texture(h: int = 240, w_: int = 360, seed: int = 3) -> np.ndarray:
+    """Coloured noise over several octaves: detail at every scale."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w_, 3), np.float32)
+    for octave in range(1, 6):
+        cells = (max(2, h >> (7 - octave)), max(2, w_ >> (7 - octave)), 3)
+        img += cv2.resize(rng.random(cells).astype(np.float32), (w_, h),
+                          interpolation=cv2.INTER_CUBIC) / octave
+    return cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def rife():  # type: ignore[no-untyped-def]
+    from segue.engines.rife.runtime import shared
+
+    return shared(WEIGHTS, "cpu")
+
+
+def pair(shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    big = texture()
+    crop = (slice(16, 208), slice(16, 336))
+    first = big[crop]
+    last = big[16:208, 16 + shift:336 + shift]
+    middle = big[16:208, 16 + shift // 2:336 + shift // 2]
+    assert first.shape == last.shape == middle.shape
+    return first, last, middle
+
+
+def test_the_shipped_file_is_the_published_one() -> None:
+    assert w.sha256(Path(WEIGHTS)) == w.SHA256
+
+
+def test_the_checkpoint_fills_the_network_exactly(rife) -> None:  # type: ignore[no-untyped-def]
+    state = w.load_state(Path(WEIGHTS), w.SHA256)
+    assert set(state) == set(rife.net.state_dict())
+    assert sum(p.numel() for p in rife.net.parameters()) == 5_664_776
+
+
+def test_a_checkpoint_missing_a_key_is_refused(tmp_path: Path) -> None:
+    from segue.engines.rife.runtime import Rife
+
+    state = w.load_state(Path(WEIGHTS), None)
+    del state["block4.lastconv.0.bias"]
+    torch.save(state, tmp_path / "cut.pkl")
+    with pytest.raises(w.WeightsError, match="do not fit the 4.25 network.*block4.lastconv"):
+        Rife(tmp_path / "cut.pkl", "cpu")
+
+
+def test_an_altered_installed_file_is_refused(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from segue.engines.rife.runtime import Rife
+
+    data = bytearray(Path(WEIGHTS).read_bytes())
+    data[len(data) // 2] ^= 1
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / w.FILENAME).write_bytes(bytes(data))
+    monkeypatch.setenv("SEGUE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("SEGUE_RIFE_WEIGHTS")
+    with pytest.raises(w.WeightsError, match="sha256 .* not the expected"):
+        Rife(None, "cpu")
+
+
+def test_missing_weights_say_how_to_get_them(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    monkeypatch.setenv("SEGUE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("SEGUE_RIFE_WEIGHTS")
+    with pytest.raises(w.WeightsError, match="not installed.*segue weights"):
+        w.locate()
+    with pytest.raises(w.WeightsError, match="no file at"):
+        w.locate(tmp_path / "nothing.pkl")
+
+
+def test_a_shifted_texture_at_half_time(rife) -> None:  # type: ignore[no-untyped-def]
+    first, last, middle = pair(8)
+    out = rife.frames(first, last, [0.0, 0.5, 1.0])
+    start, mid, end = list(out)
+    assert np.array_equal(start, first) and np.array_equal(end, last)
+    assert mid.dtype == np.uint8 and mid.shape == first.shape
+    # a cross-dissolve is far from the truth here; the network's frame is not
+    assert psnr((first.astype(np.float32) + last) / 2, middle) < 31
+    assert psnr(mid, middle) >= 35
+
+
+def test_interpolate_is_deterministic_and_keeps_the_ends() -> None:
+    from segue.engines.rife import interpolate
+
+    first, last, _ = pair(6)
+    times = [0.0, 0.3, 0.7, 1.0]
+    a = interpolate(first, last, times, weights=WEIGHTS, device="cpu")
+    b = interpolate(first, last, times, weights=WEIGHTS, device="cpu")
+    assert len(a) == 4
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert np.array_equal(a[0], first) and np.array_equal(a[-1], last)
+    assert not np.array_equal(a[1], a[2])
+
+
+def test_keys_equal_the_network_on_keys_and_stay_close_between(rife) -> None:  # type: ignore[no-untyped-def]
+    first, last, _ = pair(8)
+    exact = list(rife.frames(first, last, [0.25, 0.5, 0.375]))
+    keyed = list(rife.frames(first, last, [0.25, 0.5, 0.375], keys=5))
+    assert np.array_equal(exact[0], keyed[0]) and np.array_equal(exact[1], keyed[1])
+    assert psnr(exact[2], keyed[2]) > 40
+
+
+def test_the_mask_blend_is_offered(rife) -> None:  # type: ignore[no-untyped-def]
+    first, last, middle = pair(8)
+    (mid,) = rife.frames(first, last, [0.5], blend="mask")
+    assert psnr(mid, middle) >= 35
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda f, x: f(x, x[:, :-1], [0.5]), "differ in size"),
+    (lambda f, x: f(x.astype(np.float32), x, [0.5]), "uint8 RGB"),
+    (lambda f, x: f(x[..., 0], x[..., 0], [0.5]), "H×W×3"),
+    (lambda f, x: f(x[:20], x[:20], [0.5]), "at least 32×32"),
+    (lambda f, x: f(x, x, [1.5]), "outside"),
+    (lambda f, x: f(x, x, [0.5], blend="max"), "unknown blend"),
+    (lambda f, x: f(x, x, [0.5], keys=1), "keys must be"),
+])
+def test_bad_inputs_are_told(call, message: str) -> None:  # type: ignore[no-untyped-def]
+    from segue.engines.rife import interpolate
+
+    x = texture(64, 96)
+
+    def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return interpolate(*args, weights=WEIGHTS, device="cpu", **kwargs)
+
+    with pytest.raises(ValueError, match=message):
+        call(run, x)
+
+
+def test_torch_stays_out_of_the_default_import_path() -> None:
+    code = ("import sys, segue.app, segue.cli, segue.engines.rife, segue.worker; "
+            "from segue.engines.base import create_engine; create_engine('rife'); "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
