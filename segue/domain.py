@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import string
 from dataclasses import dataclass, field, replace
@@ -124,10 +125,25 @@ def new_task_id(now: datetime | None = None) -> str:
     return f"cgt-{now:%Y%m%d%H%M%S}-{suffix}"
 
 
+KEYFRAME = "keyframe"  # the role of an image placed at a chosen time between the ends
+
+
+def keyframe_index(time: float, fps: int = FPS) -> int:
+    """The output frame a keyframe at ``time`` seconds lands on: round(time·fps), halves up."""
+    return math.floor(time * fps + 0.5)
+
+
 @dataclass(frozen=True)
 class ImageInput:
     url: str  # http(s) URL or data: URL
-    role: str  # first_frame | last_frame | reference_image
+    role: str  # first_frame | last_frame | reference_image | keyframe
+    time: float | None = None  # seconds from the start: keyframes only
+
+    def to_json(self) -> dict[str, object]:
+        item: dict[str, object] = {"url": self.url, "role": self.role}
+        if self.time is not None:
+            item["time"] = self.time
+        return item
 
 
 @dataclass(frozen=True)
@@ -179,13 +195,19 @@ class GenerationRequest:
     def image(self, role: str) -> ImageInput | None:
         return next((i for i in self.images if i.role == role), None)
 
+    @property
+    def keyframes(self) -> list[ImageInput]:
+        """The keyframes between the ends, in time order."""
+        return sorted((i for i in self.images if i.role == KEYFRAME),
+                      key=lambda i: i.time or 0.0)
+
     def with_ratio(self, ratio: str) -> GenerationRequest:
         return replace(self, ratio=ratio)
 
     def to_json(self) -> dict[str, object]:
         return {
             "model": self.model, "prompt": self.prompt, "mode": self.mode.value,
-            "images": [{"url": i.url, "role": i.role} for i in self.images],
+            "images": [i.to_json() for i in self.images],
             "resolution": self.resolution, "ratio": self.ratio, "duration": self.duration,
             "frames": self.frames, "seed": self.seed, "camera_fixed": self.camera_fixed,
             "watermark": self.watermark, "return_last_frame": self.return_last_frame,
@@ -199,11 +221,24 @@ class GenerationRequest:
             "priority": self.priority, "safety_identifier": self.safety_identifier,
             "output_format": self.output_format,
             "width": self.width, "height": self.height, "surface": self.surface,
+            **self._keyframes_json(),
         }
+
+    def _keyframes_json(self) -> dict[str, object]:
+        """What the task object shows of the keyframes (kept with the task row, which leaves
+        the images out): each time, its frame and its URL as given; a data URL is not
+        repeated in every poll (it may be megabytes)."""
+        if not self.keyframes:
+            return {}
+        return {"keyframes": [
+            {"time": k.time, "frame": keyframe_index(k.time or 0.0, self.fps),
+             "image_url": None if k.url.lower().startswith("data:") else k.url}
+            for k in self.keyframes]}
 
     @classmethod
     def from_json(cls, data: dict) -> GenerationRequest:
         data = dict(data)
+        data.pop("keyframes", None)  # the task object's summary; the images carry them
         data["mode"] = Mode(data["mode"])
         data["images"] = tuple(ImageInput(**i) for i in data["images"])
         data["media"] = tuple(MediaInput(**m) for m in data.get("media", ()))

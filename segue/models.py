@@ -48,6 +48,7 @@ class ModelEntry:
     max_reference_images: int = 4
     max_reference_videos: int = 0
     max_reference_audio: int = 0
+    max_keyframes: int | None = None  # keyframes between the ends; None: what the engine takes
     # the id as the client spelled it (ModelRegistry.get): the errors name what was sent
     sent_as: str = field(default="", compare=False)
 
@@ -72,7 +73,7 @@ class ModelEntry:
 
 _CAPABILITIES = ("min_duration", "max_duration", "auto_duration", "default_duration", "audio",
                  "draft", "adaptive_ratio_required", "max_reference_images",
-                 "max_reference_videos", "max_reference_audio")
+                 "max_reference_videos", "max_reference_audio", "max_keyframes")
 
 
 def _entry(raw: dict[str, Any]) -> ModelEntry:

@@ -11,9 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-from segue.domain import ADAPTIVE, GenerationRequest, nearest_ratio, output_size, tokens_for
+from segue.domain import (
+    ADAPTIVE,
+    KEYFRAME,
+    GenerationRequest,
+    keyframe_index,
+    nearest_ratio,
+    output_size,
+    tokens_for,
+)
 from segue.engines.base import Engine, RenderJob
 from segue.media.images import crop_to_aspect, fit_to, image_aspect
 from segue.media.video import VideoEncoder, watermark, write_png
@@ -57,6 +66,7 @@ def make_job(request: GenerationRequest, images: Images) -> tuple[RenderJob, str
         # the first frame governs: a last frame of another aspect is cropped to it
         last = crop_to_aspect(last, image_aspect(first))
     references = [fit_to(im, width, height) for role, im in images if role == "reference_image"]
+    keyframes = _keyframes(request, images, first, width, height)
     with ThreadPoolExecutor(1, thread_name_prefix="segue-fit") as pool:
         # the last frame is resized while the first is (Pillow lets go of the GIL): about
         # 20 ms at 720p before the first frame, when the other core has nothing to do
@@ -67,9 +77,27 @@ def make_job(request: GenerationRequest, images: Images) -> tuple[RenderJob, str
             frames=request.frames, seed=request.seed, fps=request.fps,
             camera_fixed=request.camera_fixed, first=fit_first,
             last=fit_last.result() if fit_last is not None else None, references=references,
-            generate_audio=request.generate_audio, draft=request.draft,
+            generate_audio=request.generate_audio, draft=request.draft, keyframes=keyframes,
         )
     return job, ratio
+
+
+def _keyframes(request: GenerationRequest, images: Images, first: Image.Image | None,
+               width: int, height: int) -> list[tuple[int, np.ndarray]]:
+    """The keyframes at the output size with their frame indices, in frame order; like the
+    last frame, each is cropped to the first frame's aspect. ``images`` follows
+    ``request.images``, which carries the times."""
+    if not request.keyframes:
+        return []
+    placed = []
+    for given, (role, image) in zip(request.images, images, strict=True):
+        if role != KEYFRAME:
+            continue
+        if first is not None:
+            image = crop_to_aspect(image, image_aspect(first))
+        placed.append((keyframe_index(given.time or 0.0, request.fps),
+                       fit_to(image, width, height)))
+    return sorted(placed, key=lambda item: item[0])
 
 
 def render_video(

@@ -29,6 +29,7 @@ from segue.domain import (
 )
 from segue.engines.base import AUTO_SECONDS, Engine, auto_seconds, engine_inputs, makes_audio
 from segue.errors import InvalidParameter, MissingParameter
+from segue.keyframes import check_ends, check_keyframes
 from segue.models import ModelEntry
 
 # the surfaces' own lower bounds (the seed's Pixazo range is 3-12); others take the model's
@@ -47,8 +48,11 @@ MEDIA_ROLES = {"reference_video": "reference videos", "reference_audio": "audio 
 OMNI_TYPES = ("auto", "reference", "edit", "extend")
 
 
-def detect_mode(images: Sequence[ImageInput], max_references: int = 4) -> Mode:
-    """The Ark content rules: the three image modes are mutually exclusive."""
+def detect_mode(images: Sequence[ImageInput], max_references: int = 4,
+                surface: str = "ark") -> Mode:
+    """The Ark content rules: the three image modes are mutually exclusive. Keyframes go
+    between a first and a last frame (``segue.keyframes``)."""
+    images = check_ends(images, surface)
     roles = [i.role for i in images]
     if not images:
         return Mode.TEXT
@@ -86,6 +90,8 @@ def fit_to_engine(entry: ModelEntry, engine: Engine, request: GenerationRequest
     not about a mode the videos implied.
     """
     served = f"model {entry.name} is served here by the {entry.engine} engine, which"
+    if request.keyframes and Mode.FIRST_LAST not in entry.modes:
+        check_keyframes(entry, engine, request)  # said as the keyframes' rule, not the mode's
     for role, what in MEDIA_ROLES.items():
         if any(m.role == role for m in request.media) and role not in engine_inputs(engine):
             raise InvalidParameter("content", f"{served} cannot use {what}.")
@@ -94,6 +100,7 @@ def fit_to_engine(entry: ModelEntry, engine: Engine, request: GenerationRequest
     if request.auto_duration:
         seconds = _auto_length(entry, auto_seconds(engine))
         request = replace(request, duration=seconds, frames=frames_for(seconds))
+    check_keyframes(entry, engine, request)
     return request
 
 
@@ -170,7 +177,7 @@ def build_request(
         raise InvalidParameter(PROMPT_PARAM.get(surface, "prompt"),
                                f"is {len(text)} characters long; the limit is "
                                f"{PROMPT_MAX_CHARS}.")
-    mode = _mode(entry, images, media)
+    mode = _mode(entry, images, media, surface)
     prompt, commands, flags = parse_commands(text or "")
     if mode is Mode.TEXT and not prompt:
         raise MissingParameter("text")
@@ -237,8 +244,9 @@ def delivery_settings(entry: ModelEntry, given: GivenSettings) -> dict[str, Any]
     )
 
 
-def _mode(entry: ModelEntry, images: Sequence[ImageInput], media: Sequence[MediaInput]) -> Mode:
-    mode = detect_mode(images, entry.max_reference_images)
+def _mode(entry: ModelEntry, images: Sequence[ImageInput], media: Sequence[MediaInput],
+          surface: str) -> Mode:
+    mode = detect_mode(images, entry.max_reference_images, surface)
     if not media:
         return mode
     if mode not in (Mode.TEXT, Mode.REFERENCE):

@@ -10,6 +10,9 @@ expired, and the engine lets it propagate (it must not catch it).
 An engine that makes sound (``makes_audio``) and is asked for it (``job.generate_audio``)
 leaves the track in ``job.audio`` before it yields the first frame; the encoder muxes it.
 
+A job with ``keyframes`` (a storyboard) has frames fixed between the first and the last;
+an engine that places them declares ``max_keyframes``, and the others are never given one.
+
 A job with ``draft`` set asks for the engine's fastest settings (a 480p look before the
 final). ``generate_audio`` is only ever set for an engine whose ``makes_audio`` is True;
 requests for sound, or for reference media an engine does not list in ``inputs``, are
@@ -64,6 +67,9 @@ class RenderJob:
     first: np.ndarray | None = None  # H×W×3 uint8 RGB at (height, width)
     last: np.ndarray | None = None
     references: list[np.ndarray] = field(default_factory=list)
+    # (output frame index, H×W×3 image) between the ends, in frame order; only for an engine
+    # whose ``max_keyframes`` allows that many
+    keyframes: list[tuple[int, np.ndarray]] = field(default_factory=list)
     progress: ProgressFn = _no_progress
     generate_audio: bool = False  # only ever True for an engine whose makes_audio is True
     draft: bool = False  # render with the engine's fastest settings (a 480p draft)

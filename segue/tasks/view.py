@@ -63,7 +63,7 @@ def _seedance_fields(row: TaskRow) -> dict[str, Any]:
         priority=row.priority or 0,
         output_format=request.get("output_format", "mp4"),
     )
-    for name in ("safety_identifier", "draft_task_id"):
+    for name in ("safety_identifier", "draft_task_id", "keyframes"):
         if request.get(name) is not None:
             body[name] = request[name]
     return body

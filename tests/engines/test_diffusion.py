@@ -347,3 +347,22 @@ def test_bf16_upscaler_on_cuda_renders_and_is_reproducible(models):
     a = render(engine, job(seed=5))
     assert a.shape == (FRAMES, SIZE, SIZE, 3)
     assert np.array_equal(a, render(engine, job(seed=5)))
+
+
+def test_ltx_conditions_a_storyboard_on_each_keyframe_at_its_frame_index(ltx, monkeypatch):
+    images = spy(monkeypatch, ltx.pipe.video_processor, "preprocess")
+    latents = spy(monkeypatch, ltx.pipe, "prepare_latents")
+    first, last = keyframes()
+    middle = [(5, keyframes(seed=1)[0][:, ::-1].copy()), (11, keyframes(seed=2)[1])]
+    video = render(ltx, job(frames=17, keyframes=middle))
+    assert video.shape == (17, SIZE, SIZE, 3)
+    passed = [np.asarray(args[0]) for args, _ in images]
+    expected = [first, middle[0][1], middle[1][1], last]
+    assert len(passed) == 4
+    assert all(np.array_equal(p, e) for p, e in zip(passed, expected, strict=True))
+    assert latents[0][0][2] == [0, 5, 11, 16]
+    # the ends' blend puts each keyframe on its own frame, and only there
+    for index, image in middle:
+        assert np.array_equal(video[index], image)
+        assert not np.array_equal(video[index - 1], image)
+    assert ltx.max_keyframes == _ltx.MAX_KEYFRAMES > 2

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from segue.api.openapi import EXPIRES, SEED
 from segue.api.wire import JsonBool
-from segue.domain import ImageInput, MediaInput
-from segue.errors import InvalidParameter
+from segue.domain import KEYFRAME, ImageInput, MediaInput
+from segue.errors import InvalidParameter, MissingParameter
 
 
 class ImageURL(BaseModel):
@@ -39,7 +39,9 @@ class ContentItem(BaseModel):
     audio_url: ImageURL | None = None
     draft_task: DraftTask | None = None
     role: Literal["first_frame", "last_frame", "reference_image", "reference_video",
-                  "reference_audio"] | None = None
+                  "reference_audio", "keyframe"] | None = None
+    # Segue's own: where a keyframe image goes, in seconds from the start
+    time: float | None = Field(default=None, allow_inf_nan=False)
 
     @field_validator("image_url", mode="before")
     @classmethod
@@ -88,7 +90,8 @@ class CreateTaskRequest(BaseModel):
             if item.role in _MEDIA_ROLE.values():
                 raise InvalidParameter(f"content[{index}].role",
                                        f"{item.role} is for video_url or audio_url items.")
-            images.append(ImageInput(url=item.image_url.url, role=item.role or ""))
+            images.append(ImageInput(url=item.image_url.url, role=item.role or "",
+                                     time=_time(index, item)))
         return images
 
     def media(self) -> list[MediaInput]:
@@ -130,6 +133,16 @@ class CreateTaskRequest(BaseModel):
 
 
 _MEDIA_ROLE = {"video_url": "reference_video", "audio_url": "reference_audio"}
+
+
+def _time(index: int, item: ContentItem) -> float | None:
+    """A keyframe's time; no other image takes one."""
+    if item.role == KEYFRAME and item.time is None:
+        raise MissingParameter(f"content[{index}].time")
+    if item.role != KEYFRAME and item.time is not None:
+        raise InvalidParameter(f"content[{index}].time", "only an image with the role "
+                                                         "keyframe takes a time.")
+    return item.time
 
 
 class CreateTaskResponse(BaseModel):

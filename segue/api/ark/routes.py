@@ -26,6 +26,7 @@ from segue.api.deps import (
 from segue.api.openapi import AUTH, CREATE, ArkError, errors
 from segue.api.polls import poll
 from segue.domain import TaskStatus
+from segue.keyframes import keyframe_limit
 from segue.keys import Principal
 from segue.services import Services
 from segue.tasks.view import task_object
@@ -96,6 +97,7 @@ def list_models(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any
     for entry in services.models:
         item = entry.to_json()
         item["modes"] = sorted(m.value for m in entry.modes & services.engine_modes(entry))
+        item["max_keyframes"] = keyframe_limit(entry, services.engine_for(entry))
         data.append(item)
         spelling = services.models.volcengine_spelling(entry)
         if spelling is not None:

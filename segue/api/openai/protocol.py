@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 
 from segue.api.ark.protocol import ImageURL
 from segue.api.wire import JsonBool
-from segue.domain import ImageInput, size_problem
-from segue.errors import InvalidParameter
+from segue.domain import KEYFRAME, ImageInput, size_problem
+from segue.errors import InvalidParameter, MissingParameter
 from segue.models import ModelEntry
 
 DOCUMENTED_SECONDS = (4, 8, 12)
+MAX_KEYFRAMES = 64  # a bound on the body; the model's own limit is checked with the rules
 _SIZE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
 
 
@@ -46,9 +47,11 @@ class ReferenceImage(BaseModel):
 
 
 class FrameImage(ReferenceImage):
-    """One ``frame_images`` item (OpenRouter's convention)."""
+    """One ``frame_images`` item (OpenRouter's convention; ``keyframe`` with its ``time`` in
+    seconds is Segue's own, a storyboard's frame between the ends)."""
 
-    frame_type: Literal["first_frame", "last_frame"]
+    frame_type: Literal["first_frame", "last_frame", "keyframe"]
+    time: float | None = Field(default=None, allow_inf_nan=False)
 
 
 class CreateVideoRequest(BaseModel):
@@ -60,7 +63,8 @@ class CreateVideoRequest(BaseModel):
     seconds: str | int | None = None
     size: str | None = None
     input_reference: str | dict[str, Any] | None = None
-    frame_images: list[FrameImage] | None = Field(default=None, max_length=2)
+    # the two ends and the keyframes between them (each model says how many it takes)
+    frame_images: list[FrameImage] | None = Field(default=None, max_length=2 + MAX_KEYFRAMES)
     input_references: list[ReferenceImage] | None = Field(default=None, max_length=4)
     # Segue's own, as on the other surfaces
     callback_url: str | None = None
@@ -88,7 +92,10 @@ class CreateVideoRequest(BaseModel):
         first = self.first_reference()
         if first:
             frames["first_frame"] = first
+        keyframes = self._keyframes()
         for index, item in enumerate(self.frame_images or ()):
+            if item.frame_type == KEYFRAME:
+                continue
             if item.frame_type in frames:
                 raise InvalidParameter(f"frame_images[{index}]", f"the {item.frame_type} is "
                                        "given twice (input_reference is the first frame too).")
@@ -101,7 +108,25 @@ class CreateVideoRequest(BaseModel):
         if references and frames:
             raise InvalidParameter("input_references", "reference images cannot be combined "
                                                        "with frame images.")
-        return references or [ImageInput(url, role) for role, url in sorted(frames.items())]
+        if references and keyframes:
+            raise InvalidParameter("input_references", "reference images cannot be combined "
+                                                       "with keyframes.")
+        return references or [*(ImageInput(url, role) for role, url in sorted(frames.items())),
+                              *keyframes]
+
+    def _keyframes(self) -> list[ImageInput]:
+        """The ``keyframe`` items, each with its time (none of the ends takes one)."""
+        keyframes = []
+        for index, item in enumerate(self.frame_images or ()):
+            if item.frame_type != KEYFRAME and item.time is not None:
+                raise InvalidParameter(f"frame_images[{index}].time", (
+                    "only a keyframe takes a time. (A form matches the items' fields by "
+                    "their order: list the keyframes before the ends.)"))
+            if item.frame_type == KEYFRAME:
+                if item.time is None:
+                    raise MissingParameter(f"frame_images[{index}].time")
+                keyframes.append(ImageInput(item.image_url.url, KEYFRAME, item.time))
+        return keyframes
 
     def dimensions(self) -> tuple[int, int] | None:
         """``size`` as (width, height), checked against what the encoder can render."""

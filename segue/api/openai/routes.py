@@ -33,8 +33,9 @@ from segue.api.openai.protocol import (
     VideoList,
 )
 from segue.api.polls import poll
-from segue.domain import Mode, TaskStatus, nearest_ratio, resolution_for
+from segue.domain import KEYFRAME, Mode, TaskStatus, nearest_ratio, resolution_for
 from segue.errors import InvalidParameter, NotFound, OperationDenied
+from segue.keyframes import keyframe_limit
 from segue.keys import Principal
 from segue.media.previews import spritesheet, thumbnail
 from segue.models import ModelEntry
@@ -70,8 +71,9 @@ def _create(services: Services, principal: Principal, body: CreateVideoRequest, 
             idempotency_key: str | None) -> dict[str, Any]:
     images = body.images()
     size = body.dimensions()
+    keyframes = sum(i.role == KEYFRAME for i in images)
     entry = (services.models.get(body.model) if body.model
-             else _default_model(services, detect_mode(images)))
+             else _default_model(services, detect_mode(images, surface="openai"), keyframes))
     # checked first: a size the model cannot render is the answer, whatever else is wrong
     exact = (*size, _check_size(services, entry, *size)) if size is not None else None
     request = services.prepare(principal, model=body.model or entry.id, text=body.prompt,
@@ -103,10 +105,12 @@ def _check_size(services: Services, entry: ModelEntry, width: int, height: int) 
     return resolution
 
 
-def _default_model(services: Services, mode: Mode) -> ModelEntry:
-    """Without ``model``: the first model of the registry that renders this mode here."""
+def _default_model(services: Services, mode: Mode, keyframes: int = 0) -> ModelEntry:
+    """Without ``model``: the first model of the registry that renders this mode here (and
+    takes that many keyframes)."""
     for entry in services.models:
-        if mode in entry.modes & services.engine_modes(entry):
+        if mode in entry.modes & services.engine_modes(entry) and (
+                not keyframes or keyframe_limit(entry, services.engine_for(entry)) >= keyframes):
             return entry
     raise InvalidParameter("model", f"no model here offers {mode.label} generation.")
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from segue.api.ark.protocol import ContentItem
 from segue.api.openapi import EXPIRES, SEED
 from segue.api.wire import JsonBool
+from segue.domain import KEYFRAME, ImageInput
 
 
 class _Settings(BaseModel):
@@ -36,11 +37,25 @@ class _Settings(BaseModel):
         return fields
 
 
+class Keyframe(BaseModel):
+    """A storyboard frame between the ends: an image URL and where it goes, in seconds."""
+
+    model_config = ConfigDict(extra="ignore")
+    image: str = Field(min_length=1)
+    time: float = Field(allow_inf_nan=False)
+
+
 class Frame2VideoRequest(_Settings):
     model: str = Field(min_length=1)
     text: str = Field(min_length=1)
     first_frame: str = Field(min_length=1)
     last_frame: str = Field(min_length=1)
+    keyframes: list[Keyframe] | None = None  # Segue extension: a storyboard
+
+    def images(self) -> list[ImageInput]:
+        return [ImageInput(self.first_frame, "first_frame"),
+                *(ImageInput(k.image, KEYFRAME, k.time) for k in self.keyframes or ()),
+                ImageInput(self.last_frame, "last_frame")]
 
 
 class Image2VideoRequest(_Settings):

@@ -52,10 +52,8 @@ async def generate_frame_to_video(
     body: Frame2VideoRequest, services: ServicesDep, principal: PrincipalDep,
     digest: BodyHashDep, slots: CreateSlots, idempotency_key: IdempotencyKey = None,
 ) -> dict[str, str]:
-    images = [ImageInput(body.first_frame, "first_frame"),
-              ImageInput(body.last_frame, "last_frame")]
     return await run_create(slots, _create, services, principal, model=body.model,
-                            text=body.text, images=images, fields=body.settings(),
+                            text=body.text, images=body.images(), fields=body.settings(),
                             digest=digest, idempotency_key=idempotency_key)
 
 

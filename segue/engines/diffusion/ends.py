@@ -4,7 +4,8 @@ Keyframe video models condition on the keyframes but do not reproduce them exact
 VAE round trip softens them, and some models blur or drift on the final frames (LTX-2, Wan
 2.1 with two near-identical keyframes). ``blend`` (the default) puts the exact keyframe on
 the end frame and cross-fades it into the model's frames over the next few, so the clip
-starts and ends on the client's pictures without a visible jump; ``model`` leaves the
+starts and ends on the client's pictures without a visible jump (a storyboard's keyframes
+likewise, on their frames and fading out on both sides); ``model`` leaves the
 model's frames untouched. See "Ends that match" in ``docs/gpu.md``.
 """
 
@@ -52,6 +53,8 @@ def correct_ends(
         pulls.append((job.first, keyframe_weight(index, settings.frames)))
     if job.last is not None and job.mode == Mode.FIRST_LAST:
         pulls.append((job.last, keyframe_weight(job.frames - 1 - index, settings.frames)))
+        pulls += [(key, keyframe_weight(abs(index - at), settings.frames))
+                  for at, key in job.keyframes]
     pulls = [(key, w) for key, w in pulls if w > 0.0]
     if not pulls:
         return frame

@@ -130,6 +130,12 @@ class DiffusionEngine:
     def modes(self) -> frozenset[Mode]:
         return self.family.modes(self.variant)  # type: ignore[no-any-return]
 
+    @property
+    def max_keyframes(self) -> int:
+        """Keyframes the family places between the ends (LTX-Video; LTX-2 conditions on whole
+        latent frames of 8, so a keyframe could not land on its frame, and Wan takes two)."""
+        return int(getattr(self.family, "MAX_KEYFRAMES", 0))
+
     # -- loading -------------------------------------------------------------------------
 
     def load(self) -> None:

@@ -1,11 +1,13 @@
 """LTX-Video through diffusers' ``LTXConditionPipeline``: what the diffusion engine must know.
 
-Keyframes are ``LTXVideoCondition`` items: the first frame at ``frame_index=0`` and the
-last frame at ``frame_index=frames-1``; without conditions the pipeline renders from the
-text alone. The VAE compresses 32x in space and 8x in time, so a video must be a multiple
-of 32 pixels on each side. Seedance sizes all are, and 24·d+1 frames are all 8k+1; the
-other frame counts Ark accepts (25+4n) are rendered at the next 8k+1 with the last frame
-conditioned at ``frames-1`` and the surplus frames dropped, so nothing is stretched.
+Keyframes are ``LTXVideoCondition`` items: the first frame at ``frame_index=0``, the
+last frame at ``frame_index=frames-1`` and a storyboard's keyframes each at its own
+frame index (the pipeline places an image condition at any pixel frame); without
+conditions the pipeline renders from the text alone. The VAE compresses 32x in space and
+8x in time, so a video must be a multiple of 32 pixels on each side. Seedance sizes all
+are, and 24·d+1 frames are all 8k+1; the other frame counts Ark accepts (25+4n) are
+rendered at the next 8k+1 with the last frame conditioned at ``frames-1`` and the surplus
+frames dropped, so nothing is stretched.
 
 With an ``upscaler`` (LTX-Video 0.9.7/0.9.8's latent spatial upsampler) a render takes the
 two-stage path of the diffusers docs; see ``Upscale`` below and ``docs/gpu.md``.
@@ -27,6 +29,8 @@ PIPELINE = "LTXConditionPipeline"
 MODES = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME, Mode.TEXT})
 VARIANTS = ("dev", "distilled")
 MAKES_AUDIO = False
+# Keyframes between the ends: each is one more latent frame of tokens for the transformer.
+MAX_KEYFRAMES = 8
 # sides of a size the pipeline takes: LTXConditionPipeline checks 32, whatever its VAE
 SIZE_MULTIPLE = 32
 
@@ -73,6 +77,8 @@ def call_kwargs(pipe: Any, job: RenderJob, prompt: str) -> dict[str, Any]:
     if job.first is not None and job.mode in (Mode.FIRST_FRAME, Mode.FIRST_LAST):
         conditions.append(LTXVideoCondition(image=Image.fromarray(job.first), frame_index=0))
     if job.last is not None and job.mode == Mode.FIRST_LAST:
+        for index, image in job.keyframes:  # a storyboard's frames, each at its own index
+            conditions.append(LTXVideoCondition(image=Image.fromarray(image), frame_index=index))
         last = LTXVideoCondition(image=Image.fromarray(job.last), frame_index=job.frames - 1)
         conditions.append(last)
     kwargs: dict[str, Any] = {

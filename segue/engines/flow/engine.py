@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -320,6 +321,8 @@ class FlowEngine:
     name = "flow"
     modes = frozenset({Mode.FIRST_LAST})
     makes_audio = False
+    # keyframes between the ends (a storyboard): each span costs one more pair analysis
+    max_keyframes = 16
 
     def __init__(self, preset: str = "medium", workers: int = 2) -> None:
         if preset not in PRESETS:
@@ -331,13 +334,25 @@ class FlowEngine:
         if job.first is None or job.last is None:
             raise ValueError("the flow engine needs a first and a last frame")
         n = job.frames
-        times = [i / (n - 1) for i in range(n)] if n > 1 else [0.0]
-        # a draft is the cheap look before the final: the fastest preset
-        preset = "fast" if job.draft else self.preset
-        frames = iter_interpolate(job.first, job.last, times, preset=preset,
-                                  camera_fixed=job.camera_fixed, seed=job.seed,
-                                  workers=self.workers)
-        for i, frame in enumerate(frames):
+        for i, frame in enumerate(self._spans(job)):
             job.progress(i / n)
             yield frame
         job.progress(1.0)
+
+    def _spans(self, job: RenderJob) -> Iterator[np.ndarray]:
+        """The frames of each span between consecutive keyframes (the ends included), each
+        span in-betweened on its own pair: every keyframe is exact on its frame, and a
+        span's first frame (the previous span's last) is not made twice."""
+        assert job.first is not None and job.last is not None
+        stops = [(0, job.first), *job.keyframes, (job.frames - 1, job.last)]
+        # a draft is the cheap look before the final: the fastest preset
+        preset = "fast" if job.draft else self.preset
+        if job.frames <= 1:
+            yield job.first.copy()
+            return
+        for span, ((start, a), (end, b)) in enumerate(itertools.pairwise(stops)):
+            steps = end - start
+            times = [i / steps for i in range(0 if span == 0 else 1, steps + 1)]
+            yield from iter_interpolate(a, b, times, preset=preset,
+                                        camera_fixed=job.camera_fixed, seed=job.seed,
+                                        workers=self.workers)
