@@ -50,8 +50,11 @@ def render_error(request: Request, error: SegueError) -> JSONResponse:
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     if request.method == "POST" and (error.status == 429 or error.status >= 500):
-        # The official SDK retries 429/5xx; a retried create would duplicate a task.
-        response.headers["x-should-retry"] = "false"
+        # The official SDK retries 429/5xx; a retried create would duplicate a task, unless
+        # the store was unavailable and the create names an Idempotency-Key: a retry of one
+        # that did commit then answers that task.
+        retry = error.status == 503 and "idempotency-key" in request.headers
+        response.headers["x-should-retry"] = "true" if retry else "false"
     return response
 
 

@@ -58,7 +58,8 @@ _REQUEST_ID = {"description": "The request id, also at the end of the error mess
                "schema": {"type": "string"}, "required": True}
 _RETRY_AFTER = {"description": "Seconds to wait before trying again.",
                 "schema": {"type": "integer"}, "required": True}
-_SHOULD_RETRY = {"description": "`false` on a create: retrying it could duplicate a task.",
+_SHOULD_RETRY = {"description": "`false` on a create: retrying it could duplicate a task "
+                                "(`true` on a 503 to a create with an `Idempotency-Key`).",
                  "schema": {"type": "string"}}
 
 AUTH = (401, 500)  # every route behind a key

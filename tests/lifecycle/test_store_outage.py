@@ -50,7 +50,9 @@ def test_sqlite_locked_past_the_timeout_is_503_then_works(tmp_path: Path, short_
             with server.client() as c:
                 c.timeout = httpx.Timeout(10)
                 started = time.monotonic()
-                assert_unavailable(c.post(TASKS, json=body()))
+                refused = c.post(TASKS, json=body(), headers={"Idempotency-Key": "order-1"})
+                assert_unavailable(refused)
+                assert refused.headers["x-should-retry"] == "true"
                 assert time.monotonic() - started < 5
                 # readers do not wait for the writer (WAL), nor does the readiness check
                 assert c.get(f"{TASKS}/{task_id}").status_code == 200
@@ -137,7 +139,12 @@ def test_postgres_down_is_503_in_each_envelope_then_works(tmp_path: Path, pg_url
             c.timeout = httpx.Timeout(20)
             started = time.monotonic()
             assert_unavailable(c.get(f"{TASKS}/{task_id}"))
-            assert_unavailable(c.post(TASKS, json=body()))
+            refused = c.post(TASKS, json=body())
+            assert_unavailable(refused)
+            assert refused.headers["x-should-retry"] == "false"  # a retry could duplicate it
+            keyed = c.post(TASKS, json=body(), headers={"Idempotency-Key": "order-1"})
+            assert_unavailable(keyed)
+            assert keyed.headers["x-should-retry"] == "true"  # the SDK may retry this one
             assert_unavailable(c.get(f"{VIDEOS}/{task_id}"), openai=True)
             ready = httpx.get(f"{server.url}/readyz", timeout=20)
             assert ready.status_code == 503 and ready.headers["Retry-After"] == "5"
