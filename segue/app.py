@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from segue.worker import Background
 
-        background = Background(services, workers=workers)
+        background = app.state.background = Background(services, workers=workers)
         background.start()
         try:
             yield
@@ -140,6 +140,22 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if (WEB / "index.html").exists():
         app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
     return app
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, whose in-process workers stop claiming at the signal to stop.
+
+    uvicorn runs the app's shutdown (which stops the workers) only once its open
+    connections have closed, up to its graceful timeout: an open event stream would
+    otherwise let the workers take new tasks for that long after the signal.
+    """
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        state = getattr(self.config.app, "state", None)
+        background = getattr(state, "background", None)
+        if background is not None:
+            background.stop_claiming()
+        super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
 
 def server_config(app: FastAPI, host: str, port: int, **options: object) -> uvicorn.Config:

@@ -323,6 +323,7 @@ class Background:
                  on_fault: Callable[[], None] | None = None) -> None:
         self.services = services
         self.stop_event = threading.Event()  # stop claiming and the periodic jobs
+        self.claims_stopped = threading.Event()  # stop claiming only (a server told to stop)
         self.interrupt = threading.Event()  # stop renders now and hand their tasks back
         self.faulted = threading.Event()  # a worker's engine cannot render again
         self.on_fault = on_fault
@@ -359,7 +360,7 @@ class Background:
         return thread
 
     def _work(self, worker: Worker) -> None:
-        worker.run(self.stop_event, interrupt=self.interrupt)
+        worker.run(self.claims_stopped, interrupt=self.interrupt)
         if worker.fault is not None and not self.stop_event.is_set():
             # The GPU context is gone for every thread of this process: restart it whole.
             self.faulted.set()
@@ -373,10 +374,19 @@ class Background:
                 log.exception("periodic job failed", extra={"job": job.__name__})
             self.stop_event.wait(interval)
 
+    def stop_claiming(self) -> None:
+        """Claim no new task; renders in progress, callbacks and sweeps go on until ``stop``.
+
+        A server calls it at the signal to stop, while its open connections (an event
+        stream, say) are still being waited for before ``stop``."""
+        self.claims_stopped.set()
+        self.services.wake.set()
+
     def stop(self, timeout: float = 10.0, drain: float = 0.0) -> None:
         """Stop claiming; give renders in progress ``drain`` seconds to finish, then hand
         back what is still running (``interrupt``). Nothing is left stranded: a task is
         either finished or queued again when this returns."""
+        self.stop_claiming()
         self.stop_event.set()
         self.services.wake.set()
         self.services.callbacks.wake.set()

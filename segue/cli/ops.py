@@ -104,10 +104,8 @@ def serve(
 
     [b]Example[/b]: segue serve --port 8000 --workers 2
     """
-    import uvicorn
-
     from segue import logs
-    from segue.app import create_app, server_config
+    from segue.app import Server, create_app, server_config
 
     overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -119,8 +117,8 @@ def serve(
         console.print("[yellow]No API key is configured: every request is accepted. Set "
                       "SEGUE_API_KEYS or run `segue keys create` before exposing this server."
                       "[/yellow]", highlight=False)
-    uvicorn.Server(server_config(app, settings.host, settings.port,
-                                 timeout_graceful_shutdown=30)).run()
+    Server(server_config(app, settings.host, settings.port,
+                         timeout_graceful_shutdown=30)).run()
 
 
 def _check_metrics_address(settings: Settings) -> None:
