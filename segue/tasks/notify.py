@@ -37,8 +37,9 @@ def conninfo(url: URL) -> str:
     """
     from psycopg.conninfo import make_conninfo
 
-    params: dict[str, str | int | None] = {"host": url.host, "port": url.port, "dbname": url.database,
-                                 "user": url.username, "password": url.password}
+    params: dict[str, str | int | None] = {
+        "host": url.host, "port": url.port, "dbname": url.database, "user": url.username,
+        "password": url.password}
     for name, value in url.query.items():
         params[name] = value if isinstance(value, str) else value[-1]
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})

@@ -69,6 +69,11 @@ class TaskRow(Base):
               postgresql_where=text("status = 'queued'"),
               sqlite_where=text("status = 'queued'")),
         Index("ix_tasks_key_created", "key_id", "created_at"),
+        # Housekeeping's look for files whose links lapsed (``TaskStore.lapsed_files``),
+        # run by every process: only the tasks that still keep files, by link expiry.
+        Index("ix_tasks_lapsed_files", "links_expire_at",
+              postgresql_where=text("video_key IS NOT NULL"),
+              sqlite_where=text("video_key IS NOT NULL")),
         UniqueConstraint("key_id", "idempotency_key", name="uq_tasks_idempotency"),
     )
 

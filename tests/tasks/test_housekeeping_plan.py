@@ -1,0 +1,60 @@
+"""Housekeeping runs in every process once a minute, so each of its reads must go through an
+index rather than the task table: with hundreds of worker processes and a week of records,
+a scan per process per minute was the heaviest load on the database
+(``benchmarks/scale.py``). The look for lapsed files reads ``ix_tasks_lapsed_files``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, event, insert, text
+
+from segue.tasks.db import make_engine, migrate
+from segue.tasks.schema import TaskRow
+from segue.tasks.store import TaskStore
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    migrate(engine)
+    now = time.time()
+    with engine.begin() as conn:
+        conn.execute(insert(TaskRow), [dict(
+            id=f"cgt-{i:05d}", key_id="k", model="m", status="succeeded", service_tier="default",
+            request={}, seed=1, resolution="720p", ratio="16:9", duration=5, frames=121,
+            progress=100.0, created_at=now - 1000 + i, updated_at=now, expires_at=now + 3600,
+            attempts=1, video_key=f"videos/{i}.mp4" if i % 4 else None,
+            links_expire_at=now - 100 if i % 50 == 1 else now + 3600,
+        ) for i in range(2000)])
+    yield engine
+    engine.dispose()
+
+
+def test_lapsed_files_read_the_partial_index(engine: Engine) -> None:
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "links_expire_at <" in statement:
+            seen.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        lapsed = TaskStore(engine).lapsed_files()
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert sorted(r.id for r in lapsed) == [f"cgt-{i:05d}" for i in range(1, 2000, 50)]
+    statement, params = seen[0]
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        if engine.dialect.name == "postgresql":
+            cursor.execute("ANALYZE tasks")
+            cursor.execute("SET enable_seqscan = off")  # a table this small would be scanned
+            cursor.execute("EXPLAIN " + statement, params)
+        else:
+            conn.execute(text("ANALYZE"))
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, params)
+        plan = "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
+    assert "ix_tasks_lapsed_files" in plan, plan
