@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,14 +163,19 @@ class Client:
     # --- Ark task API ----------------------------------------------------------------------
 
     def create(self, first: str | os.PathLike[str], last: str | os.PathLike[str] | None = None,
-               prompt: str = "", *, model: str = DEFAULT_MODEL, **settings: Any) -> str:
-        """Create a task on the Ark surface (first frame, or first + last); returns its id."""
+               prompt: str = "", *, model: str = DEFAULT_MODEL,
+               keyframes: Sequence[tuple[float, str | os.PathLike[str]]] = (),
+               **settings: Any) -> str:
+        """Create a task on the Ark surface (first frame, or first + last, with ``keyframes``
+        as (seconds, image) between them); returns its id."""
         content: list[dict[str, Any]] = [{"type": "text", "text": prompt}] if prompt else []
         content.append({"type": "image_url", "image_url": {"url": image_reference(first)},
                         "role": "first_frame"})
         if last is not None:
             content.append({"type": "image_url", "image_url": {"url": image_reference(last)},
                             "role": "last_frame"})
+        content += [{"type": "image_url", "image_url": {"url": image_reference(image)},
+                     "role": "keyframe", "time": time} for time, image in keyframes]
         body = {"model": model, "content": content, **_settings(settings)}
         return str(self._call("POST", TASKS, json=body)["id"])
 

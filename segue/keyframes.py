@@ -16,7 +16,8 @@ from segue.errors import InvalidParameter
 from segue.models import ModelEntry
 
 # The field a surface takes keyframes in, for the errors.
-PARAM = {"ark": "content", "pixazo": "keyframes", "openai": "frame_images"}
+PARAM = {"ark": "content", "pixazo": "keyframes", "openai": "frame_images",
+         "cli": "--keyframe"}
 
 
 def param(surface: str) -> str:
@@ -71,17 +72,18 @@ def check_keyframes(entry: ModelEntry, engine: object, request: GenerationReques
 
 
 def _check_times(keyframes: Sequence[ImageInput], frames: int, fps: int, name: str) -> None:
+    name = name if name.startswith("--") else f"{name}.time"
     length = (frames - 1) / fps
     taken = {0: "the first frame", frames - 1: "the last frame"}
     for keyframe in keyframes:
         time = keyframe.time
         if time is None or not math.isfinite(time) or not 0 < time < length:
-            raise InvalidParameter(f"{name}.time", f"a keyframe's time must be more than 0 and "
+            raise InvalidParameter(name, f"a keyframe's time must be more than 0 and "
                                                    f"less than {length:g} s (the video's "
                                                    f"length), got {time}.")
         index = keyframe_index(time, fps)
         if index in taken:
-            raise InvalidParameter(f"{name}.time", f"the keyframe at {time:g} s lands on frame "
+            raise InvalidParameter(name, f"the keyframe at {time:g} s lands on frame "
                                                    f"{index} (round(time × {fps})), where "
                                                    f"{taken[index]} is already.")
         taken[index] = f"the keyframe at {time:g} s"

@@ -54,6 +54,9 @@ Output = Annotated[Path | None, typer.Option("--output", "-o", help="Where to wr
                                                 dir_okay=False)]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and no "
                                        "progress bar (for scripts).")]
+Keyframes = Annotated[list[str] | None, typer.Option(
+    "--keyframe", "-k", metavar="TIME=IMAGE", help="A frame between the ends at TIME seconds "
+    "(a file or an URL), e.g. 2.5=mid.png; repeat it for a storyboard.")]
 Url = Annotated[str, typer.Option(envvar="SEGUE_URL", help="Server URL.")]
 Key = Annotated[str | None, typer.Option(envvar="SEGUE_KEY", help="API key.")]
 
@@ -65,6 +68,22 @@ def _fields(resolution: str | None, ratio: str | None, duration: int | None, see
     return {"resolution": resolution, "ratio": ratio, "duration": duration, "seed": seed,
             "camerafixed": camera_fixed, "watermark": watermark,
             "return_last_frame": return_last_frame or None}
+
+
+def _keyframes(specs: list[str] | None) -> list[tuple[float, str]]:
+    """``--keyframe TIME=IMAGE`` values as (seconds, image); a malformed one is a usage error."""
+    keyframes = []
+    for spec in specs or ():
+        time, sep, image = spec.partition("=")
+        try:
+            seconds = float(time)
+        except ValueError:
+            seconds = None
+        if not sep or not image or seconds is None:
+            raise typer.BadParameter(f"{spec!r} is not TIME=IMAGE, such as 2.5=mid.png.",
+                                     param_hint="--keyframe")
+        keyframes.append((seconds, image))
+    return keyframes
 
 
 def _fail(code: str, message: str, as_json: bool, param: str = "") -> NoReturn:
@@ -167,12 +186,15 @@ def generate(
     model: Model = DEFAULT_MODEL, resolution: Resolution = None, ratio: Ratio = None,
     duration: Duration = None, seed: Seed = None, camera_fixed: CameraFixed = None,
     watermark: Watermark = None, return_last_frame: ReturnLast = False, as_json: JsonOut = False,
+    keyframe: Keyframes = None,
 ) -> None:
     """Render a video locally, without a server, with a progress bar and a summary.
 
     [b]Examples[/b]
 
       segue generate --first a.png --last b.png --prompt "a slow pan" -o out.mp4
+
+      segue generate -f a.png -l b.png --keyframe 2.5=mid.png --dur 5 -o story.mp4
 
       segue generate -f a.png -l b.png -p "dusk --rs 480p --dur 3" --seed 7 --json
     """
@@ -186,11 +208,13 @@ def generate(
 
     output = output or Path("out.mp4")
     settings = Settings()
+    stops = [(first, "first_frame", None), *((ref, "keyframe", time) for time, ref in
+                                              _keyframes(keyframe)), (last, "last_frame", None)]
     try:
         entry = ModelRegistry.load(settings.models_file).get(model)
         request = build_request(
-            entry, model=model, text=prompt, surface="ark",
-            images=[ImageInput(first, "first_frame"), ImageInput(last, "last_frame")],
+            entry, model=model, text=prompt, surface="cli",
+            images=[ImageInput(ref, role, time) for ref, role, time in stops],
             fields=_fields(resolution, ratio, duration, seed, camera_fixed, watermark,
                            return_last_frame))
         engine = create_engine(entry.engine, entry.options)
@@ -202,10 +226,10 @@ def generate(
             # arenas of their own (+25 MB of peak RSS at 720p). Pillow and NumPy are imported
             # already (decode_image above), so the threads import nothing the main thread
             # imports. Errors come in the old order: the first image's, then the last's.
-            loading = [pool.submit(_load, ref, role, settings)
-                       for ref, role in ((first, "first_frame"), (last, "last_frame"))]
+            loading = [pool.submit(_load, ref, role, settings) for ref, role, _ in stops]
             import segue.render  # noqa: F401 - PyAV, the encoder's library, while they decode
-            images = [("first_frame", loading[0].result()), ("last_frame", loading[1].result())]
+            images = [(role, done.result()) for (_, role, _), done in zip(stops, loading,
+                                                                          strict=True)]
         with tempfile.TemporaryDirectory() as tmp:
             result = _render(request, engine, images, Path(tmp), settings, show=not as_json)
             shutil.move(str(result.video), output)
@@ -304,6 +328,7 @@ def submit(
     return_last_frame: ReturnLast = False, output: Output = None,
     wait: Annotated[bool, typer.Option(help="Wait for the result with a progress bar.")] = True,
     url: Url = "http://127.0.0.1:8000", key: Key = None, as_json: JsonOut = False,
+    keyframe: Keyframes = None,
 ) -> None:
     """Create a task on a running server and follow it; local files travel as data URLs.
 
@@ -313,8 +338,10 @@ def submit(
 
       segue submit --url http://gpu-box:8000 --key k1 -f a.png -l b.png --no-wait --json
     """
+    keyframes = _keyframes(keyframe)
+
     def action(client: Any) -> None:
-        task_id = client.create(first, last, prompt, model=model, **_fields(
+        task_id = client.create(first, last, prompt, model=model, keyframes=keyframes, **_fields(
             resolution, ratio, duration, seed, camera_fixed, watermark, return_last_frame))
         if not wait:
             print(json.dumps({"id": task_id}) if as_json else task_id)
