@@ -86,6 +86,11 @@ class Cluster:
                 raise RuntimeError("segue serve did not start")
             time.sleep(0.1)
 
+    @property
+    def api_pid(self) -> int:
+        assert self._api is not None
+        return self._api.pid
+
     def __exit__(self, *exc: object) -> None:
         if self._api is not None:
             self._api.terminate()
