@@ -1,4 +1,5 @@
-// The request form: two frames (drop, paste, choose or URL), the prompt and the settings.
+// The request form: two frames (drop, paste, choose or URL), keyframes between them (each
+// with its time), the prompt and the settings.
 // A setting the person never touched is not sent, so a text command in the prompt still
 // applies; a setting they changed is sent and wins over the prompt (decisions.md).
 
@@ -18,6 +19,7 @@ const COMMANDS = { rs: "resolution", resolution: "resolution", rt: "ratio", rati
 const COMMAND = /(?<!\S)--([A-Za-z]+)(?:[ \t]+|=)(\S+)/g;
 
 const images = { first_frame: null, last_frame: null }; // {url, name} per role
+const keyframes = []; // {row, image: {url, name} | null} between the ends, in page order
 const changed = new Set();
 
 function control(name) {
@@ -147,8 +149,53 @@ function onPaste(event) {
   takeFile(role, item.getAsFile());
 }
 
+// One row of the storyboard: a picture (file or URL) and its time in seconds.
+function addKeyframe() {
+  const n = keyframes.length + 1;
+  const row = document.createElement("li");
+  row.className = "keyframe";
+  row.innerHTML = `<img alt="Keyframe ${n} preview" hidden>
+    <span><input type="file" accept="image/*" aria-label="Keyframe ${n} image file">
+      <input type="url" placeholder="or https://…/middle.png" aria-label="Keyframe ${n} image URL"></span>
+    <input type="number" min="0" step="0.05" aria-label="Keyframe ${n} time (s)" title="seconds">
+    <button type="button" aria-label="Remove keyframe ${n}">Remove</button>`;
+  const entry = { row, image: null };
+  const [file, url, time] = row.querySelectorAll("input");
+  const show = (image) => {
+    entry.image = image;
+    const img = row.querySelector("img");
+    img.hidden = !image;
+    if (image) img.src = image.url;
+  };
+  time.value = String(readSetting("duration") / 2 || 1);
+  file.addEventListener("change", async () => {
+    if (!file.files[0]) return;
+    url.value = "";
+    show(await readFile(file.files[0]));
+  });
+  url.addEventListener("input", () => show(url.value.trim() ? { url: url.value.trim() } : null));
+  row.querySelector("button").addEventListener("click", () => {
+    keyframes.splice(keyframes.indexOf(entry), 1);
+    row.remove();
+  });
+  keyframes.push(entry);
+  $("keyframe-list").append(row);
+}
+
+function keyframeItems(files) {
+  const items = [];
+  for (const { row, image } of keyframes) {
+    if (!image) continue;
+    const time = Number(row.querySelector("input[type=number]").value);
+    items.push({ type: "image_url", image_url: { url: image.url }, role: "keyframe", time });
+    if (image.name) files[`keyframe${items.length}`] = image.name;
+  }
+  return items;
+}
+
 export function wireForm() {
   ROLES.forEach(wireDropZone);
+  $("add-keyframe").addEventListener("click", addKeyframe);
   document.addEventListener("paste", onPaste);
   for (const name of SETTINGS) {
     const el = control(name);
@@ -171,6 +218,7 @@ export function buildRequest() {
     content.push({ type: "image_url", image_url: { url: images[role].url }, role });
     if (images[role].name) files[role] = images[role].name;
   }
+  content.push(...keyframeItems(files));
   const body = { model: $("model").value, content };
   for (const name of SETTINGS) if (changed.has(name)) body[name] = readSetting(name);
   return { body, files, frames: { ...images } };

@@ -4,6 +4,10 @@
 
 const VARS = { first_frame: "FIRST", last_frame: "LAST" };
 
+function varName(role) {
+  return VARS[role] || role.toUpperCase(); // keyframe1 -> KEYFRAME1
+}
+
 function fileName(files, role) {
   return (files[role] || `${role.replace("_frame", "")}.png`).replace(/[^\w.\-]/g, "_");
 }
@@ -17,10 +21,14 @@ function mimeOf(url) {
 function withMarkers(body) {
   const copy = JSON.parse(JSON.stringify(body));
   const dataImages = [];
+  let keyframes = 0;
   for (const item of copy.content) {
-    if (item.type === "image_url" && item.image_url.url.startsWith("data:")) {
-      dataImages.push({ role: item.role, mime: mimeOf(item.image_url.url) });
-      item.image_url.url = `@@${item.role}@@`;
+    if (item.type !== "image_url") continue;
+    // keyframes share a role: each is told apart by its place (keyframe1, keyframe2, ...)
+    const name = item.role === "keyframe" ? `keyframe${++keyframes}` : item.role;
+    if (item.image_url.url.startsWith("data:")) {
+      dataImages.push({ role: name, mime: mimeOf(item.image_url.url) });
+      item.image_url.url = `@@${name}@@`;
     }
   }
   return { copy, dataImages };
@@ -35,11 +43,11 @@ export function curlSnippet(body, files, origin) {
   const lines = dataImages.length
     ? ["# local images travel as data URLs (macOS: use base64 -i FILE)"] : [];
   for (const { role, mime } of dataImages) {
-    lines.push(`${VARS[role]}="data:${mime};base64,$(base64 -w0 ${shellQuote(fileName(files, role))})"`);
+    lines.push(`${varName(role)}="data:${mime};base64,$(base64 -w0 ${shellQuote(fileName(files, role))})"`);
   }
   // an unquoted heredoc expands $VARS: escape what the shell would otherwise touch
   let json = JSON.stringify(copy, null, 2).replace(/[\\$`]/g, (c) => `\\${c}`);
-  for (const { role } of dataImages) json = json.replace(`@@${role}@@`, `$${VARS[role]}`);
+  for (const { role } of dataImages) json = json.replace(`@@${role}@@`, `$${varName(role)}`);
   lines.push(
     `curl -sS -X POST ${shellQuote(`${origin}/api/v3/contents/generations/tasks`)} \\`,
     '  -H "Authorization: Bearer $SEGUE_KEY" \\',
