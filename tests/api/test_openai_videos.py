@@ -216,7 +216,10 @@ def test_json_body_image_url_and_the_models_listing(queue_only: LiveServer) -> N
         assert [i["role"] for i in stored["images"]] == ["first_frame", "last_frame"]
 
         models = {m["id"]: m for m in h.get("/v1/videos/models").json()["data"]}
-    assert models["segue-flow"]["frame_types"] == ["first_frame", "last_frame"]
+    assert models["segue-flow"]["frame_types"] == ["first_frame", "last_frame", "keyframe"]
+    assert models["segue-flow"]["max_keyframes"] == 16
+    assert models["segue-blend"]["frame_types"] == ["first_frame", "last_frame"]
+    assert models["segue-blend"]["max_keyframes"] == 0
     assert not models["segue-flow"]["text_to_video"]
     assert models["seedance-1-0-lite-t2v-250428"]["frame_types"] == []
     assert "1248x704" in models["segue-blend"]["sizes"]

@@ -16,8 +16,9 @@ from fastapi import APIRouter
 from segue.api.deps import PrincipalDep, ServicesDep
 from segue.api.openai.errors import ERRORS
 from segue.api.openai.protocol import Model, ModelList
-from segue.domain import MAX_PIXELS, SIDE_RANGE, SIZES, Mode
+from segue.domain import KEYFRAME, MAX_PIXELS, SIDE_RANGE, SIZES, Mode
 from segue.engines.base import makes_audio
+from segue.keyframes import keyframe_limit
 from segue.models import ModelEntry
 from segue.services import Services
 
@@ -72,9 +73,13 @@ def _capabilities(services: Services, entry: ModelEntry) -> dict[str, Any]:
     frame_types = [name for name, needs in (("first_frame", {Mode.FIRST_FRAME, Mode.FIRST_LAST}),
                                             ("last_frame", {Mode.FIRST_LAST})) if modes & needs]
     largest = max(w * h for r in entry.resolutions for w, h in SIZES[r].values())
+    keyframes = keyframe_limit(entry, services.engine_for(entry))
+    if keyframes:
+        frame_types.append(KEYFRAME)
     return {
         "id": entry.id, "object": "model", "engine": entry.engine,
-        "frame_types": frame_types, "text_to_video": Mode.TEXT in modes,
+        "frame_types": frame_types, "max_keyframes": keyframes,
+        "text_to_video": Mode.TEXT in modes,
         "input_references": Mode.REFERENCE in modes,
         "audio": entry.audio and makes_audio(services.engine_for(entry)),
         "sizes": [f"{w}x{h}" for r in entry.resolutions for w, h in SIZES[r].values()],
