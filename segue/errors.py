@@ -17,6 +17,7 @@ the same error in its own envelope (``api/ark/errors.py``,
     ├── PayloadTooLarge (413)
     ├── TooManyRequests (429)           code RateLimitExceeded.EndpointRPMExceeded / QuotaExceeded
     ├── ServiceUnavailable (503)
+    │   └── StorageFull (507)           code InsufficientStorage: the disk or database is full
     └── TaskInterrupted                 not an HTTP error: a render was told to stop
 """
 
@@ -135,6 +136,17 @@ class ServiceUnavailable(SegueError):
     status = 503
     code = "ServerOverloaded"
     type = "ServiceUnavailable"
+
+
+class StorageFull(ServiceUnavailable):
+    """The disk under the task store or the files is full (or below ``SEGUE_MIN_FREE_MB``).
+
+    A kind of unavailability (what retries a store error retries this too), but one an
+    operator must end: told apart so that clients and logs say what is wrong."""
+
+    status = 507
+    code = "InsufficientStorage"
+    type = "InsufficientStorage"
 
 
 class TaskInterrupted(Exception):

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Engine as SqlEngine
 
@@ -21,6 +22,8 @@ from segue.models import ModelEntry, ModelRegistry
 from segue.requests import build_request, fit_to_engine
 from segue.settings import Settings
 from segue.storage.base import ObjectStore, open_store
+from segue.storage.local import LocalStore
+from segue.storage.space import SpaceGuard
 from segue.tasks.db import ensure_schema, make_engine
 from segue.tasks.schema import TaskRow
 from segue.tasks.store import CreateLimits, TaskStore
@@ -39,6 +42,7 @@ class Services:
     objects: ObjectStore
     models: ModelRegistry
     metrics: Metrics
+    space: SpaceGuard
     wake: threading.Event = field(default_factory=threading.Event)  # new work for local workers
     # called with the task row after every status change has committed, in the process
     # that made it (the callback deliveries are written before: ``TaskStore.changes``)
@@ -56,7 +60,9 @@ class Services:
         return cls(
             settings=settings, db=db, tasks=tasks, metrics=Metrics(tasks.counts),
             keys=KeyStore(db, settings.api_keys, settings.key_cache_ttl),
-            objects=open_store(settings), models=ModelRegistry.load(settings.models_file),
+            objects=(objects := open_store(settings)),
+            models=ModelRegistry.load(settings.models_file),
+            space=SpaceGuard(_local_folders(db, objects), settings.min_free_mb),
         )
 
     def __post_init__(self) -> None:
@@ -124,6 +130,7 @@ class Services:
             check_image_reference(image.url, image.role or f"image[{index}]", self.settings)
         check_callback_url(request.callback_url, self.settings)
         entry = self.models.get(request.model)
+        self.space.check()
         now = time.time()
         row = TaskRow(
             id=new_task_id(), key_id=principal.key_id, model=request.model,
@@ -158,3 +165,13 @@ class Services:
             tier_models=self.models.spellings(m.id for m in self.models if m.tier == entry.tier),
             max_queued=principal.max_queued or s.max_queued,
         )
+
+
+def _local_folders(db: SqlEngine, objects: ObjectStore) -> list[Path]:
+    """The folders on local disks that Segue writes to: the SQLite file's, the files'."""
+    folders = []
+    if db.dialect.name == "sqlite" and db.url.database not in (None, "", ":memory:"):
+        folders.append(Path(db.url.database).parent)
+    if isinstance(objects, LocalStore):
+        folders.append(objects.root)
+    return folders

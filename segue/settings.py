@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     inputs_timeout: float = Field(default=60.0, gt=0, le=3600)
     image_max_redirects: int = Field(default=3, ge=0, le=20)
 
+    # creates are refused (507) while the disk of the database or the files has less free
+    # space than this, so that renders, deletes and sweeps still have room to write; 0: never
+    min_free_mb: int = Field(default=64, ge=0)
+
     # video
     video_crf: int = Field(default=18, ge=0, le=51)  # x264's scale
     video_preset: Preset = "veryfast"

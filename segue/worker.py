@@ -9,6 +9,7 @@ callback dispatcher (``segue.callbacks``).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -26,7 +27,7 @@ from prometheus_client import start_http_server
 
 from segue.domain import GenerationRequest, TaskStatus
 from segue.engines.base import EngineFault
-from segue.errors import SegueError, ServiceUnavailable, TaskInterrupted
+from segue.errors import SegueError, ServiceUnavailable, StorageFull, TaskInterrupted
 from segue.media.images import load_image
 from segue.render import Images, render_video
 from segue.services import Services
@@ -217,10 +218,8 @@ class Worker:
                 if isinstance(exc, EngineFault):
                     self.fault = exc.message
             except Exception as exc:
-                log.exception("render failed", extra={"task_id": row.id})
-                status, code, message, fields = (
-                    TaskStatus.FAILED, "InternalServiceError",
-                    f"The render failed: {type(exc).__name__}: {without_paths(str(exc))}", {})
+                status, fields = TaskStatus.FAILED, {}
+                code, message = _failure(row.id, exc)
         done = self._finish(row, status, code, message, fields)
         if done is None:  # expired, taken over or deleted meanwhile: ours is not the video
             self._discard(fields)
@@ -290,6 +289,18 @@ class Worker:
         """The render stopped because the task expired or another worker holds it now."""
         expire_overdue(self.services)
         log.info("render stopped", extra={"task_id": row.id})
+
+
+def _failure(task_id: str, exc: Exception) -> tuple[str, str]:
+    """The code and message of a render that failed on an exception Segue did not raise."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        # the operator's to mend, not a bug: one line, no traceback
+        log.error("storage full: the task failed", extra={"task_id": task_id})
+        return (StorageFull.code,
+                "The video could not be written: the server's storage is full.")
+    log.exception("render failed", extra={"task_id": task_id})
+    return ("InternalServiceError",
+            f"The render failed: {type(exc).__name__}: {without_paths(str(exc))}")
 
 
 def expire_overdue(services: Services) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 
-from segue.errors import ServiceUnavailable
+from segue.errors import ServiceUnavailable, StorageFull
 
 log = logging.getLogger("segue.tasks")
 
@@ -51,14 +51,26 @@ def store_errors(engine: Engine) -> Iterator[None]:
     try:
         yield
     except (OperationalError, *raw) as exc:
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        full = _disk_full(reason)
         now = time.monotonic()
         if now - _warned[0] >= WARN_EVERY:
             _warned[0] = now
-            reason = exc.orig if isinstance(exc, DBAPIError) else exc
-            log.warning("task store unavailable", extra={"reason": str(reason).strip()})
+            log.warning("task store full" if full else "task store unavailable",
+                        extra={"reason": str(reason).strip()})
+        if full:
+            raise StorageFull(
+                "The task store's disk is full: nothing can be written until space is freed.",
+                retry_after=STORE_RETRY_AFTER) from exc
         raise ServiceUnavailable(
             "The task store is unavailable for the moment. Retry in a few seconds.",
             retry_after=STORE_RETRY_AFTER) from exc
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    """SQLite's SQLITE_FULL, or PostgreSQL's disk_full (SQLSTATE 53100)."""
+    return (getattr(error, "sqlstate", None) == "53100"
+            or "database or disk is full" in str(error))
 
 
 def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
