@@ -31,7 +31,7 @@ from segue.worker import Background, Worker, _Lease, housekeeping
 
 TIMED = ("claim", "heartbeat", "finish", "full_request", "release")
 MODEL = "segue-flow"  # the model the simulated workers serve, and the benchmark creates
-REPORT_EVERY = 0.25  # seconds between the simulated render's progress reports (its frames)
+REPORT_EVERY = 1.0  # seconds between the simulated render's progress reports
 
 
 @dataclass
@@ -144,12 +144,7 @@ class Chores:
         return threads
 
     def _dispatch_pass(self) -> None:
-        """An idle dispatcher's pass (``Dispatcher.run``): claim due rows, find the next."""
-        store = self.services.callbacks.store
-        settings = self.services.settings
-        store.claim_due(settings.callback_timeout + LEASE_MARGIN, POOL_SIZE, busy={},
-                        per_receiver=PER_RECEIVER)
-        store.next_due()
+        dispatch_pass(self.services)
 
     def _every(self, name: str, job: Callable[[], None], rate: float) -> None:
         begun, n = time.monotonic(), 0
@@ -163,6 +158,15 @@ class Chores:
                 self.stats.errors[name] = self.stats.errors.get(name, 0) + 1
                 continue
             self.stats.record(name, time.time(), time.perf_counter() - started)
+
+
+def dispatch_pass(services: Services) -> None:
+    """An idle callback dispatcher's pass (``Dispatcher.run``): claim the due deliveries
+    (none), then find when the next one is due."""
+    store, settings = services.callbacks.store, services.settings
+    store.claim_due(settings.callback_timeout + LEASE_MARGIN, POOL_SIZE, busy={},
+                    per_receiver=PER_RECEIVER)
+    store.next_due()
 
 
 def simulate(settings: Settings, workers: int, prefix: str, seconds: tuple[float, float],

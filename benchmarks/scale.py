@@ -45,8 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _pgwatch as watch  # noqa: E402
 from benchmarks._cluster import CREATE_BODY, TASKS, Cluster  # noqa: E402
+from benchmarks._opcost import op_costs  # noqa: E402
+from benchmarks._scalereport import report  # noqa: E402
 from benchmarks._simworkers import SimStats, simulate  # noqa: E402
 from benchmarks._traffic import Clients  # noqa: E402
+from segue.domain import new_task_id  # noqa: E402
 from segue.settings import Settings  # noqa: E402
 from segue.tasks.db import make_engine, migrate  # noqa: E402
 from segue.tasks.schema import TaskInputRow, TaskRow  # noqa: E402
@@ -89,6 +92,12 @@ def seed(cluster: Cluster, tpl: tuple[dict[str, Any], dict[str, Any]], n: int, s
         with cluster.db.begin() as conn:
             conn.execute(insert(TaskRow), rows)
             conn.execute(insert(TaskInputRow), [dict(inputs, task_id=i) for i in ids])
+
+
+def fresh_row(row: dict[str, Any]) -> TaskRow:
+    now = time.time()
+    return TaskRow(**dict(row, id=new_task_id(), created_at=now, updated_at=now,
+                          expires_at=now + 86_400, request=dict(row["request"])))
 
 
 def top_up(cluster: Cluster, tpl: tuple[dict[str, Any], dict[str, Any]], target: int,
@@ -220,51 +229,6 @@ def summarize(workers: int, window: tuple[float, float], samples: list[dict[str,
     }
 
 
-# --------------------------------------------------------------------------- report
-
-
-def report(result: dict[str, Any]) -> str:
-    meta = result["meta"]
-    lines = [
-        "# A large deployment on one PostgreSQL (simulated workers)", "",
-        f"{meta['date']}, {meta['cpus']} CPUs shared with other work (load average "
-        f"{meta['load_before']} before), PostgreSQL {meta['postgres']} (shared_buffers "
-        f"{meta['shared_buffers']}, synchronous_commit {meta['synchronous_commit']}); "
-        f"{meta['args']['procs']} simulated worker processes, tasks of 20-40 s; each level "
-        f"measured {meta['args']['measure']} s after a {meta['args']['ramp']} s ramp and "
-        f"{meta['args']['settle']} s settling. `python benchmarks/scale.py`; raw figures in "
-        "the .json beside this file.", "",
-        "| workers | heartbeat p50 / p99 ms | claim p50 / p99 ms | finish p99 ms | create p50 / "
-        "p99 ms | poll p50 / p99 ms | finished/s | leases lost | PostgreSQL cores (this db) "
-        "| simulator cores | dead tuples start → max → end | autovacuums |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for level in result["levels"]:
-        st, t = level["store"], level["tasks_table"]
-        hb, cl, fi = (st.get(k, {}) for k in ("heartbeat", "claim", "finish"))
-        dead = t["dead_tuples"]
-        lines.append(
-            f"| {level['workers']} | {hb.get('p50_ms')} / {hb.get('p99_ms')} | "
-            f"{cl.get('p50_ms')} / {cl.get('p99_ms')} | {fi.get('p99_ms')} | "
-            f"{level['creates']['p50_ms']} / {level['creates']['p99_ms']} | "
-            f"{level['polls']['p50_ms']} / {level['polls']['p99_ms']} | "
-            f"{level['finished_per_s']} | {level['leases_lost']} | "
-            f"{level['cpu_cores']['postgres_all']} ({level['cpu_cores']['postgres_this_db']}) | "
-            f"{level['cpu_cores']['simulator']} | {dead[0]} → {max(dead)} → {dead[-1]} | "
-            f"{t['autovacuum_runs']} |")
-    lines += ["", "| workers | heartbeats/s | claims/s | creates/s | polls/s | updates (HOT) "
-              "| heap MB | index MB | API cores | machine busy % | errors |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for level in result["levels"]:
-        st, t, cpu = level["store"], level["tasks_table"], level["cpu_cores"]
-        lines.append(
-            f"| {level['workers']} | {st.get('heartbeat', {}).get('per_s')} | "
-            f"{st.get('claim', {}).get('per_s')} | {level['creates']['per_s']} | "
-            f"{level['polls']['per_s']} | {t['updates']} ({t['hot_updates']}) | "
-            f"{t['heap_mb'][0]} → {t['heap_mb'][1]} | {t['index_mb'][0]} → {t['index_mb'][1]} "
-            f"| {cpu['api']} | {cpu['machine_busy']} | {level['errors'] or '-'} |")
-    return "\n".join(lines) + "\n"
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -312,7 +276,11 @@ def main() -> None:
     ap.add_argument("--without-index", action="append", default=[], metavar="NAME",
                     help="drop this index first (to measure what it saves)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))
+    ap.add_argument("--report", type=Path, help="only write the .md of this .json again")
     args = ap.parse_args()
+    if args.report:
+        args.report.with_suffix(".md").write_text(report(json.loads(args.report.read_text())))
+        return
 
     url = create_database(args.server, args.database)
     load_before = round(os.getloadavg()[0], 2)
@@ -331,9 +299,10 @@ def main() -> None:
             for workers in args.levels:
                 levels.append(run_level(args, cluster, url, workers, tpl, Path(tmp)))
                 print(json.dumps(levels[-1]), flush=True)
+            costs = op_costs(url, Path(tmp) / "costs", lambda: fresh_row(tpl[0]))
     finally:
         drop_database(args.server, args.database)
-    result = {"levels": levels, "meta": {
+    result = {"levels": levels, "costs": costs, "meta": {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
         "load_before": load_before, "postgres": pg["server_version"], **pg,
         "python": platform.python_version(),
