@@ -52,7 +52,10 @@ WHY = {
     429: "Create rate or queued-task quota exceeded (`RateLimitExceeded.EndpointRPMExceeded`, "
          "`QuotaExceeded`); `Retry-After` says when to try again.",
     500: "Unexpected failure, logged with the request id (`InternalServiceError`).",
-    503: "The task store is not reachable (`ServerOverloaded`).",
+    503: "The task store is not reachable (`ServerOverloaded`); `Retry-After` says when to "
+         "try again.",
+    507: "The server's storage is (nearly) full (`InsufficientStorage`): no task is accepted "
+         "until space is freed.",
 }
 _REQUEST_ID = {"description": "The request id, also at the end of the error message.",
                "schema": {"type": "string"}, "required": True}
@@ -62,8 +65,8 @@ _SHOULD_RETRY = {"description": "`false` on a create: retrying it could duplicat
                                 "(`true` on a 503 to a create with an `Idempotency-Key`).",
                  "schema": {"type": "string"}}
 
-AUTH = (401, 500)  # every route behind a key
-CREATE = (400, 401, 404, 413, 429, 500)  # every create route, on either surface
+AUTH = (401, 500, 503)  # every route behind a key
+CREATE = (400, 401, 404, 413, 429, 500, 503, 507)  # every create route, on either surface
 
 
 def errors(envelope: type[BaseModel], *statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -71,7 +74,7 @@ def errors(envelope: type[BaseModel], *statuses: int) -> dict[int | str, dict[st
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         headers: dict[str, Any] = {"X-Request-Id": _REQUEST_ID}
-        if status == 429:
+        if status in (429, 503, 507):
             headers["Retry-After"] = _RETRY_AFTER
         if status == 429 or status >= 500:
             headers["x-should-retry"] = _SHOULD_RETRY
