@@ -36,9 +36,9 @@ def stop(k: int) -> np.ndarray:
 
 
 def check_storyboard(video_url: str, keyframes: dict[int, np.ndarray], frames: int,
-                     tmp_path: Path) -> None:
+                     tmp_path: Path, away: int = 3) -> None:
     """Each keyframe on its frame (``keyframes`` has the ends too): PSNR as high as the
-    ends', and higher there than on the frames three either side."""
+    ends', and higher there than on the frames ``away`` either side."""
     path = tmp_path / "story.mp4"
     path.write_bytes(httpx.get(video_url, timeout=30).content)
     video = read_frames(path)
@@ -51,7 +51,7 @@ def check_storyboard(video_url: str, keyframes: dict[int, np.ndarray], frames: i
     for index, image in expected.items():
         here = psnr(video[index], image)
         assert here >= ends - 1.0, (index, here, ends)
-        for beside in (index - 3, index + 3):
+        for beside in (index - away, index + away):
             if 0 <= beside < frames:
                 assert psnr(video[beside], image) < here - 1.5, (index, beside)
 
@@ -152,3 +152,42 @@ def test_flow_engine_puts_each_keyframe_exactly_on_its_frame() -> None:
     for index, image in ((0, stops[0]), (7, stops[1]), (8, stops[2]), (28, stops[3])):
         assert np.array_equal(frames[index], image), index
     assert not np.array_equal(frames[6], stops[1]) and not np.array_equal(frames[9], stops[2])
+
+
+def test_flow_motion_keeps_its_pace_through_a_keyframe_where_the_spans_agree() -> None:
+    """Stops on one steady path (1 px a frame) with spans of 8 and 20 frames: every frame,
+    on both sides of the keyframe, is where the steady path puts it (a pause, a jump or a
+    frame made twice at the keyframe would put the frames after it a pixel or more off)."""
+    from segue.domain import Mode
+    from segue.engines.base import RenderJob
+
+    wide = scene(680, 360, seed=3)
+
+    def at(shift: int) -> np.ndarray:  # the whole picture, its grain too, moved right
+        return np.ascontiguousarray(wide[:, 40 - shift:680 - shift])
+
+    job = RenderJob(prompt="", mode=Mode.FIRST_LAST, width=640, height=360, frames=29, seed=1,
+                    camera_fixed=True, first=at(0), last=at(28), keyframes=[(8, at(8))])
+    frames = list(FlowEngine(preset="fast", workers=1).render(job))
+    inner = (slice(8, -8), slice(40, -40))  # away from the edge the motion uncovers
+    worst = min(psnr(f[inner], at(k)[inner]) for k, f in enumerate(frames))
+    assert worst >= 40, worst
+    assert psnr(frames[9][inner], at(8)[inner]) < worst - 3  # a pixel off is well below
+
+
+def test_a_draft_storyboard_and_its_final(server: LiveServer, tmp_path: Path) -> None:
+    """A final made from a draft keeps the draft's keyframes, on the same frames."""
+    model = "seedance-1-5-pro-251215"  # drafts; 4-12 s
+    body = {"model": model, "content": ark_content([2.0], 2), "duration": 4, "draft": True,
+            "resolution": "480p"}
+    with server.client() as c:
+        draft_id = c.post(TASKS, json=body).json()["id"]
+        assert server.wait(draft_id)["status"] == "succeeded"
+        response = c.post(TASKS, json={"model": model, "resolution": "480p", "content": [
+            {"type": "draft_task", "draft_task": {"id": draft_id}}]})
+        assert response.status_code == 200, response.text
+    final = server.wait(response.json()["id"])
+    assert final["status"] == "succeeded", final
+    assert final["keyframes"] == [{"time": 2.0, "frame": 48, "image_url": None}]
+    check_storyboard(final["content"]["video_url"], {0: stop(0), 48: stop(1), 96: stop(2)},
+                     97, tmp_path, away=12)  # 48 frames a stop: 2.5 px in 12 frames
