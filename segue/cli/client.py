@@ -181,6 +181,20 @@ def _render(request: Any, engine: Any, images: Any, workdir: Path, settings: Any
     return result
 
 
+def _load_all(stops: list[tuple[str, str, float | None]], settings: Any) -> list[Any]:
+    """The images as (role, image), in the order given."""
+    with ThreadPoolExecutor(2, thread_name_prefix="segue-load") as pool:
+        # The images decode (Pillow lets go of the GIL) while PyAV loads: about 50 ms of
+        # start-up that used one core alone. Not before the engine is made: the flow engine
+        # limits glibc to one malloc arena then, and threads started earlier keep arenas of
+        # their own (+25 MB of peak RSS at 720p). Pillow and NumPy are imported already
+        # (decode_image in generate), so the threads import nothing the main thread imports.
+        # Errors come in the order given: the first image's, the keyframes', the last's.
+        loading = [pool.submit(_load, ref, role, settings) for ref, role, _ in stops]
+        import segue.render  # noqa: F401 - PyAV, the encoder's library, while they decode
+        return [(role, done.result()) for (_, role, _), done in zip(stops, loading, strict=True)]
+
+
 def generate(
     first: First, last: Last, output: Output = Path("out.mp4"), prompt: Prompt = "",
     model: Model = DEFAULT_MODEL, resolution: Resolution = None, ratio: Ratio = None,
@@ -208,8 +222,9 @@ def generate(
 
     output = output or Path("out.mp4")
     settings = Settings()
-    stops = [(first, "first_frame", None), *((ref, "keyframe", time) for time, ref in
-                                              _keyframes(keyframe)), (last, "last_frame", None)]
+    stops: list[tuple[str, str, float | None]] = [
+        (first, "first_frame", None), *((ref, "keyframe", time) for time, ref in
+                                        _keyframes(keyframe)), (last, "last_frame", None)]
     try:
         entry = ModelRegistry.load(settings.models_file).get(model)
         request = build_request(
@@ -219,17 +234,7 @@ def generate(
                            return_last_frame))
         engine = create_engine(entry.engine, entry.options)
         request = fit_to_engine(entry, engine, request)
-        with ThreadPoolExecutor(2, thread_name_prefix="segue-load") as pool:
-            # The two images decode (Pillow lets go of the GIL) while PyAV loads: about 50 ms
-            # of start-up that used one core alone. Not before the engine is made: the flow
-            # engine limits glibc to one malloc arena then, and threads started earlier keep
-            # arenas of their own (+25 MB of peak RSS at 720p). Pillow and NumPy are imported
-            # already (decode_image above), so the threads import nothing the main thread
-            # imports. Errors come in the old order: the first image's, then the last's.
-            loading = [pool.submit(_load, ref, role, settings) for ref, role, _ in stops]
-            import segue.render  # noqa: F401 - PyAV, the encoder's library, while they decode
-            images = [(role, done.result()) for (_, role, _), done in zip(stops, loading,
-                                                                          strict=True)]
+        images = _load_all(stops, settings)
         with tempfile.TemporaryDirectory() as tmp:
             result = _render(request, engine, images, Path(tmp), settings, show=not as_json)
             shutil.move(str(result.video), output)
