@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 
 from segue.errors import ServiceUnavailable, StorageFull
+from segue.tasks.watchdog import UNWATCHED, Watchdog
 
 log = logging.getLogger("segue.tasks")
 
@@ -32,6 +33,7 @@ _WRITERS: dict[str, threading.RLock] = {}  # one per SQLite database file in thi
 _WRITERS_LOCK = threading.Lock()
 DATABASE_TIMEOUT = 30.0  # seconds: SQLite's busy wait, PostgreSQL's longest statement
 CONNECT_TIMEOUT = 5  # seconds to reach a PostgreSQL server before a request is answered 503
+WATCHDOG_MARGIN = 5.0  # seconds past the statement timeout before a held connection is cut
 STORE_RETRY_AFTER = 5  # the Retry-After of a 503 while the database is unavailable
 WARN_EVERY = 10.0  # at most one log line this often while the database stays unavailable
 _warned = [0.0]
@@ -138,8 +140,12 @@ def make_engine(url: str, timeout: float | None = None) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(_with_timeouts(url, timeout), pool_pre_ping=True, pool_size=10,
-                         max_overflow=20, pool_timeout=timeout, **JSON_CODEC)
+    engine = create_engine(_with_timeouts(url, timeout), pool_size=10, max_overflow=20,
+                           pool_timeout=timeout, **JSON_CODEC)
+    # pings at check-out and cuts a connection held past the statement timeout: a frozen
+    # server answers neither, and libpq would wait for it forever
+    Watchdog(engine, limit=timeout + WATCHDOG_MARGIN, ping=CONNECT_TIMEOUT)
+    return engine
 
 
 def _with_timeouts(url: str, timeout: float) -> str:
@@ -168,6 +174,7 @@ def _locked(conn: Connection) -> None:
         # A migration (or the wait for another process's) may outlast the statement
         # timeout meant for requests.
         conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        conn.connection.info[UNWATCHED] = True  # nor is it cut by the watchdog
         # One migrator at a time when many processes start together.
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261934)")
 

@@ -73,6 +73,8 @@ class Proxy:
         self.port = 0
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.flowing = threading.Event()  # cleared: a frozen server, its bytes accepted
+        self.flowing.set()
         self.mend()
 
     def mend(self) -> None:
@@ -108,10 +110,10 @@ class Proxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self.flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -157,3 +159,44 @@ def test_postgres_down_is_503_in_each_envelope_then_works(tmp_path: Path, pg_url
             assert c.post(TASKS, json=body()).status_code == 200
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_a_frozen_postgres_is_503_in_bounded_time_then_works(
+        tmp_path: Path, pg_url: str, proxy: Proxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frozen, not down: connections open and bytes accepted, nothing answered (a stopped
+    or swapping server). Only the connection watchdog can end the wait."""
+    monkeypatch.setattr(db, "DATABASE_TIMEOUT", 1.0)
+    monkeypatch.setattr(db, "CONNECT_TIMEOUT", 2)  # libpq's least
+    monkeypatch.setattr(db, "WATCHDOG_MARGIN", 1.0)
+    url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    server = start_server(make_settings(tmp_path / "data", database_url=url, **FAST),
+                          workers=1)
+    try:
+        task_id = create(server)
+        server.wait(task_id)
+        proxy.flowing.clear()
+        with server.client() as c:
+            c.timeout = httpx.Timeout(60)
+            started = time.monotonic()
+            assert_unavailable(c.get(f"{TASKS}/{task_id}"))
+            assert_unavailable(c.post(TASKS, json=body()))
+            ready = httpx.get(f"{server.url}/readyz", timeout=60)
+            assert ready.status_code == 503
+            assert time.monotonic() - started < 3 * 8
+        proxy.flowing.set()
+        with server.client() as c:
+            assert wait_ok(lambda: c.get(f"{TASKS}/{task_id}").status_code == 200)
+            assert c.post(TASKS, json=body()).status_code == 200
+    finally:
+        proxy.flowing.set()
+        server.stop()
+
+
+def wait_ok(check, timeout: float = 20) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
