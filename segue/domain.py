@@ -139,6 +139,13 @@ class ImageInput:
     role: str  # first_frame | last_frame | reference_image | keyframe
     time: float | None = None  # seconds from the start: keyframes only
 
+    @property
+    def name(self) -> str:
+        """How errors name the image: its role, a keyframe with its time (``keyframe@2.5s``)."""
+        if self.role == KEYFRAME and self.time is not None:
+            return f"{KEYFRAME}@{self.time:g}s"
+        return self.role
+
     def to_json(self) -> dict[str, object]:
         item: dict[str, object] = {"url": self.url, "role": self.role}
         if self.time is not None:

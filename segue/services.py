@@ -127,7 +127,7 @@ class Services:
     ) -> TaskRow:
         """Check what needs no download, then commit the task before its id is answered."""
         for index, image in enumerate(request.images):
-            check_image_reference(image.url, image.role or f"image[{index}]", self.settings)
+            check_image_reference(image.url, image.name or f"image[{index}]", self.settings)
         check_callback_url(request.callback_url, self.settings)
         entry = self.models.get(request.model)
         self.space.check()

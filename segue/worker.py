@@ -247,7 +247,7 @@ class Worker:
         """The task's images, all downloaded within ``inputs_timeout`` together."""
         settings = self.services.settings
         deadline = time.monotonic() + settings.inputs_timeout
-        return [(image.role, load_image(image.url, image.role or "first_frame", settings,
+        return [(image.role, load_image(image.url, image.name or "first_frame", settings,
                                         deadline))
                 for image in request.images]
 

@@ -166,3 +166,11 @@ def test_a_storyboard_is_stored_and_shown(live: LiveServer, tmp_path: Path) -> N
     assert task["keyframes"] == [{"time": 0.75, "frame": 18, "image_url": url}]
     stored = live.services.tasks.full_request(live.services.tasks.get(task["id"]))
     assert {"url": url, "role": "keyframe", "time": 0.75} in stored["images"]
+
+
+def test_an_unusable_keyframe_image_is_named_with_its_time(live: LiveServer) -> None:
+    body = ark([1.5])
+    body["content"][3]["image_url"]["url"] = data_url(scene(200, 200))  # sides of 300+ only
+    error = ark_error(live, body)
+    assert error["param"] == "keyframe@1.5s"
+    assert "`keyframe@1.5s`" in error["message"] and "it is 200 (200x200)" in error["message"]
