@@ -183,6 +183,8 @@ def _render(request: Any, engine: Any, images: Any, workdir: Path, settings: Any
 
 def _load_all(stops: list[tuple[str, str, float | None]], settings: Any) -> list[Any]:
     """The images as (role, image), in the order given."""
+    from segue.domain import ImageInput
+
     with ThreadPoolExecutor(2, thread_name_prefix="segue-load") as pool:
         # The images decode (Pillow lets go of the GIL) while PyAV loads: about 50 ms of
         # start-up that used one core alone. Not before the engine is made: the flow engine
@@ -190,7 +192,8 @@ def _load_all(stops: list[tuple[str, str, float | None]], settings: Any) -> list
         # their own (+25 MB of peak RSS at 720p). Pillow and NumPy are imported already
         # (decode_image in generate), so the threads import nothing the main thread imports.
         # Errors come in the order given: the first image's, the keyframes', the last's.
-        loading = [pool.submit(_load, ref, role, settings) for ref, role, _ in stops]
+        loading = [pool.submit(_load, ref, ImageInput(ref, role, time).name, settings)
+                   for ref, role, time in stops]
         import segue.render  # noqa: F401 - PyAV, the encoder's library, while they decode
         return [(role, done.result()) for (_, role, _), done in zip(stops, loading, strict=True)]
 
