@@ -191,3 +191,16 @@ def test_a_draft_storyboard_and_its_final(server: LiveServer, tmp_path: Path) ->
     assert final["keyframes"] == [{"time": 2.0, "frame": 48, "image_url": None}]
     check_storyboard(final["content"]["video_url"], {0: stop(0), 48: stop(1), 96: stop(2)},
                      97, tmp_path, away=12)  # 48 frames a stop: 2.5 px in 12 frames
+
+
+def test_a_keyframe_the_worker_cannot_fetch_fails_the_task_by_name(
+        server: LiveServer, image_host: str) -> None:
+    body = {"model": "segue-flow", "text": "a slow pan", "duration": 3,
+            "first_frame": f"{image_host}/stop0.png", "last_frame": f"{image_host}/stop2.png",
+            "keyframes": [{"image": f"{image_host}/missing.png", "time": 1.5}]}
+    with server.client(pixazo=True) as c:
+        task_id = c.post("/byteplus/v1/generateFrame2VideoTask", json=body).json()["id"]
+    task = server.wait(task_id)
+    assert task["status"] == "failed"
+    assert task["error"]["code"].startswith("InvalidImageURL")
+    assert "`keyframe@1.5s`" in task["error"]["message"]
