@@ -41,7 +41,9 @@ class ContentItem(BaseModel):
     role: Literal["first_frame", "last_frame", "reference_image", "reference_video",
                   "reference_audio", "keyframe"] | None = None
     # Segue's own: where a keyframe image goes, in seconds from the start
-    time: float | None = Field(default=None, allow_inf_nan=False)
+    time: float | None = Field(default=None, allow_inf_nan=False, description=(
+        "Segue's own, for role keyframe only: seconds from the start; the keyframe is output "
+        "frame round(time × 24), between the first and the last frame."))
 
     @field_validator("image_url", mode="before")
     @classmethod

@@ -51,7 +51,9 @@ class FrameImage(ReferenceImage):
     seconds is Segue's own, a storyboard's frame between the ends)."""
 
     frame_type: Literal["first_frame", "last_frame", "keyframe"]
-    time: float | None = Field(default=None, allow_inf_nan=False)
+    time: float | None = Field(default=None, allow_inf_nan=False, description=(
+        "For frame_type keyframe only: seconds from the start; the keyframe is output frame "
+        "round(time × 24)."))
 
 
 class CreateVideoRequest(BaseModel):

@@ -42,7 +42,8 @@ class Keyframe(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     image: str = Field(min_length=1)
-    time: float = Field(allow_inf_nan=False)
+    time: float = Field(allow_inf_nan=False, description=(
+        "Seconds from the start; the keyframe is output frame round(time × 24)."))
 
 
 class Frame2VideoRequest(_Settings):
@@ -50,7 +51,8 @@ class Frame2VideoRequest(_Settings):
     text: str = Field(min_length=1)
     first_frame: str = Field(min_length=1)
     last_frame: str = Field(min_length=1)
-    keyframes: list[Keyframe] | None = None  # Segue extension: a storyboard
+    keyframes: list[Keyframe] | None = Field(default=None, description=(
+        "Segue extension: a storyboard's frames between first_frame and last_frame."))
 
     def images(self) -> list[ImageInput]:
         return [ImageInput(self.first_frame, "first_frame"),
