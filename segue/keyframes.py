@@ -78,12 +78,11 @@ def _check_times(keyframes: Sequence[ImageInput], frames: int, fps: int, name: s
     for keyframe in keyframes:
         time = keyframe.time
         if time is None or not math.isfinite(time) or not 0 < time < length:
-            raise InvalidParameter(name, f"a keyframe's time must be more than 0 and "
-                                                   f"less than {length:g} s (the video's "
-                                                   f"length), got {time}.")
+            raise InvalidParameter(name, f"a keyframe's time must be more than 0 and less than "
+                                         f"{length:g} s (the video's length), got {time}.")
         index = keyframe_index(time, fps)
         if index in taken:
-            raise InvalidParameter(name, f"the keyframe at {time:g} s lands on frame "
-                                                   f"{index} (round(time × {fps})), where "
-                                                   f"{taken[index]} is already.")
+            raise InvalidParameter(name, f"the keyframe at {time:g} s lands on frame {index} "
+                                         f"(round(time × {fps})), where {taken[index]} is "
+                                         "already.")
         taken[index] = f"the keyframe at {time:g} s"
