@@ -395,9 +395,13 @@ class TaskStore(SqlStore):
               now: float | None = None) -> list[TaskRow]:
         """Delete lapsed records; returns them so their files can be deleted too."""
         now = now or time.time()
+        # every tier named, so that the read is a range of ``ix_tasks_queue`` (status, tier,
+        # created_at) rather than all of a status's entries: every process sweeps once a
+        # minute, and finished tasks are most of the table
+        tiers = TaskRow.service_tier.in_([tier.value for tier in ServiceTier])
         lapsed = or_(
-            and_(TaskRow.status == S.CANCELLED, TaskRow.updated_at <= now - cancelled_ttl),
-            and_(TaskRow.status.in_([S.SUCCEEDED, S.FAILED, S.EXPIRED]),
+            and_(TaskRow.status == S.CANCELLED, tiers, TaskRow.updated_at <= now - cancelled_ttl),
+            and_(TaskRow.status.in_([S.SUCCEEDED, S.FAILED, S.EXPIRED]), tiers,
                  TaskRow.created_at <= now - record_ttl),
         )
         with self._tx() as s:

@@ -58,3 +58,31 @@ def test_lapsed_files_read_the_partial_index(engine: Engine) -> None:
             cursor.execute("EXPLAIN QUERY PLAN " + statement, params)
         plan = "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
     assert "ix_tasks_lapsed_files" in plan, plan
+
+
+def test_the_sweep_reads_a_range_of_the_queue_index(engine: Engine) -> None:
+    """Finished tasks older than the record lifetime: a range of ``ix_tasks_queue`` (status,
+    tier, created_at), not every finished task's entry."""
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "created_at <=" in statement:
+            seen.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        swept = TaskStore(engine).sweep(record_ttl=500, cancelled_ttl=500)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert 500 <= len(swept) <= 502  # created from 1000 s ago, one a second
+    if engine.dialect.name != "postgresql":
+        return  # SQLite's plan for a table this small follows its statistics, not the query
+    statement, params = seen[0]
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("ANALYZE tasks")
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute("EXPLAIN " + statement, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    conds = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert any("created_at <=" in line and "service_tier" in line for line in conds), plan
