@@ -68,27 +68,28 @@ def test_a_clean_shutdown_hands_the_running_task_back(tmp_path: Path) -> None:
     assert again.services.tasks.get(task_id).attempts == 1
 
 
-class DiskFullEngine:
-    """Fails as a full disk does, naming a server path."""
+class DeniedEngine:
+    """Fails as a file it may not write does, naming a server path. (A full disk is its own
+    error: ``tests/lifecycle/test_full_disk.py``.)"""
 
-    name = "disk-full"
+    name = "denied"
     modes = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME})
 
     def render(self, job: object) -> Iterator[np.ndarray]:
-        raise OSError(28, "No space left on device", "/var/lib/segue/objects/videos/x.mp4")
+        raise OSError(13, "Permission denied", "/var/lib/segue/objects/videos/x.mp4")
         yield  # a generator, as engines are
 
 
 def test_a_failed_render_tells_the_client_no_server_paths(tmp_path: Path) -> None:
     server = start_server(make_settings(tmp_path / "data"))
     try:
-        server.services._engines["segue-blend"] = DiskFullEngine()
+        server.services._engines["segue-blend"] = DeniedEngine()
         with server.client() as c:
             body = ark_task("segue-blend", "x --rs 480p --dur 2")
             task_id = c.post(TASKS, json=body).json()["id"]
         error = server.wait(task_id)["error"]
         assert error["code"] == "InternalServiceError"
-        assert "No space left on device" in error["message"]
+        assert "Permission denied" in error["message"]
         assert "/var/lib" not in error["message"] and "<path>" in error["message"]
     finally:
         server.stop()
