@@ -58,6 +58,16 @@ def playground(browser: Any, url: str) -> Iterator[Any]:
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+@contextmanager
+def own_playground(url: str) -> Iterator[Any]:
+    """``playground`` in a browser of its own, closed after (for a module without one)."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        with playground(browser, url) as opened:
+            yield opened
+        browser.close()
+
+
 @pytest.fixture
 def page(browser: Any, live: LiveServer) -> Iterator[Any]:
     with playground(browser, live.url) as opened:

@@ -13,7 +13,7 @@ from PIL import Image
 from segue.media.images import fit_to
 from segue.media.video import psnr, read_frames
 from tests.conftest import TASKS, LiveServer, make_settings, png_bytes, scene, start_server
-from tests.web.test_playground import ARGS, CHROMIUM, drop, playground
+from tests.web.test_playground import CHROMIUM, drop, own_playground
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,11 +31,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def page(live: LiveServer) -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        with playground(browser, live.url) as opened:
-            yield opened
-        browser.close()
+    with own_playground(live.url) as opened:
+        yield opened
 
 
 def test_a_frame_added_between_lands_on_its_time(page: Any, live: LiveServer,

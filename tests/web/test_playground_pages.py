@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TASKS, LiveServer, ark_task, make_settings, start_server
-from tests.web.test_playground import ARGS, CHROMIUM, fill_pair, playground
+from tests.web.test_playground import CHROMIUM, fill_pair, own_playground
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,11 +32,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def page(live: LiveServer) -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        with playground(browser, live.url) as opened:
-            yield opened
-        browser.close()
+    with own_playground(live.url) as opened:
+        yield opened
 
 
 def _rows(page: Any) -> int:
