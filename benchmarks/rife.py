@@ -42,7 +42,9 @@ from interp_sets import plain_dis  # noqa: E402
 from interpolation import _cpus, band, ie, psnr, samples  # noqa: E402
 
 from segue.engines import flow, rife  # noqa: E402
+from segue.engines.rife.camera import camera_frames  # noqa: E402
 from segue.engines.rife.engine import DEFAULT_KEYS  # noqa: E402
+from segue.engines.rife.runtime import shared  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = ("middlebury", "triplets", "long_x8", "long_x24", "camera")
@@ -52,15 +54,22 @@ def methods(name: str, preset: str) -> dict[str, object]:
     found: dict[str, object] = {
         "plain_dis": plain_dis,
         "flow": lambda a, b, ts: flow.interpolate(a, b, [0.0, *ts, 1.0], preset=preset),
-        "rife": lambda a, b, ts: rife.interpolate(a, b, [0.0, *ts, 1.0]),
+        "rife": lambda a, b, ts: rife.interpolate(a, b, [0.0, *ts, 1.0], camera=False),
+        "rife_camera": lambda a, b, ts: list(camera_frames(shared(), a, b, [0.0, *ts, 1.0])),
     }
-    if name == "long_x24":
-        found["rife_keys"] = lambda a, b, ts: rife.interpolate(a, b, [0.0, *ts, 1.0],
-                                                               keys=DEFAULT_KEYS)
+    if name in ("long_x8", "long_x24"):
+        found["rife_keys"] = lambda a, b, ts: list(camera_frames(
+            shared(), a, b, [0.0, *ts, 1.0], keys=DEFAULT_KEYS))
     return found
 
 
-def score_set(name: str, dev: Path, dev2: Path, preset: str, limit: int) -> dict[str, object]:
+def chosen(name: str, preset: str, only: list[str] | None) -> dict[str, object]:
+    found = methods(name, preset)
+    return {m: fn for m, fn in found.items() if not only or m in only or m == "plain_dis"}
+
+
+def score_set(name: str, dev: Path, dev2: Path, preset: str, limit: int,
+              only: list[str] | None = None) -> dict[str, object]:
     rows: dict[str, list[tuple[float, float, float]]] = {}
     per_sample: dict[str, dict[str, float]] = {}
     seconds: dict[str, float] = {}
@@ -68,7 +77,7 @@ def score_set(name: str, dev: Path, dev2: Path, preset: str, limit: int) -> dict
     for (seq, first, last, gts), _ in samples(name, dev, dev2, limit):
         times = sorted(gts)
         per_sample[seq] = {}
-        for method, fn in methods(name, preset).items():
+        for method, fn in chosen(name, preset, only).items():
             start = time.perf_counter()
             out = fn(first, last, times)  # type: ignore[operator]
             seconds[method] = seconds.get(method, 0.0) + time.perf_counter() - start
@@ -84,18 +93,21 @@ def score_set(name: str, dev: Path, dev2: Path, preset: str, limit: int) -> dict
                    "band_psnr": float(np.mean([r[2] for r in rs])),
                    "frames": len(rs), "seconds": seconds[m]}
                for m, rs in rows.items()}
-    wins = sum(v["rife"] > v["plain_dis"] for v in per_sample.values())
+    wins = {m: sum(v[m] > v["plain_dis"] for v in per_sample.values()) for m in summary}
     return {"samples": len(per_sample), "summary": summary, "endpoints_exact": exact,
-            "rife_beats_plain_dis": wins, "per_sample": per_sample}
+            "better_than_plain_dis": wins, "per_sample": per_sample}
 
 
-def run(dev: Path, dev2: Path, preset: str, sets: list[str], limit: int) -> dict[str, object]:
+def run(dev: Path, dev2: Path, preset: str, sets: list[str], limit: int,
+        only: list[str] | None = None) -> dict[str, object]:
     load_before = os.getloadavg()[0]
     scored = {}
     for name in sets:
         start = time.perf_counter()
-        scored[name] = score_set(name, dev, dev2, preset, limit)
-        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+        scored[name] = score_set(name, dev, dev2, preset, limit, only)
+        summary = scored[name]["summary"]
+        print(f"{name}: {time.perf_counter() - start:.0f} s; " + ", ".join(
+            f"{m} {v['psnr']:.2f}" for m, v in summary.items()), flush=True)
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "preset": preset,
             "limit": limit, "keys": DEFAULT_KEYS,
             "machine": {"cpus": _cpus(), "python": platform.python_version(),
@@ -105,30 +117,28 @@ def run(dev: Path, dev2: Path, preset: str, sets: list[str], limit: int) -> dict
             "sets": scored}
 
 
-def _psnr(score: dict[str, float] | None) -> str:
-    return f"{score['psnr']:.2f}" if score else "= rife"
-
-
 def report(result: dict[str, object]) -> str:
     load = result["machine"]["load_average"]  # type: ignore[index]
     limit = result["limit"]
+    names = ["plain_dis", "flow", "rife", "rife_camera", "rife_keys"]
     lines = [f"{result['date']}, flow preset `{result['preset']}`, "
              f"{'all samples' if not limit else f'first {limit} samples per set'}, "
              f"load average {load[0]:.2f} before / {load[1]:.2f} after. PSNR dB / IE, mean "
-             "over in-between frames.", "",
-             "| set | samples | frames | plain DIS | flow | rife | rife − plain DIS | "
-             "rife better than plain DIS | rife (keys) | ends exact |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "over in-between frames; (Δ) against plain DIS in the same run. `rife_keys`: "
+             f"the network at {result['keys']} key times (what `segue-rife` renders), on the "
+             "long windows only (elsewhere every scored time is a key).", "",
+             "| set | samples | frames | " + " | ".join(names) + " | ends exact |",
+             "|---|---|---|" + "---|" * len(names) + "---|"]
     for name, s in result["sets"].items():  # type: ignore[attr-defined]
         summ = s["summary"]
-        base, fl, rf = summ["plain_dis"], summ["flow"], summ["rife"]
-        keys = summ.get("rife_keys")
-        lines.append(
-            f"| {name} | {s['samples']} | {rf['frames']} | {base['psnr']:.2f} / {base['ie']:.2f}"
-            f" | {fl['psnr']:.2f} / {fl['ie']:.2f} | **{rf['psnr']:.2f} / {rf['ie']:.2f}**"
-            f" | {rf['psnr'] - base['psnr']:+.2f} | {s['rife_beats_plain_dis']} of "
-            f"{s['samples']} | {_psnr(keys)}"
-            f" | {'yes' if s['endpoints_exact'] else 'NO'} |")
+        base = summ["plain_dis"]["psnr"]
+        cells = []
+        for m in names:
+            v = summ.get(m)
+            cells.append("–" if v is None else f"{v['psnr']:.2f} / {v['ie']:.2f}"
+                         + ("" if m == "plain_dis" else f" ({v['psnr'] - base:+.2f})"))
+        lines.append(f"| {name} | {s['samples']} | {summ['plain_dis']['frames']} | "
+                     + " | ".join(cells) + f" | {'yes' if s['endpoints_exact'] else 'NO'} |")
     cam = result["sets"].get("camera")  # type: ignore[attr-defined]
     if cam:
         b = {m: v["band_psnr"] for m, v in cam["summary"].items()}
@@ -151,10 +161,12 @@ def main() -> None:
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--limit", type=int, default=0, help="samples per set (0: all)")
+    parser.add_argument("--methods", default="", help="comma-separated (plain_dis always)")
     parser.add_argument("--out", type=Path, default=None, help="write JSON and .md")
     args = parser.parse_args()
+    only = [m for m in args.methods.split(",") if m] or None
     result = run(args.dev.resolve(), args.dev2.resolve(), args.preset, args.sets.split(","),
-                 args.limit)
+                 args.limit, only)
     text = report(result)
     print(text)
     if args.out:

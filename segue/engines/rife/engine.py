@@ -15,18 +15,21 @@ from segue.engines.rife.weights import WeightsError
 if TYPE_CHECKING:
     from segue.engines.rife.runtime import Rife
 
-# Network passes per video: flows between them are interpolated (runtime.frames). A 5 s
-# video has 121 frames; 17 keys put one every 7.5 frames.
-DEFAULT_KEYS = 17
-DRAFT_KEYS = 5
+# Network passes per video, at evenly spaced times inside (0, 1); the flows of the other
+# frames are interpolated from them (runtime._Keys). About 0.85 s each at 720p on 2 CPU
+# cores: 3 keep a 5 s 720p video near 5x the encoder's own time (benchmarks/rife_speed.py).
+DEFAULT_KEYS = 3
+DRAFT_KEYS = 1
 
 
 class RifeEngine:
-    """Learned flows at key times, both ends warped along them and blended by time.
+    """The camera first, then learned flows for what it leaves, at a few key times; both
+    ends warped along them and blended by time and visibility (``camera``).
 
     ``weights`` names a checkpoint (default: ``SEGUE_RIFE_WEIGHTS``, else the one that
     ``segue weights`` installs); ``device`` is ``auto``, ``cpu`` or ``cuda[:n]``; ``keys``
-    the network passes per video (0: one per frame, exact but slow on a CPU).
+    the network passes per video (0: one per frame, exact but slow on a CPU); ``camera``
+    False: the network alone (``blend`` applies there: ``linear`` or its own ``mask``).
     """
 
     name = "rife"
@@ -34,10 +37,11 @@ class RifeEngine:
     makes_audio = False
 
     def __init__(self, weights: str | None = None, device: str = "auto",
-                 keys: int = DEFAULT_KEYS, blend: str = "linear") -> None:
-        if keys == 1 or keys < 0:
-            raise ValueError(f"rife keys must be 0 (every frame) or at least 2, got {keys}")
+                 keys: int = DEFAULT_KEYS, blend: str = "linear", camera: bool = True) -> None:
+        if keys < 0:
+            raise ValueError(f"rife keys must be 0 (every frame) or more, got {keys}")
         self.weights, self.device, self.keys, self.blend = weights, device, keys, blend
+        self.camera = camera
         self._rife: Rife | None = None
         self._lock = threading.Lock()
 
@@ -59,9 +63,14 @@ class RifeEngine:
         assert self._rife is not None
         n = job.frames
         times = [i / (n - 1) for i in range(n)] if n > 1 else [0.0]
-        keys = DRAFT_KEYS if job.draft else self.keys
-        frames = self._rife.frames(job.first, job.last, times, self.blend,
-                                   min(keys, n) if keys else None)
+        keys = (DRAFT_KEYS if job.draft else self.keys) or None
+        if self.camera:
+            from segue.engines.rife.camera import camera_frames
+
+            frames = camera_frames(self._rife, job.first, job.last, times, keys, job.seed,
+                                   job.camera_fixed)
+        else:
+            frames = self._rife.frames(job.first, job.last, times, self.blend, keys)
         for i, frame in enumerate(frames):
             job.progress(i / n)
             yield frame

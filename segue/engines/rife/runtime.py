@@ -43,6 +43,13 @@ def check_frames(first: np.ndarray, last: np.ndarray) -> None:
         raise ValueError("frames must be at least 32×32")
 
 
+def check_options(blend: str, keys: int | None) -> None:
+    if blend not in BLENDS:
+        raise ValueError(f"unknown blend {blend!r}; known: {', '.join(BLENDS)}")
+    if keys is not None and keys < 1:
+        raise ValueError(f"keys must be at least 1 (or None: every time), got {keys}")
+
+
 def _time(t: float) -> float:
     t = float(t)
     if not 0.0 <= t <= 1.0:
@@ -86,7 +93,7 @@ class Rife:
 
     def _tensor(self, img: np.ndarray) -> torch.Tensor:
         hgt, w = img.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(img)).to(self.device)
+        x = torch.from_numpy(np.array(img)).to(self.device)  # a writable copy
         x = x.permute(2, 0, 1).unsqueeze(0).to(self.dtype) / 255.0
         return F.pad(x, (0, -w % PAD, 0, -hgt % PAD))
 
@@ -111,10 +118,7 @@ class Rife:
     def frames(self, first: np.ndarray, last: np.ndarray, times: Iterable[float],
                blend: str = "linear", keys: int | None = None) -> Iterator[np.ndarray]:
         """One H×W×3 uint8 frame per time; t = 0 and 1 give the ends exactly."""
-        if blend not in BLENDS:
-            raise ValueError(f"unknown blend {blend!r}; known: {', '.join(BLENDS)}")
-        if keys is not None and keys < 2:
-            raise ValueError(f"keys must be at least 2 (the ends), got {keys}")
+        check_options(blend, keys)
         check_frames(first, last)
         pair: Pair | None = None
         timeline: _Keys | None = None
@@ -133,23 +137,33 @@ class Rife:
 
 
 class _Keys:
-    """Flows at evenly spaced key times, computed when first needed, read between keys."""
+    """Flows at ``count`` evenly spaced key times inside (0, 1), each computed when first
+    needed. Between two keys the flows are interpolated linearly; between an end and its
+    nearest key that key's flows are scaled, towards the end by the time left to it (zero
+    at the end itself, as the flow from an end to itself is)."""
 
     def __init__(self, rife: Rife, pair: Pair, count: int) -> None:
         self.rife, self.pair = rife, pair
-        self.times = np.linspace(0.0, 1.0, count)
+        self.times = [(j + 1) / (count + 1) for j in range(count)]
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _key(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if i not in self.cache:
             self.cache = {k: v for k, v in self.cache.items() if k >= i - 1}  # keep two
-            self.cache[i] = self.rife.flows(self.pair, float(self.times[i]))
+            self.cache[i] = self.rife.flows(self.pair, self.times[i])
         return self.cache[i]
 
     def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        i = min(int(np.searchsorted(self.times, t, side="right")) - 1, len(self.times) - 2)
+        times = self.times
+        if t <= times[0] or t >= times[-1]:
+            k = 0 if t <= times[0] else len(times) - 1
+            flow, mask = self._key(k)
+            scale = np.asarray([t / times[k]] * 2 + [(1 - t) / (1 - times[k])] * 2,
+                               np.float32)
+            return flow * scale, mask
+        i = next(j for j in range(len(times) - 1) if times[j] <= t <= times[j + 1])
         a, b = self._key(i), self._key(i + 1)
-        w = float((t - self.times[i]) / (self.times[i + 1] - self.times[i]))
+        w = (t - times[i]) / (times[i + 1] - times[i])
         return (1 - w) * a[0] + w * b[0], (1 - w) * a[1] + w * b[1]
 
 
@@ -174,10 +188,19 @@ def shared(weights: str | None = None, device: str = "auto") -> Rife:
 
 
 def interpolate(first: np.ndarray, last: np.ndarray, times: Sequence[float], *,
-                blend: str = "linear", keys: int | None = None,
-                weights: str | None = None, device: str = "auto") -> list[np.ndarray]:
+                camera: bool = True, blend: str = "linear", keys: int | None = None,
+                seed: int = 0, weights: str | None = None, device: str = "auto"
+                ) -> list[np.ndarray]:
     """The contract of ``segue.engines.flow.interpolate``: uint8 RGB in and out, one frame
-    per time, the ends exact; the network runs at every time (or at ``keys`` key times)."""
+    per time, the ends exact. The network runs at every time (or at ``keys`` key times);
+    ``camera`` (what ``segue-rife`` renders) on what a camera model leaves (``camera.py``),
+    else alone, its frames blended by ``blend``."""
+    check_options(blend, keys)
     check_frames(first, last)
     times = [_time(t) for t in times]
-    return list(shared(weights, device).frames(first, last, times, blend, keys))
+    rife = shared(weights, device)
+    if camera:
+        from segue.engines.rife.camera import camera_frames
+
+        return list(camera_frames(rife, first, last, times, keys, seed))
+    return list(rife.frames(first, last, times, blend, keys))

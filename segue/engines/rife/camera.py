@@ -1,0 +1,117 @@
+"""The network's flows on what the camera leaves: camera pre-alignment, then learned residual.
+
+The network alone tears the borders of a camera move (content that enters or leaves the
+frame has nowhere to come from in its two-frame warp). The flow engine's camera model
+(``segue.engines.flow.camera``: ORB matches, RANSAC homography) is estimated first; the last
+frame is brought back into the first's coordinates along it, and the network finds what the
+camera did not explain, at the same time t. A pixel of the frame at t is then taken back
+along the camera path to the first frame's coordinates, moved by the network's residual
+flows there, and sampled from each end frame (the last through the camera); each end counts
+only where its sample falls inside its frame, as in the flow engine's blend, so the borders
+come from the end that saw them. Without a trusted camera, or where a camera model does not
+fit the scene (``MAX_UNEXPLAINED``), the frames are the network's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from segue.engines.flow.camera import (
+    camera_at,
+    corners,
+    estimate_camera,
+    locally_plausible,
+    refine_camera,
+    unexplained,
+)
+from segue.engines.rife.runtime import Rife, _Keys, _time, check_frames, check_options
+
+# When the camera path is taken (measured on the development sets, benchmarks/rife.py): a
+# homography always fits somewhat, but on scenes with depth or moving things the network
+# alone is better (Middlebury: 1 dB). The camera is taken when it explains nearly all of the
+# frame (under this share of pixels unexplained), or when it moves the frame's corners
+# farther than this share of its diagonal (a move too large for the network's own flows).
+MAX_UNEXPLAINED = 0.12
+MIN_MOVE = 0.04
+
+
+def camera_frames(rife: Rife, first: np.ndarray, last: np.ndarray, times: Iterable[float],
+                  keys: int | None = None, seed: int = 0, camera_fixed: bool = False
+                  ) -> Iterator[np.ndarray]:
+    """One H×W×3 uint8 frame per time (the ends exact); see the module docstring."""
+    check_options("linear", keys)
+    check_frames(first, last)
+    times = [_time(t) for t in times]
+    found = None
+    if not camera_fixed and any(0.0 < t < 1.0 for t in times):
+        found = _camera(first, last, seed)
+    if found is None:
+        yield from rife.frames(first, last, times, keys=keys)
+        return
+    h, aligned, keep = found
+    hgt, w = first.shape[:2]
+    pair = rife.pair(first, aligned)
+    timeline = _Keys(rife, pair, keys) if keys is not None else None
+    grid = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32),
+                                 np.arange(hgt, dtype=np.float32)))
+    for t in times:
+        if t in (0.0, 1.0):
+            yield (first if t == 0.0 else last).copy()
+            continue
+        flow = timeline.at(t)[0] if timeline else rife.flows(pair, t)[0]
+        yield _frame(first, last, h, flow * keep, grid, t)
+
+
+def _camera(first: np.ndarray, last: np.ndarray, seed: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(homography, last frame brought back to the first, where the residual counts), when
+    the camera path is to be taken (see ``MAX_UNEXPLAINED``)."""
+    hgt, w = first.shape[:2]
+    g0, g1 = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (first, last))
+    h = estimate_camera(g0, g1, seed)
+    if h is None:
+        return None
+    h = refine_camera(g0, g1, h)  # ECC, as the flow engine does
+    if not locally_plausible(h, w, hgt):
+        return None
+    inv = np.linalg.inv(h)
+    aligned = cv2.warpPerspective(last, inv, (w, hgt), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+    # the residual only where the camera alone does not explain the pixel (the flow engine's
+    # rule): elsewhere the network would chase the smeared borders of the aligned frame
+    keep = unexplained(g0, cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY), inv)
+    c = corners(w, hgt).reshape(-1, 1, 2)
+    move = float(np.abs(cv2.perspectiveTransform(c, h) - c).max()) / float(np.hypot(w, hgt))
+    if keep.mean() >= MAX_UNEXPLAINED and move <= MIN_MOVE:
+        return None
+    return h, aligned, keep[..., None]
+
+
+def _inside(xy: np.ndarray, w: int, hgt: int) -> np.ndarray:
+    return ((xy[..., 0] >= -0.5) & (xy[..., 0] <= w - 0.5)
+            & (xy[..., 1] >= -0.5) & (xy[..., 1] <= hgt - 0.5))
+
+
+def _frame(first: np.ndarray, last: np.ndarray, h: np.ndarray, flow: np.ndarray,
+           grid: np.ndarray, t: float) -> np.ndarray:
+    hgt, w = first.shape[:2]
+    # each output pixel in the first frame's coordinates, along the camera path
+    back = np.linalg.inv(camera_at(h, t, w, hgt))
+    y = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), back).reshape(hgt, w, 2)
+    residual = cv2.remap(flow, y[..., 0], y[..., 1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    at0 = y + residual[..., :2]
+    at1 = cv2.perspectiveTransform((y + residual[..., 2:]).reshape(-1, 1, 2),
+                                   h).reshape(hgt, w, 2)
+    # Lanczos: a camera move resamples the whole frame, and bilinear blurs it visibly
+    w0 = cv2.remap(first, at0[..., 0], at0[..., 1], cv2.INTER_LANCZOS4,
+                   borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    w1 = cv2.remap(last, at1[..., 0], at1[..., 1], cv2.INTER_LANCZOS4,
+                   borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    a = (1.0 - t) * _inside(at0, w, hgt) + 1e-4 * (1.0 - t)
+    b = t * _inside(at1, w, hgt) + 1e-4 * t
+    weight = (a / (a + b)).astype(np.float32)[..., None]
+    return np.clip(w1 + weight * (w0 - w1) + 0.5, 0, 255).astype(np.uint8)
