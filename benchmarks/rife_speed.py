@@ -1,0 +1,132 @@
+"""Speed and memory of ``segue generate --model segue-rife`` beside the flow engine and the
+encoder's floor, on the synthetic 720p pair of ``engine_speed.py``, in the same run.
+
+Every job runs in a fresh child process (peak RSS its own, ``os.wait4``); wall clock, median
+of ``--repeat``:
+
+- ``floor``: encoding 121 ready frames with the product's encoder defaults
+  (``engine_speed.py``'s own worker);
+- ``generate flow``: ``segue generate`` with the default model (the flow engine);
+- ``generate segue-rife``: the same with ``--model segue-rife`` (the learned engine, CPU,
+  fp32, its default key times);
+- ``network pass``: one pass of the network at the output size, in process (median of 3
+  after a warm-up), the unit the learned engine's time is made of.
+
+Usage (from the repository root, with the ``learned`` extra and ``segue weights`` run)::
+
+    python benchmarks/rife_speed.py [--repeat 3] [--sizes 720p]
+        [--out benchmarks/results/rife_speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from engine_speed import FRAMES, SIZES, _cpus, _measure, make_pair  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands(tmp: Path, size: str) -> dict[str, tuple[list[str], bool]]:
+    first, last, out = tmp / "first.png", tmp / "last.png", tmp / f"out-{size}.mp4"
+    speed = [sys.executable, str(ROOT / "benchmarks" / "engine_speed.py"), "--worker"]
+    generate = [sys.executable, "-m", "segue", "generate", "--first", str(first), "--last",
+                str(last), "--prompt", "benchmark", "--resolution", size, "--ratio", "16:9",
+                "--duration", "5", "-o", str(out)]
+    return {
+        "floor": ([*speed, "floor", str(first), str(last), size, str(out), "medium"], True),
+        "generate flow": (generate, False),
+        "generate segue-rife": ([*generate, "--model", "segue-rife"], False),
+    }
+
+
+def network_pass(size: str) -> float:
+    """Seconds of one network pass at ``size`` (median of 3 after one warm-up)."""
+    sys.path.insert(0, str(ROOT))
+    from segue.engines.rife.runtime import shared
+
+    width, height = SIZES[size]
+    first, last = (cv2.resize(x, (width, height)) for x in make_pair())
+    rife = shared()
+    pair = rife.pair(first, last)
+    rife.flows(pair, 0.5)
+    runs = []
+    for t in (0.25, 0.5, 0.75):
+        start = time.perf_counter()
+        rife.flows(pair, t)
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def run(repeat: int, sizes: list[str]) -> dict[str, object]:
+    results: dict[str, object] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "frames": FRAMES,
+        "repeat": repeat, "cpus": _cpus(), "load_before": os.getloadavg()[0],
+    }
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for name, img in zip(("first", "last"), make_pair(), strict=True):
+            cv2.imwrite(str(tmp / f"{name}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        for size in sizes:
+            row: dict[str, object] = {}
+            for name, (cmd, child) in _commands(tmp, size).items():
+                runs = [_measure(cmd, child) for _ in range(repeat)]
+                row[name] = {"seconds": statistics.median(r[0] for r in runs),
+                             "all_seconds": [round(r[0], 3) for r in runs],
+                             "cpu_seconds": statistics.median(r[2] for r in runs),
+                             "peak_rss_mb": max(r[1] for r in runs)}
+                print(f"{size} {name}: {row[name]['seconds']:.2f} s, "  # type: ignore[index]
+                      f"peak RSS {row[name]['peak_rss_mb']:.0f} MB", flush=True)  # type: ignore[index]
+            row["network_pass_seconds"] = network_pass(size)
+            results[size] = row
+    results["load_after"] = os.getloadavg()[0]
+    return results
+
+
+def report(results: dict[str, object]) -> str:
+    lines = [f"{results['date']}, {results['cpus']} CPUs, load average "
+             f"{results['load_before']:.2f} before / {results['load_after']:.2f} after; "
+             f"median of {results['repeat']}; 5 s at 24 fps ({results['frames']} frames).", "",
+             "| size | job | seconds | × floor | CPU s | peak RSS MB |",
+             "|---|---|---|---|---|---|"]
+    for size in SIZES:
+        row = results.get(size)
+        if not isinstance(row, dict):
+            continue
+        floor = row["floor"]["seconds"]
+        for name, r in row.items():
+            if isinstance(r, dict):
+                lines.append(f"| {size} | {name} | {r['seconds']:.2f} | "
+                             f"{r['seconds'] / floor:.2f} | {r['cpu_seconds']:.2f} | "
+                             f"{r['peak_rss_mb']:.0f} |")
+        lines.append(f"| {size} | one network pass (in process) | "
+                     f"{row['network_pass_seconds']:.2f} | | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", default="720p")
+    parser.add_argument("--out", type=Path, default=None, help="write JSON (and .md) here")
+    args = parser.parse_args()
+    results = run(args.repeat, args.sizes.split(","))
+    print(report(results))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(report(results) + "\n")
+
+
+if __name__ == "__main__":
+    main()
