@@ -147,9 +147,10 @@ def start_workers(args: argparse.Namespace, url: str, workers: int, level_dir: P
 
 def run_level(args: argparse.Namespace, cluster: Cluster, url: str, workers: int,
               tpl: tuple[dict[str, Any], dict[str, Any]], tmp: Path) -> dict[str, Any]:
-    top_up(cluster, tpl, workers + 100, f"q{workers}")
+    if args.create_share >= 1:
+        top_up(cluster, tpl, workers + 100, f"q{workers}")
     procs, go, stop, out = start_workers(args, url, workers, tmp / f"level{workers}")
-    create_rate = workers / statistics.mean(TASK_SECONDS)
+    create_rate = args.create_share * workers / statistics.mean(TASK_SECONDS)
     clients = Clients(cluster.port, cluster.keys, create_rate, workers / args.poll_every,
                       recent=workers)
     go.set()
@@ -267,6 +268,9 @@ def main() -> None:
     ap.add_argument("--ramp", type=float, default=20.0)
     ap.add_argument("--settle", type=float, default=10.0)
     ap.add_argument("--measure", type=float, default=45.0)
+    ap.add_argument("--create-share", type=float, default=1.0,
+                    help="creates at this share of the rate workers finish tasks; below 1 "
+                    "the queue is not topped up and runs dry, and workers wait idle")
     ap.add_argument("--poll-every", type=float, default=10.0,
                     help="seconds between two polls of one running task")
     ap.add_argument("--history", type=int, default=50_000, help="finished tasks in the table")
