@@ -72,32 +72,25 @@ class Clients:
     async def _request(self, kind: str, key: str, method: str, path: str,
                        body: bytes = b"") -> bytes | None:
         idle = self._idle[key]
-        reused = bool(idle)
-        conn = idle.pop() if idle else Connection(self.port, {"Authorization": f"Bearer {key}"})
-        started = time.perf_counter()
-        try:
-            status, payload = await conn.request(method, path, body)
-        except (OSError, asyncio.IncompleteReadError):
-            conn.close()
-            if reused:  # the server closed it while idle (keep-alive timeout): a new one
-                conn = Connection(self.port, {"Authorization": f"Bearer {key}"})
-                started = time.perf_counter()
-                try:
-                    status, payload = await conn.request(method, path, body)
-                except (OSError, asyncio.IncompleteReadError):
-                    conn.close()
-                    self._error(f"{kind}: connection")
-                    return None
-            else:
-                self._error(f"{kind}: connection")
+        # an idle connection may have been closed by the server meanwhile (its keep-alive
+        # timeout): then the request goes again on a new one
+        for conn in ([idle.pop()] if idle else []) + [None]:
+            conn = conn or Connection(self.port, {"Authorization": f"Bearer {key}"})
+            started = time.perf_counter()
+            try:
+                status, payload = await conn.request(method, path, body)
+            except (OSError, asyncio.IncompleteReadError):
+                conn.close()
+                continue
+            took = time.perf_counter() - started
+            idle.append(conn)
+            if status != 200:
+                self._error(f"{kind}: {status}")
                 return None
-        took = time.perf_counter() - started
-        idle.append(conn)
-        if status != 200:
-            self._error(f"{kind}: {status}")
-            return None
-        getattr(self.traffic, kind).append((time.time(), took))
-        return payload
+            getattr(self.traffic, kind).append((time.time(), took))
+            return payload
+        self._error(f"{kind}: connection")
+        return None
 
     def _error(self, what: str) -> None:
         self.traffic.errors[what] = self.traffic.errors.get(what, 0) + 1

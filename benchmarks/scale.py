@@ -258,7 +258,7 @@ def settings_of(cluster: Cluster) -> dict[str, str]:
                  "autovacuum_naptime", "autovacuum_vacuum_scale_factor")}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
     ap.add_argument("--database", default="segue_scale")
@@ -281,7 +281,11 @@ def main() -> None:
                     help="drop this index first (to measure what it saves)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))
     ap.add_argument("--report", type=Path, help="only write the .md of this .json again")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.report:
         args.report.with_suffix(".md").write_text(report(json.loads(args.report.read_text())))
         return

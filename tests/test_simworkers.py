@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._simworkers import (  # noqa: E402
     MODEL,
     TIMED,
+    Chores,
     SimStats,
     SimWorker,
     sim_background,
@@ -130,3 +131,32 @@ def test_a_stop_hands_the_tasks_back(services: Services) -> None:
     stopping.join(40)
     assert [services.tasks.get(i).status for i in ids] == [TaskStatus.QUEUED] * 2
     assert stats.handed_back == 2 and stats.lost == 0
+
+
+def test_chores_are_the_housekeeping_and_dispatcher_calls(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``Chores`` adds for the other processes is their own housekeeping and idle
+    dispatcher passes: the same store calls, at one process's rates times the processes."""
+    seen: list[str] = []
+    for owner, name in ((TaskStore, "sweep"), (TaskStore, "lapsed_files"),
+                        (type(services.callbacks.store), "claim_due"),
+                        (type(services.callbacks.store), "next_due")):
+        monkeypatch.setattr(owner, name, _recording(seen, name, getattr(owner, name)))
+    services.settings.sweep_interval = 1.0
+    stats, stop = SimStats(), threading.Event()
+    chores = Chores(services, 5, 30.0, stats, stop)
+    assert chores.rates["housekeeping"] == 4.0  # four other processes, each once a second
+    threads = chores.start()
+    time.sleep(1.6)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert {"sweep", "lapsed_files", "claim_due", "next_due"} <= set(seen)
+    assert len(stats.calls["housekeeping"]) >= 4 and len(stats.calls["dispatch_pass"]) >= 2
+
+
+def _recording(seen: list[str], name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    def call(self: object, *args: Any, **kwargs: Any) -> Any:
+        seen.append(name)
+        return method(self, *args, **kwargs)
+    return call
