@@ -38,12 +38,17 @@ def _levels(result: dict[str, Any]) -> list[str]:
         f"{meta['args']['procs']} simulated worker processes, tasks of 20-40 s; each level "
         f"measured {meta['args']['measure']} s after a {meta['args']['ramp']} s ramp and "
         f"{meta['args']['settle']} s settling. `python benchmarks/scale.py`; raw figures in "
-        "the .json beside this file. Latencies are measured where the call is made (the "
+        "the .json beside this file. Autovacuum "
+        f"{meta.get('autovacuum', 'not recorded')} on this server"
+        + (f"; stand-in VACUUMs at a scale factor of {meta['args']['vacuum_at']}"
+           if meta["args"].get("vacuum_at") is not None else "") + ". "
+        "Latencies are measured where the call is made (the "
         "simulator's threads, the clients), on a machine whose cores were all busy: see "
         "`machine busy %` and the load average.", "",
         "| workers | heartbeat p50 / p99 ms | claim p50 / p99 ms | finish p99 ms | create p50 / "
         "p99 ms | poll p50 / p99 ms | finished/s | leases lost | PostgreSQL cores (this db) "
-        "| simulator cores | dead tuples start → max → end | autovacuums | load average |",
+        "| simulator cores | dead tuples start → max → end | autovacuums (stand-in VACUUMs) "
+        "| load average |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for level in result["levels"]:
         st, t, cpu = level["store"], level["tasks_table"], level["cpu_cores"]
@@ -56,7 +61,8 @@ def _levels(result: dict[str, Any]) -> list[str]:
             f"{level['polls']['p50_ms']} / {level['polls']['p99_ms']} | "
             f"{level['finished_per_s']} | {level['leases_lost']} | "
             f"{cpu['postgres_all']} ({cpu['postgres_this_db']}) | {cpu['simulator']} | "
-            f"{dead[0]} → {max(dead)} → {dead[-1]} | {t['autovacuum_runs']} | "
+            f"{dead[0]} → {max(dead)} → {dead[-1]} | {t['autovacuum_runs']} "
+            f"({len(t.get('stand_in_vacuums_s', []))}) | "
             f"{round(cpu['load_average'], 1)} |")
     return lines
 

@@ -170,10 +170,14 @@ def measure(args: argparse.Namespace, cluster: Cluster, procs: list[Any],
     before_pg, before_ours = watch.cpu_snapshot(watch.postgres_pids()), watch.cpu_snapshot(ours)
     begun = time.time()
     samples = [{"t": 0.0, **watch.table_stats(cluster.db)["tasks"]}]
+    vacuums: list[float] = []
     while (left := begun + args.measure - time.time()) > 0:
         time.sleep(min(SAMPLE_EVERY, left))
         samples.append({"t": round(time.time() - begun, 1),
                         **watch.table_stats(cluster.db)["tasks"]})
+        if args.vacuum_at is not None and watch.due(samples[-1], args.vacuum_at):
+            vacuums.append(watch.vacuum(cluster.db))
+    samples[-1]["vacuums"] = vacuums
     ended = time.time()
     backends = watch.database_backends(cluster.db)
     after_pg, after_ours = watch.cpu_snapshot(watch.postgres_pids()), watch.cpu_snapshot(ours)
@@ -220,6 +224,7 @@ def summarize(workers: int, window: tuple[float, float], samples: list[dict[str,
             "dead_tuples": [int(s["n_dead_tup"]) for s in samples],
             "live_tuples_end": int(last["n_live_tup"]),
             "autovacuum_runs": int(last["autovacuum_count"] - first["autovacuum_count"]),
+            "stand_in_vacuums_s": [round(v, 2) for v in last.get("vacuums", [])],
             "updates": int(last["n_tup_upd"] - first["n_tup_upd"]),
             "hot_updates": int(last["n_tup_hot_upd"] - first["n_tup_hot_upd"]),
             "heap_mb": [round(first["heap_bytes"] / 2**20, 1),
@@ -255,6 +260,7 @@ def settings_of(cluster: Cluster) -> dict[str, str]:
     with cluster.db.connect() as conn:
         return {name: str(conn.execute(text(f"SHOW {name}")).scalar()) for name in
                 ("server_version", "shared_buffers", "synchronous_commit", "max_connections",
+                 "autovacuum",
                  "autovacuum_naptime", "autovacuum_vacuum_scale_factor")}
 
 
@@ -280,6 +286,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--without-index", action="append", default=[], metavar="NAME",
                     help="drop this index first (to measure what it saves)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))
+    ap.add_argument("--vacuum-at", type=float, metavar="SCALE",
+                    help="where the server's autovacuum is off: VACUUM the task table whenever "
+                    "its dead tuples pass 50 + SCALE x its live ones, as autovacuum would")
     ap.add_argument("--report", type=Path, help="only write the .md of this .json again")
     return ap.parse_args()
 
