@@ -185,3 +185,21 @@ def test_a_camera_pan_keeps_its_borders() -> None:
     assert np.array_equal(camera[0], first) and np.array_equal(camera[2], last)
     assert psnr(camera[1], middle) >= 35
     assert psnr(camera[1], middle) > psnr(alone[0], middle) + 1
+
+
+def test_the_opencv_backend_matches_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          rife) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("onnx")
+    from segue.engines.rife.runtime import Rife
+
+    monkeypatch.setenv("SEGUE_DATA_DIR", str(tmp_path))  # where the exported graph is kept
+    first, last, _ = pair(8)
+    other = Rife(WEIGHTS, "cpu", "opencv")
+    a, b = rife.pair(first, last), other.pair(first, last)
+    flow_torch, mask_torch = rife.flows(a, 0.3)
+    flow_cv, mask_cv = other.flows(b, 0.3)
+    assert np.abs(flow_torch - flow_cv).max() < 0.01
+    assert np.abs(mask_torch - mask_cv).max() < 0.001
+    assert len(list((tmp_path / "weights" / "onnx").glob("ifnet-*-320x192.onnx"))) == 1
+    with pytest.raises(ValueError, match="unknown RIFE backend"):
+        Rife(WEIGHTS, "cpu", "tensorrt")

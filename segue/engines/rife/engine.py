@@ -29,7 +29,8 @@ class RifeEngine:
     ``weights`` names a checkpoint (default: ``SEGUE_RIFE_WEIGHTS``, else the one that
     ``segue weights`` installs); ``device`` is ``auto``, ``cpu`` or ``cuda[:n]``; ``keys``
     the network passes per video (0: one per frame, exact but slow on a CPU); ``camera``
-    False: the network alone (``blend`` applies there: ``linear`` or its own ``mask``).
+    False: the network alone (``blend`` applies there: ``linear`` or its own ``mask``);
+    ``backend`` ``torch``, or ``opencv`` (OpenCV's DNN module on an exported graph, CPU).
     """
 
     name = "rife"
@@ -37,11 +38,12 @@ class RifeEngine:
     makes_audio = False
 
     def __init__(self, weights: str | None = None, device: str = "auto",
-                 keys: int = DEFAULT_KEYS, blend: str = "linear", camera: bool = True) -> None:
+                 keys: int = DEFAULT_KEYS, blend: str = "linear", camera: bool = True,
+                 backend: str = "torch") -> None:
         if keys < 0:
             raise ValueError(f"rife keys must be 0 (every frame) or more, got {keys}")
         self.weights, self.device, self.keys, self.blend = weights, device, keys, blend
-        self.camera = camera
+        self.camera, self.backend = camera, backend
         self._rife: Rife | None = None
         self._lock = threading.Lock()
 
@@ -54,7 +56,7 @@ class RifeEngine:
                 except ImportError as exc:
                     raise WeightsError(f"segue-rife needs torch ({exc}): pip install "
                                        "'segue[learned]', then segue weights") from None
-                self._rife = Rife(self.weights, self.device)
+                self._rife = Rife(self.weights, self.device, self.backend)
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:
         if job.first is None or job.last is None:

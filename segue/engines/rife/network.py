@@ -130,13 +130,15 @@ class IFNet(nn.Module):
         return out
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor, f0: torch.Tensor,
-                f1: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+                f1: torch.Tensor, t: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(flows from t to both ends: N×4×H×W, the blend mask logit: N×1×H×W).
 
         ``img0``/``img1`` are N×3×H×W in [0, 1] with H and W multiples of ``PAD``; ``f0``,
-        ``f1`` their ``features``.
+        ``f1`` their ``features``; ``t`` a number or an N×1×1×1 tensor (an exported graph's
+        input).
         """
-        time = img0.new_full((img0.shape[0], 1, img0.shape[2], img0.shape[3]), float(t))
+        shape = (img0.shape[0], 1, img0.shape[2], img0.shape[3])
+        time = t.expand(shape) if isinstance(t, torch.Tensor) else img0.new_full(shape, float(t))
         blocks = (self.block0, self.block1, self.block2, self.block3, self.block4)
         flow, mask, feat = blocks[0](torch.cat((img0, img1, f0, f1, time), 1), None, SCALES[0])
         for block, scale in zip(blocks[1:], SCALES[1:], strict=True):

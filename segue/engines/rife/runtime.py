@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -28,7 +29,11 @@ import torch.nn.functional as F  # noqa: N812
 from segue.engines.rife.network import PAD, IFNet
 from segue.engines.rife.weights import WeightsError, load_state, locate
 
+if TYPE_CHECKING:
+    from segue.engines.rife.opencv import OpenCVRunner
+
 BLENDS = ("linear", "mask")
+BACKENDS = ("torch", "opencv")
 
 
 def check_frames(first: np.ndarray, last: np.ndarray) -> None:
@@ -65,14 +70,17 @@ class Pair:
     last: np.ndarray
     img0: torch.Tensor
     img1: torch.Tensor
-    f0: torch.Tensor
-    f1: torch.Tensor
+    f0: torch.Tensor | None  # None with the OpenCV backend (its graph encodes them)
+    f1: torch.Tensor | None
 
 
 class Rife:
     """The loaded network on one device; thread-safe (one pass at a time)."""
 
-    def __init__(self, weights: str | Path | None = None, device: str = "auto") -> None:
+    def __init__(self, weights: str | Path | None = None, device: str = "auto",
+                 backend: str = "torch") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown RIFE backend {backend!r}; known: {', '.join(BACKENDS)}")
         path, expected = locate(weights)
         net = IFNet()
         try:
@@ -90,6 +98,13 @@ class Rife:
         self.net = net.eval().to(self.device, self.dtype)
         self.path = path
         self._lock = threading.Lock()
+        self.opencv: OpenCVRunner | None = None
+        if backend == "opencv":
+            if self.device.type != "cpu":
+                raise ValueError("the opencv RIFE backend runs on the CPU only")
+            from segue.engines.rife.opencv import OpenCVRunner
+
+            self.opencv = OpenCVRunner(self.net, path)
 
     def _tensor(self, img: np.ndarray) -> torch.Tensor:
         hgt, w = img.shape[:2]
@@ -101,6 +116,8 @@ class Rife:
     def pair(self, first: np.ndarray, last: np.ndarray) -> Pair:
         check_frames(first, last)
         img0, img1 = self._tensor(first), self._tensor(last)
+        if self.opencv is not None:
+            return Pair(first, last, img0, img1, None, None)
         with self._lock:
             f0, f1 = self.net.features(img0), self.net.features(img1)
         return Pair(first, last, img0, img1, f0, f1)
@@ -109,8 +126,12 @@ class Rife:
     def flows(self, pair: Pair, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(flows from t to both ends, H×W×4 float32 in pixels; blend mask in [0, 1], H×W)."""
         hgt, w = pair.first.shape[:2]
-        with self._lock:
-            flow, mask = self.net(pair.img0, pair.img1, pair.f0, pair.f1, _time(t))
+        if self.opencv is not None:
+            out = self.opencv(pair.img0.numpy(), pair.img1.numpy(), _time(t))
+            flow, mask = (torch.from_numpy(x) for x in out)
+        else:
+            with self._lock:
+                flow, mask = self.net(pair.img0, pair.img1, pair.f0, pair.f1, _time(t))
         flow_np = flow[0, :, :hgt, :w].float().permute(1, 2, 0).cpu().numpy()
         mask_np = torch.sigmoid(mask[0, 0, :hgt, :w].float()).cpu().numpy()
         return np.ascontiguousarray(flow_np), mask_np
@@ -167,30 +188,38 @@ class _Keys:
         return (1 - w) * a[0] + w * b[0], (1 - w) * a[1] + w * b[1]
 
 
+@lru_cache(maxsize=2)
+def pixel_grid(hgt: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's x and y (float32 H×W), shared by every frame of that size."""
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(hgt, dtype=np.float32))
+    gx.flags.writeable = gy.flags.writeable = False
+    return gx, gy
+
+
 def warp_blend(first: np.ndarray, last: np.ndarray, flow: np.ndarray, t: float,
                mask: np.ndarray | None = None) -> np.ndarray:
     """Both ends sampled along the flows from t, blended by time (or by ``mask``)."""
-    hgt, w = first.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(hgt, dtype=np.float32))
+    gx, gy = pixel_grid(*first.shape[:2])
     w0 = cv2.remap(first, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
                    borderMode=cv2.BORDER_REPLICATE)
     w1 = cv2.remap(last, gx + flow[..., 2], gy + flow[..., 3], cv2.INTER_LINEAR,
                    borderMode=cv2.BORDER_REPLICATE)
-    weight = np.float32(1.0 - t) if mask is None else mask[..., None].astype(np.float32)
-    out = w1.astype(np.float32) + weight * (w0.astype(np.float32) - w1.astype(np.float32))
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    if mask is None:
+        return cv2.addWeighted(w0, 1.0 - t, w1, t, 0.0)
+    weight = mask.astype(np.float32)
+    return cv2.blendLinear(w0, w1, weight, 1.0 - weight)
 
 
-@lru_cache(maxsize=2)
-def shared(weights: str | None = None, device: str = "auto") -> Rife:
-    """One loaded model per (weights, device) in the process."""
-    return Rife(weights, device)
+@lru_cache(maxsize=4)
+def shared(weights: str | None = None, device: str = "auto", backend: str = "torch") -> Rife:
+    """One loaded model per (weights, device, backend) in the process."""
+    return Rife(weights, device, backend)
 
 
 def interpolate(first: np.ndarray, last: np.ndarray, times: Sequence[float], *,
                 camera: bool = True, blend: str = "linear", keys: int | None = None,
-                seed: int = 0, weights: str | None = None, device: str = "auto"
-                ) -> list[np.ndarray]:
+                seed: int = 0, weights: str | None = None, device: str = "auto",
+                backend: str = "torch") -> list[np.ndarray]:
     """The contract of ``segue.engines.flow.interpolate``: uint8 RGB in and out, one frame
     per time, the ends exact. The network runs at every time (or at ``keys`` key times);
     ``camera`` (what ``segue-rife`` renders) on what a camera model leaves (``camera.py``),
@@ -198,7 +227,7 @@ def interpolate(first: np.ndarray, last: np.ndarray, times: Sequence[float], *,
     check_options(blend, keys)
     check_frames(first, last)
     times = [_time(t) for t in times]
-    rife = shared(weights, device)
+    rife = shared(weights, device, backend)
     if camera:
         from segue.engines.rife.camera import camera_frames
 
