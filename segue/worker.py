@@ -333,8 +333,8 @@ class Background:
                  models: Sequence[str] | None = None,
                  on_fault: Callable[[], None] | None = None) -> None:
         self.services = services
-        self.stop_event = threading.Event()  # stop claiming and the periodic jobs
-        self.claims_stopped = threading.Event()  # stop claiming only (a server told to stop)
+        self.stop_event = threading.Event()  # stop the periodic jobs, callbacks and listener
+        self.claims_stopped = threading.Event()  # stop claiming (set first: ``stop_claiming``)
         self.interrupt = threading.Event()  # stop renders now and hand their tasks back
         self.faulted = threading.Event()  # a worker's engine cannot render again
         self.on_fault = on_fault
