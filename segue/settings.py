@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     # on PostgreSQL, idle workers also wake on LISTEN/NOTIFY; turn off behind a proxy that
     # pools by transaction (PgBouncer), where LISTEN does not work; the poll remains
     listen: bool = True
+    # an idle worker's poll while its process's LISTEN is in effect: creates wake it then, and
+    # the poll only finds what no notification announces (a lapsed lease, a flex task)
+    listen_poll_interval: float = Field(default=5.0, ge=0.01, le=3600)
     sweep_interval: float = Field(default=60.0, ge=0.01, le=86_400)
 
     # limits per key (defaults; a stored key may override)

@@ -163,13 +163,16 @@ class Worker:
         return True
 
     def run(self, stop: threading.Event, burst: bool = False,
-            interrupt: threading.Event | None = None) -> None:
+            interrupt: threading.Event | None = None,
+            listening: threading.Event | None = None) -> None:
         """Work until ``stop`` is set; in burst mode, until the queue is empty.
 
         Setting ``interrupt`` (by default ``stop`` itself) stops a render in progress and
         hands its task back to the queue, so that a restart (a deploy) picks it up at once
         instead of after its lease. With a separate ``interrupt``, ``stop`` only ends the
-        claiming: the task in hand is finished first (a drain).
+        claiming: the task in hand is finished first (a drain). While ``listening`` is set
+        (the process's ``LISTEN`` is in effect), an idle worker polls every
+        ``listen_poll_interval`` instead of ``poll_interval``: notifications wake it.
         """
         self._shutdown = interrupt or stop
         while not stop.is_set():
@@ -187,8 +190,14 @@ class Worker:
                 continue
             if burst:
                 return
-            self.services.wake.wait(self.services.settings.poll_interval)
+            self.services.wake.wait(self._idle_wait(listening))
             self.services.wake.clear()
+
+    def _idle_wait(self, listening: threading.Event | None) -> float:
+        settings = self.services.settings
+        if listening is not None and listening.is_set():
+            return max(settings.poll_interval, settings.listen_poll_interval)
+        return settings.poll_interval
 
     def _run(self, row: TaskRow) -> None:
         services = self.services
@@ -371,7 +380,8 @@ class Background:
         return thread
 
     def _work(self, worker: Worker) -> None:
-        worker.run(self.claims_stopped, interrupt=self.interrupt)
+        listening = self.listener.listening if self.listener is not None else None
+        worker.run(self.claims_stopped, interrupt=self.interrupt, listening=listening)
         if worker.fault is not None and not self.stop_event.is_set():
             # The GPU context is gone for every thread of this process: restart it whole.
             self.faulted.set()

@@ -2,9 +2,11 @@
 
 The notification is sent inside the transaction that queues the task, so PostgreSQL
 delivers it only once that transaction has committed: a woken worker always finds the
-row. Notifications are a shortcut, never the only path: a worker still polls every
-``poll_interval`` seconds, so a notification lost (a listener reconnecting, a
-database fail-over) delays a task by one poll at most. On SQLite the in-process
+row. Notifications are a shortcut, never the only path: a worker still polls, every
+``listen_poll_interval`` seconds while its process listens (for what no notification
+announces: a lapsed lease, a flex task) and every ``poll_interval`` while it does not, so a
+notification lost (a listener reconnecting, a database fail-over) delays a task by one
+short poll at most. On SQLite the in-process
 workers are woken directly (``Services.wake``).
 """
 
@@ -76,4 +78,5 @@ class Listener:
                             extra={"reason": str(exc)})
             finally:
                 self.listening.clear()
+                self._wake.set()  # idle workers go back to the short poll now, not after it
             self._stop.wait(RECONNECT_DELAY)

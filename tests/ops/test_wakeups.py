@@ -9,6 +9,7 @@ are woken directly.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,33 @@ def test_sqlite_wakes_the_in_process_workers_directly(tmp_path: Path) -> None:
     finally:
         api.stop()
     assert statistics.median(delays) < 1.0, delays
+
+
+@pytest.mark.postgres
+def test_an_idle_worker_polls_slowly_while_it_listens(pg_url: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notifications wake a listening worker, so its poll can be rare (each empty claim costs
+    the database); without LISTEN it polls at the short interval."""
+    claims: list[float] = []
+
+    def counted(settings_dir: str, listen: bool) -> int:
+        services = Services.build(make_settings(tmp_path / settings_dir, database_url=pg_url,
+                                                poll_interval=0.05, listen_poll_interval=60,
+                                                listen=listen))
+        claim = services.tasks.claim
+        monkeypatch.setattr(services.tasks, "claim",
+                            lambda *a, **k: (claims.append(time.monotonic()), claim(*a, **k))[1])
+        background = Background(services, workers=1)
+        background.start()
+        try:
+            if listen:
+                assert background.listener is not None
+                assert background.listener.listening.wait(15)
+            claims.clear()
+            time.sleep(1.5)
+            return len(claims)
+        finally:
+            background.stop()
+
+    assert counted("listening", listen=True) <= 1  # at most the wake-up of the connection
+    assert counted("polling", listen=False) >= 10  # 0.05 s polls: about 30
