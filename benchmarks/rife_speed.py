@@ -8,9 +8,11 @@ of ``--repeat``:
   (``engine_speed.py``'s own worker);
 - ``generate flow``: ``segue generate`` with the default model (the flow engine);
 - ``generate segue-rife``: the same with ``--model segue-rife`` (the learned engine, CPU,
-  fp32, its default key times);
-- ``network pass``: one pass of the network at the output size, in process (median of 3
-  after a warm-up), the unit the learned engine's time is made of.
+  fp32, its default key times, torch);
+- ``generate segue-rife (opencv)``: the same on the OpenCV DNN backend (a registry with
+  ``"backend": "opencv"``; one untimed run first exports the graph for the size);
+- ``network pass``: one pass of the network (torch) at the output size, in process (median
+  of 3 after a warm-up), the unit the learned engine's time is made of.
 
 Usage (from the repository root, with the ``learned`` extra and ``segue weights`` run)::
 
@@ -38,6 +40,17 @@ from engine_speed import FRAMES, SIZES, _cpus, _measure, make_pair  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _opencv_registry(tmp: Path) -> Path:
+    """The built-in registry with ``segue-rife`` on the OpenCV backend."""
+    models = json.loads((ROOT / "segue" / "models.json").read_text())
+    for entry in models["models"]:
+        if entry["id"] == "segue-rife":
+            entry["options"] = {**entry.get("options", {}), "backend": "opencv"}
+    path = tmp / "models-opencv.json"
+    path.write_text(json.dumps(models))
+    return path
+
+
 def _commands(tmp: Path, size: str) -> dict[str, tuple[list[str], bool]]:
     first, last, out = tmp / "first.png", tmp / "last.png", tmp / f"out-{size}.mp4"
     speed = [sys.executable, str(ROOT / "benchmarks" / "engine_speed.py"), "--worker"]
@@ -48,6 +61,8 @@ def _commands(tmp: Path, size: str) -> dict[str, tuple[list[str], bool]]:
         "floor": ([*speed, "floor", str(first), str(last), size, str(out), "medium"], True),
         "generate flow": (generate, False),
         "generate segue-rife": ([*generate, "--model", "segue-rife"], False),
+        "generate segue-rife (opencv)": (["env", f"SEGUE_MODELS_FILE={_opencv_registry(tmp)}",
+                                          *generate, "--model", "segue-rife"], False),
     }
 
 
@@ -81,6 +96,8 @@ def run(repeat: int, sizes: list[str]) -> dict[str, object]:
         for size in sizes:
             row: dict[str, object] = {}
             for name, (cmd, child) in _commands(tmp, size).items():
+                if "opencv" in name:
+                    _measure(cmd, child)  # exports the graph for this size once, untimed
                 runs = [_measure(cmd, child) for _ in range(repeat)]
                 row[name] = {"seconds": statistics.median(r[0] for r in runs),
                              "all_seconds": [round(r[0], 3) for r in runs],
