@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import random
 import re
 import secrets
 import signal
@@ -42,6 +43,7 @@ VIDEO_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime"}
 # docs/gpu.md.
 EXIT_ENGINE_FAULT = 70
 FINISH_RETRY = 0.5  # seconds between tries of a finish the store refused to take
+WAKE_JITTER = 0.02  # seconds: the longest random wait of a woken worker before it looks
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][\w.\-]+){2,}[/\\]?")  # two or more parts
 
 
@@ -175,9 +177,12 @@ class Worker:
         ``listen_poll_interval`` instead of ``poll_interval``: notifications wake it.
         """
         self._shutdown = interrupt or stop
+        woken = False
         while not stop.is_set():
             try:
-                worked = self.run_once()
+                # Woken by a create, look before claiming: a create wakes every idle worker,
+                # and all but one would pay for an empty claim. The poll claims outright.
+                worked = (not woken or self._queued()) and self.run_once()
             except ServiceUnavailable:  # logged where it was met, once in a while
                 worked = False
             except Exception:  # a store hiccup must not kill the worker
@@ -187,11 +192,18 @@ class Worker:
                 log.critical("engine fault: this worker stops", extra={"reason": self.fault})
                 return
             if worked:
+                woken = False
                 continue
             if burst:
                 return
-            self.services.wake.wait(self._idle_wait(listening))
+            woken = self.services.wake.wait(self._idle_wait(listening))
             self.services.wake.clear()
+
+    def _queued(self) -> bool:
+        """After a wake-up: a moment's random wait (the worker that claims first commits
+        meanwhile, so that most of the others see nothing left), then a cheap look."""
+        time.sleep(random.uniform(0.0, WAKE_JITTER))
+        return self.services.tasks.any_queued(self._claimable)
 
     def _idle_wait(self, listening: threading.Event | None) -> float:
         settings = self.services.settings

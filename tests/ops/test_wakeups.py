@@ -118,3 +118,25 @@ def test_an_idle_worker_polls_slowly_while_it_listens(pg_url: str, tmp_path: Pat
 
     assert counted("listening", listen=True) <= 1  # at most the wake-up of the connection
     assert counted("polling", listen=False) >= 10  # 0.05 s polls: about 30
+
+
+def test_a_woken_worker_looks_before_it_claims(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A create wakes every idle worker and all but one would find nothing: a woken worker
+    makes the cheap look (``any_queued``) and claims only when something is queued."""
+    api = start_server(make_settings(tmp_path, poll_interval=LONG_POLL), workers=1)
+    try:
+        tasks = api.services.tasks
+        calls: dict[str, int] = {"claim": 0, "any_queued": 0}
+        for name in calls:
+            real = getattr(tasks, name)
+            monkeypatch.setattr(tasks, name, lambda *a, _real=real, _name=name, **k: (
+                calls.__setitem__(_name, calls[_name] + 1), _real(*a, **k))[1])
+        for _ in range(10):  # woken with nothing queued: looks, does not claim
+            api.services.wake.set()
+            time.sleep(0.1)
+        assert calls == {"claim": 0, "any_queued": 10}, calls
+        assert max(_start_delays(api, 2)) < 1.0  # a create still starts it at once
+        assert calls["claim"] >= 2
+    finally:
+        api.stop()
