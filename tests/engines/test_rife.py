@@ -167,19 +167,24 @@ def test_torch_stays_out_of_the_default_import_path() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
+def pan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A camera pan of 40 px over a texture with shapes (features for the camera's matches)."""
+    big = texture(300, 520, seed=5)
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        x, y = int(rng.integers(0, 500)), int(rng.integers(0, 280))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.rectangle(big, (x, y), (x + int(rng.integers(8, 40)), y + int(rng.integers(8, 30))),
+                      colour, -1)
+    return big[40:264, 40:440], big[40:264, 80:480], big[40:264, 60:460]
+
+
 def test_a_camera_pan_keeps_its_borders() -> None:
     """New content enters on one side: the network alone tears it, the camera path brings
     it from the end frame that saw it."""
     from segue.engines.rife import interpolate
 
-    big = texture(300, 520, seed=5)
-    rng = np.random.default_rng(7)
-    for _ in range(40):  # shapes with corners: features for the camera's matches
-        x, y = int(rng.integers(0, 500)), int(rng.integers(0, 280))
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        cv2.rectangle(big, (x, y), (x + int(rng.integers(8, 40)), y + int(rng.integers(8, 30))),
-                      colour, -1)
-    first, last, middle = big[40:264, 40:440], big[40:264, 80:480], big[40:264, 60:460]
+    first, last, middle = pan()
     camera = interpolate(first, last, [0.0, 0.5, 1.0], weights=WEIGHTS, device="cpu")
     alone = interpolate(first, last, [0.5], camera=False, weights=WEIGHTS, device="cpu")
     assert np.array_equal(camera[0], first) and np.array_equal(camera[2], last)
@@ -203,3 +208,17 @@ def test_the_opencv_backend_matches_torch(tmp_path: Path, monkeypatch: pytest.Mo
     assert len(list((tmp_path / "weights" / "onnx").glob("ifnet-*-320x192.onnx"))) == 1
     with pytest.raises(ValueError, match="unknown RIFE backend"):
         Rife(WEIGHTS, "cpu", "tensorrt")
+
+
+def test_frames_made_in_threads_are_the_same(rife) -> None:  # type: ignore[no-untyped-def]
+    from segue.engines.rife.camera import _camera, camera_frames
+
+    times = [i / 12 for i in range(13)]
+    first, last, _ = pan()
+    assert _camera(first, last, 0) is not None
+    for keys in (None, 3):
+        for fixed in (False, True):  # the camera path, and the network alone
+            one = list(camera_frames(rife, first, last, times, keys, 0, fixed, workers=1))
+            two = list(camera_frames(rife, first, last, times, keys, 0, fixed, workers=2))
+            assert len(two) == 13
+            assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))

@@ -15,6 +15,7 @@ fit the scene (``MAX_UNEXPLAINED``), the frames are the network's own.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import partial
 
 import cv2
 import numpy as np
@@ -26,7 +27,14 @@ from segue.engines.flow.camera import (
     refine_camera,
     unexplained,
 )
-from segue.engines.rife.runtime import Rife, _Keys, _time, check_frames, check_options
+from segue.engines.rife.runtime import (
+    Rife,
+    _Keys,
+    _time,
+    check_frames,
+    check_options,
+    run_frames,
+)
 
 # When the camera path is taken (measured on the development sets, benchmarks/rife.py): when
 # the camera explains nearly all of the frame (under this share of pixels unexplained). On
@@ -39,9 +47,10 @@ MAX_UNEXPLAINED = 0.12
 
 
 def camera_frames(rife: Rife, first: np.ndarray, last: np.ndarray, times: Iterable[float],
-                  keys: int | None = None, seed: int = 0, camera_fixed: bool = False
-                  ) -> Iterator[np.ndarray]:
-    """One H×W×3 uint8 frame per time (the ends exact); see the module docstring."""
+                  keys: int | None = None, seed: int = 0, camera_fixed: bool = False,
+                  workers: int = 1) -> Iterator[np.ndarray]:
+    """One H×W×3 uint8 frame per time (the ends exact); see the module docstring.
+    ``workers`` as in ``Rife.frames``."""
     check_options("linear", keys)
     check_frames(first, last)
     times = [_time(t) for t in times]
@@ -49,20 +58,22 @@ def camera_frames(rife: Rife, first: np.ndarray, last: np.ndarray, times: Iterab
     if not camera_fixed and any(0.0 < t < 1.0 for t in times):
         found = _camera(first, last, seed)
     if found is None:
-        yield from rife.frames(first, last, times, keys=keys)
+        yield from rife.frames(first, last, times, keys=keys, workers=workers)
         return
     h, aligned, keep = found
     hgt, w = first.shape[:2]
     pair = rife.pair(first, aligned)
-    timeline = _Keys(rife, pair, keys) if keys is not None else None
+    flows_at = (_Keys(rife, pair, keys).warm().at if keys is not None
+                else partial(rife.flows, pair))
     grid = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32),
                                  np.arange(hgt, dtype=np.float32)))
-    for t in times:
+
+    def make(t: float) -> np.ndarray:
         if t in (0.0, 1.0):
-            yield (first if t == 0.0 else last).copy()
-            continue
-        flow = timeline.at(t)[0] if timeline else rife.flows(pair, t)[0]
-        yield _frame(first, last, h, flow * keep, grid, t)
+            return (first if t == 0.0 else last).copy()
+        return _frame(first, last, h, flows_at(t)[0] * keep, grid, t)
+
+    yield from run_frames(make, times, workers)
 
 
 def _camera(first: np.ndarray, last: np.ndarray, seed: int
@@ -110,7 +121,7 @@ def _frame(first: np.ndarray, last: np.ndarray, h: np.ndarray, flow: np.ndarray,
                    borderMode=cv2.BORDER_REPLICATE)
     w1 = cv2.remap(last, at1[..., 0], at1[..., 1], cv2.INTER_CUBIC,
                    borderMode=cv2.BORDER_REPLICATE)
-    a = (1.0 - t) * _inside(at0, w, hgt) + 1e-4 * (1.0 - t)
-    b = t * _inside(at1, w, hgt) + 1e-4 * t
-    weight = (a / (a + b)).astype(np.float32)
+    # by time where both ends (or neither) saw the pixel, else from the one that did
+    seen0, seen1 = _inside(at0, w, hgt), _inside(at1, w, hgt)
+    weight = np.where(seen0 == seen1, np.float32(1.0 - t), seen0.astype(np.float32))
     return cv2.blendLinear(w0, w1, weight, 1.0 - weight)

@@ -30,7 +30,8 @@ class RifeEngine:
     ``segue weights`` installs); ``device`` is ``auto``, ``cpu`` or ``cuda[:n]``; ``keys``
     the network passes per video (0: one per frame, exact but slow on a CPU); ``camera``
     False: the network alone (``blend`` applies there: ``linear`` or its own ``mask``);
-    ``backend`` ``torch``, or ``opencv`` (OpenCV's DNN module on an exported graph, CPU).
+    ``backend`` ``torch``, or ``opencv`` (OpenCV's DNN module on an exported graph, CPU);
+    ``workers`` threads make frames ahead while the encoder writes (the flow engine's way).
     """
 
     name = "rife"
@@ -39,11 +40,11 @@ class RifeEngine:
 
     def __init__(self, weights: str | None = None, device: str = "auto",
                  keys: int = DEFAULT_KEYS, blend: str = "linear", camera: bool = True,
-                 backend: str = "torch") -> None:
+                 backend: str = "torch", workers: int = 2) -> None:
         if keys < 0:
             raise ValueError(f"rife keys must be 0 (every frame) or more, got {keys}")
         self.weights, self.device, self.keys, self.blend = weights, device, keys, blend
-        self.camera, self.backend = camera, backend
+        self.camera, self.backend, self.workers = camera, backend, max(1, int(workers))
         self._rife: Rife | None = None
         self._lock = threading.Lock()
 
@@ -70,9 +71,10 @@ class RifeEngine:
             from segue.engines.rife.camera import camera_frames
 
             frames = camera_frames(self._rife, job.first, job.last, times, keys, job.seed,
-                                   job.camera_fixed)
+                                   job.camera_fixed, self.workers)
         else:
-            frames = self._rife.frames(job.first, job.last, times, self.blend, keys)
+            frames = self._rife.frames(job.first, job.last, times, self.blend, keys,
+                                       self.workers)
         for i, frame in enumerate(frames):
             job.progress(i / n)
             yield frame

@@ -15,9 +15,9 @@ one present); on the CPU in float32 on all of the process's threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,40 +137,64 @@ class Rife:
         return np.ascontiguousarray(flow_np), mask_np
 
     def frames(self, first: np.ndarray, last: np.ndarray, times: Iterable[float],
-               blend: str = "linear", keys: int | None = None) -> Iterator[np.ndarray]:
-        """One H×W×3 uint8 frame per time; t = 0 and 1 give the ends exactly."""
+               blend: str = "linear", keys: int | None = None, workers: int = 1
+               ) -> Iterator[np.ndarray]:
+        """One H×W×3 uint8 frame per time; t = 0 and 1 give the ends exactly. ``workers``
+        > 1 makes frames ahead in that many threads (with ``keys``: the network's passes
+        all come first), the same frames."""
         check_options(blend, keys)
         check_frames(first, last)
-        pair: Pair | None = None
-        timeline: _Keys | None = None
-        for t in map(_time, times):
+        times = [_time(t) for t in times]
+        lock = threading.Lock()
+        made: list[Callable[[float], tuple[np.ndarray, np.ndarray]]] = []
+
+        def flows_at() -> Callable[[float], tuple[np.ndarray, np.ndarray]]:
+            with lock:
+                if not made:
+                    pair = self.pair(first, last)
+                    made.append(partial(self.flows, pair) if keys is None
+                                else _Keys(self, pair, keys).warm().at)
+            return made[0]
+
+        def make(t: float) -> np.ndarray:
             if t in (0.0, 1.0):
-                yield (first if t == 0.0 else last).copy()
-                continue
-            if pair is None:
-                pair = self.pair(first, last)
-            if keys is None:
-                flow, mask = self.flows(pair, t)
-            else:
-                timeline = timeline or _Keys(self, pair, keys)
-                flow, mask = timeline.at(t)
-            yield warp_blend(first, last, flow, t, mask if blend == "mask" else None)
+                return (first if t == 0.0 else last).copy()
+            flow, mask = flows_at()(t)
+            return warp_blend(first, last, flow, t, mask if blend == "mask" else None)
+
+        yield from run_frames(make, times, workers)
+
+
+def run_frames(make: Callable[[float], np.ndarray], times: list[float], workers: int
+               ) -> Iterator[np.ndarray]:
+    if workers <= 1:
+        yield from map(make, times)
+        return
+    from segue.engines.flow.parallel import in_parallel
+
+    yield from in_parallel(make, iter(times), workers)
 
 
 class _Keys:
     """Flows at ``count`` evenly spaced key times inside (0, 1), each computed when first
-    needed. Between two keys the flows are interpolated linearly; between an end and its
-    nearest key that key's flows are scaled, towards the end by the time left to it (zero
-    at the end itself, as the flow from an end to itself is)."""
+    needed (or all at once: ``warm``). Between two keys the flows are interpolated
+    linearly; between an end and its nearest key that key's flows are scaled, towards the
+    end by the time left to it (zero at the end itself, as the flow from an end to itself
+    is)."""
 
     def __init__(self, rife: Rife, pair: Pair, count: int) -> None:
         self.rife, self.pair = rife, pair
         self.times = [(j + 1) / (count + 1) for j in range(count)]
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
+    def warm(self) -> _Keys:
+        """Every key now (20 bytes a pixel each): ``at`` then only reads, from any thread."""
+        for i in range(len(self.times)):
+            self._key(i)
+        return self
+
     def _key(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if i not in self.cache:
-            self.cache = {k: v for k, v in self.cache.items() if k >= i - 1}  # keep two
             self.cache[i] = self.rife.flows(self.pair, self.times[i])
         return self.cache[i]
 
