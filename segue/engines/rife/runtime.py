@@ -9,7 +9,8 @@ network runs at that many evenly spaced times (the ends included) and the flows 
 times between two keys are interpolated linearly, as the flow engine does with its own.
 
 On a CUDA device the network runs in half precision (``device="cuda"``, or ``"auto"`` with
-one present); on the CPU in float32 on all of the process's threads.
+one present); on the CPU in float32 on all of the process's threads, through torch or
+(``backend="opencv"``) OpenCV's DNN module on a graph exported from this network.
 """
 
 from __future__ import annotations
