@@ -161,8 +161,9 @@ def test_bad_inputs_are_told(call, message: str) -> None:  # type: ignore[no-unt
 
 
 def test_torch_stays_out_of_the_default_import_path() -> None:
+    # a worker's start-up check of segue-rife (load) does not import it either
     code = ("import sys, segue.app, segue.cli, segue.engines.rife, segue.worker; "
-            "from segue.engines.base import create_engine; create_engine('rife'); "
+            "from segue.engines.base import create_engine; create_engine('rife').load(); "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from segue.domain import Mode
 from segue.engines.base import RenderJob
-from segue.engines.rife.weights import WeightsError
+from segue.engines.rife.weights import WeightsError, locate, verify
 
 if TYPE_CHECKING:
     from segue.engines.rife.runtime import Rife
@@ -46,34 +46,47 @@ class RifeEngine:
         self.weights, self.device, self.keys, self.blend = weights, device, keys, blend
         self.camera, self.backend, self.workers = camera, backend, max(1, int(workers))
         self._rife: Rife | None = None
+        self._checked = False  # the shipped file's sha256, once per process
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        """Load the network once; raises ``WeightsError`` (one line: how to get them)."""
+        """What a worker runs at start: raises ``WeightsError`` (one line: how to get them)
+        when torch or the checkpoint is missing, or the shipped file is altered. The network
+        itself is loaded by the first render (about 1 GB and a second or two), so that a
+        server whose registry lists ``segue-rife`` does not hold it unless it is used."""
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            raise WeightsError("segue-rife needs torch: pip install 'segue[learned]', then "
+                               "segue weights")
+        path, expected = locate(self.weights)
+        if expected and not self._checked:
+            verify(path, expected)
+            self._checked = True
+
+    def _network(self) -> Rife:
         with self._lock:
             if self._rife is None:
-                try:
-                    from segue.engines.rife.runtime import Rife
-                except ImportError as exc:
-                    raise WeightsError(f"segue-rife needs torch ({exc}): pip install "
-                                       "'segue[learned]', then segue weights") from None
+                from segue.engines.rife.runtime import Rife
+
                 self._rife = Rife(self.weights, self.device, self.backend)
+            return self._rife
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:
         if job.first is None or job.last is None:
             raise ValueError("the rife engine needs a first and a last frame")
         self.load()
-        assert self._rife is not None
+        rife = self._network()
         n = job.frames
         times = [i / (n - 1) for i in range(n)] if n > 1 else [0.0]
         keys = (DRAFT_KEYS if job.draft else self.keys) or None
         if self.camera:
             from segue.engines.rife.camera import camera_frames
 
-            frames = camera_frames(self._rife, job.first, job.last, times, keys, job.seed,
+            frames = camera_frames(rife, job.first, job.last, times, keys, job.seed,
                                    job.camera_fixed, self.workers)
         else:
-            frames = self._rife.frames(job.first, job.last, times, self.blend, keys,
+            frames = rife.frames(job.first, job.last, times, self.blend, keys,
                                        self.workers)
         for i, frame in enumerate(frames):
             job.progress(i / n)
