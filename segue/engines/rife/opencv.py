@@ -3,7 +3,7 @@
 On a CPU this ran a pass in about a third of torch's time with the same flows (within 0.001
 px; ``benchmarks/rife_runtimes.py``). The graph is exported by torch once per padded frame
 size and weights file, and kept under the data directory (``weights/onnx/``); exporting
-needs torch (the ``learned`` extra) and the ONNX exporter's ``onnx`` package.
+needs torch and the ONNX exporter's ``onnx`` package (both in the ``learned`` extra).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def export(net: IFNet, width: int, height: int, path: Path) -> None:
     except Exception as exc:  # the exporter raises many kinds (missing onnx among them)
         Path(tmp).unlink(missing_ok=True)
         raise WeightsError(f"the RIFE graph for OpenCV could not be exported ({exc}); "
-                           "install onnx, or use the torch backend") from None
+                           "pip install 'segue[learned]', or use the torch backend") from None
 
 
 class OpenCVRunner:
