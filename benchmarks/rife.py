@@ -6,14 +6,19 @@ Methods, each on the same frames:
 
 - ``plain_dis``: the baseline (OpenCV DIS both ways, linear blend);
 - ``flow``: the flow engine (``segue.engines.flow.interpolate``, preset ``--preset``);
-- ``rife``: ``segue.engines.rife.interpolate``, the network at every in-between time, both
-  ends warped along its flows and blended by time (the engine's ``blend="linear"``);
-- ``rife_keys`` (long x24 only, where it differs): the network at the engine's
-  ``DEFAULT_KEYS`` evenly spaced times, the flows between them interpolated, as ``segue-rife``
-  renders a video; on the other sets every scored time is a key and it equals ``rife``.
+- ``rife``: ``segue.engines.rife.interpolate(camera=False)``, the network alone at every
+  in-between time, both ends warped along its flows and blended by time;
+- ``rife_ensemble``: the same, each time also asked with the ends swapped (t -> 1 - t) and
+  the two answers averaged (``Rife(ensemble=True)``, twice the network's time);
+- ``rife_camera``: what ``segue-rife`` renders (``camera_frames``: the camera path where the
+  camera explains the frame, else the network alone), the network at every time;
+- ``rife_keys`` (long x8 and x24 only, where it differs): the same at the engine's
+  ``DEFAULT_KEYS`` key times, the flows between them interpolated, as ``segue-rife`` renders
+  a video; on the other sets every scored time is a key and it equals ``rife_camera``.
 
 ``--limit N`` scores the first N samples of each set (0: all). The ends of both engines are
-checked to be exact. Seconds are each method's total time on this machine.
+checked to be exact. Seconds are each method's total time on this machine. ``--methods``
+picks methods (plain DIS always runs).
 
 Usage (from the repository root, with the ``learned`` extra and ``segue weights`` run)::
 
@@ -30,6 +35,7 @@ import os
 import platform
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -44,10 +50,15 @@ from interpolation import _cpus, band, ie, psnr, samples  # noqa: E402
 from segue.engines import flow, rife  # noqa: E402
 from segue.engines.rife.camera import camera_frames  # noqa: E402
 from segue.engines.rife.engine import DEFAULT_KEYS  # noqa: E402
-from segue.engines.rife.runtime import shared  # noqa: E402
+from segue.engines.rife.runtime import Rife, shared  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = ("middlebury", "triplets", "long_x8", "long_x24", "camera")
+
+
+@lru_cache(maxsize=1)
+def ensemble() -> Rife:
+    return Rife(None, "cpu", ensemble=True)
 
 
 def methods(name: str, preset: str) -> dict[str, object]:
@@ -56,6 +67,7 @@ def methods(name: str, preset: str) -> dict[str, object]:
         "flow": lambda a, b, ts: flow.interpolate(a, b, [0.0, *ts, 1.0], preset=preset),
         "rife": lambda a, b, ts: rife.interpolate(a, b, [0.0, *ts, 1.0], camera=False),
         "rife_camera": lambda a, b, ts: list(camera_frames(shared(), a, b, [0.0, *ts, 1.0])),
+        "rife_ensemble": lambda a, b, ts: list(ensemble().frames(a, b, [0.0, *ts, 1.0])),
     }
     if name in ("long_x8", "long_x24"):
         found["rife_keys"] = lambda a, b, ts: list(camera_frames(
@@ -120,7 +132,8 @@ def run(dev: Path, dev2: Path, preset: str, sets: list[str], limit: int,
 def report(result: dict[str, object]) -> str:
     load = result["machine"]["load_average"]  # type: ignore[index]
     limit = result["limit"]
-    names = ["plain_dis", "flow", "rife", "rife_camera", "rife_keys"]
+    names = [m for m in ("plain_dis", "flow", "rife", "rife_ensemble", "rife_camera",
+                         "rife_keys") if any(m in s["summary"] for s in result["sets"].values())]
     lines = [f"{result['date']}, flow preset `{result['preset']}`, "
              f"{'all samples' if not limit else f'first {limit} samples per set'}, "
              f"load average {load[0]:.2f} before / {load[1]:.2f} after. PSNR dB / IE, mean "

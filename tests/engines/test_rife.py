@@ -223,3 +223,18 @@ def test_frames_made_in_threads_are_the_same(rife) -> None:  # type: ignore[no-u
             two = list(camera_frames(rife, first, last, times, keys, 0, fixed, workers=2))
             assert len(two) == 13
             assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+
+
+def test_the_ensemble_averages_both_directions(rife) -> None:  # type: ignore[no-untyped-def]
+    from segue.engines.rife.runtime import Rife
+
+    first, last, middle = pair(8)
+    both = Rife(WEIGHTS, "cpu", ensemble=True)
+    start, mid, end = both.frames(first, last, [0.0, 0.5, 1.0])
+    assert np.array_equal(start, first) and np.array_equal(end, last)
+    assert psnr(mid, middle) >= 35
+    one, _ = rife.flows(rife.pair(first, last), 0.3)
+    two, _ = both.flows(both.pair(first, last), 0.3)
+    assert 0 < np.abs(one - two).max() < 1.0  # a second opinion, close to the first
+    with pytest.raises(ValueError, match="torch backend only"):
+        Rife(WEIGHTS, "cpu", "opencv", ensemble=True)

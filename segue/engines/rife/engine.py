@@ -31,7 +31,9 @@ class RifeEngine:
     the network passes per video (0: one per frame, exact but slow on a CPU); ``camera``
     False: the network alone (``blend`` applies there: ``linear`` or its own ``mask``);
     ``backend`` ``torch``, or ``opencv`` (OpenCV's DNN module on an exported graph, CPU);
-    ``workers`` threads make frames ahead while the encoder writes (the flow engine's way).
+    ``workers`` threads make frames ahead while the encoder writes (the flow engine's way);
+    ``ensemble`` asks each key time again with the ends swapped and averages (twice the
+    network's time, a little better everywhere: ``benchmarks/results/rife.ensemble.md``).
     """
 
     name = "rife"
@@ -40,11 +42,12 @@ class RifeEngine:
 
     def __init__(self, weights: str | None = None, device: str = "auto",
                  keys: int = DEFAULT_KEYS, blend: str = "linear", camera: bool = True,
-                 backend: str = "torch", workers: int = 2) -> None:
+                 backend: str = "torch", workers: int = 2, ensemble: bool = False) -> None:
         if keys < 0:
             raise ValueError(f"rife keys must be 0 (every frame) or more, got {keys}")
         self.weights, self.device, self.keys, self.blend = weights, device, keys, blend
         self.camera, self.backend, self.workers = camera, backend, max(1, int(workers))
+        self.ensemble = ensemble
         self._rife: Rife | None = None
         self._checked = False  # the shipped file's sha256, once per process
         self._lock = threading.Lock()
@@ -69,7 +72,7 @@ class RifeEngine:
             if self._rife is None:
                 from segue.engines.rife.runtime import Rife
 
-                self._rife = Rife(self.weights, self.device, self.backend)
+                self._rife = Rife(self.weights, self.device, self.backend, self.ensemble)
             return self._rife
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:

@@ -79,9 +79,11 @@ class Rife:
     """The loaded network on one device; thread-safe (one pass at a time)."""
 
     def __init__(self, weights: str | Path | None = None, device: str = "auto",
-                 backend: str = "torch") -> None:
+                 backend: str = "torch", ensemble: bool = False) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown RIFE backend {backend!r}; known: {', '.join(BACKENDS)}")
+        if ensemble and backend != "torch":
+            raise ValueError("the RIFE ensemble runs on the torch backend only")
         path, expected = locate(weights)
         net = IFNet()
         try:
@@ -98,6 +100,8 @@ class Rife:
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.net = net.eval().to(self.device, self.dtype)
         self.path = path
+        # each time also asked with the ends swapped (t -> 1 - t), the two answers averaged
+        self.ensemble = ensemble
         self._lock = threading.Lock()
         self.opencv: OpenCVRunner | None = None
         if backend == "opencv":
@@ -133,6 +137,10 @@ class Rife:
         else:
             with self._lock:
                 flow, mask = self.net(pair.img0, pair.img1, pair.f0, pair.f1, _time(t))
+                if self.ensemble:
+                    back, other = self.net(pair.img1, pair.img0, pair.f1, pair.f0, 1.0 - t)
+                    flow = (flow + torch.cat((back[:, 2:4], back[:, :2]), 1)) / 2
+                    mask = (mask - other) / 2
         flow_np = flow[0, :, :hgt, :w].float().permute(1, 2, 0).cpu().numpy()
         mask_np = torch.sigmoid(mask[0, 0, :hgt, :w].float()).cpu().numpy()
         return np.ascontiguousarray(flow_np), mask_np
