@@ -31,7 +31,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,22 +38,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from engine_speed import SIZES, _cpus, make_pair  # noqa: E402
 
-from segue.engines.rife.network import PAD, IFNet  # noqa: E402
+from segue.engines.rife.network import PAD  # noqa: E402
+from segue.engines.rife.opencv import Whole  # noqa: E402
 from segue.engines.rife.runtime import shared  # noqa: E402
-
-
-class Whole(nn.Module):
-    """Features and flows in one graph: (img0, img1, t) -> (flows, mask logit)."""
-
-    def __init__(self, net: IFNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, img0: torch.Tensor, img1: torch.Tensor, t: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        out: tuple[torch.Tensor, torch.Tensor] = self.net(
-            img0, img1, self.net.features(img0), self.net.features(img1), t)
-        return out
 
 
 def _inputs(size: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
