@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -25,6 +27,15 @@ from tests.conftest import KEY, OTHER_KEY, LiveServer, ark_task, make_settings, 
 
 LITE = "seedance-1-0-lite-i2v-250428"
 ENDPOINTS = {"ark": ark.get_task, "openai": openai_videos.retrieve_video}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    """This module's server has no workers: its tasks stay queued while two answers are
+    compared (a worker would move one from queued to running between them)."""
+    live = start_server(make_settings(tmp_path / "data"), workers=0)
+    yield live
+    live.stop()
 
 
 def twin_app(live: LiveServer) -> TestClient:
