@@ -39,13 +39,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import interpolation  # noqa: E402
 from interp_sets import plain_dis  # noqa: E402
-from interpolation import _cpus, band, ie, psnr, samples  # noqa: E402
+from interpolation import _cpus  # noqa: E402
 
 from segue.engines import flow, rife  # noqa: E402
 from segue.engines.rife.camera import camera_frames  # noqa: E402
@@ -82,32 +82,10 @@ def chosen(name: str, preset: str, only: list[str] | None) -> dict[str, object]:
 
 def score_set(name: str, dev: Path, dev2: Path, preset: str, limit: int,
               only: list[str] | None = None) -> dict[str, object]:
-    rows: dict[str, list[tuple[float, float, float]]] = {}
-    per_sample: dict[str, dict[str, float]] = {}
-    seconds: dict[str, float] = {}
-    exact = True
-    for (seq, first, last, gts), _ in samples(name, dev, dev2, limit):
-        times = sorted(gts)
-        per_sample[seq] = {}
-        for method, fn in chosen(name, preset, only).items():
-            start = time.perf_counter()
-            out = fn(first, last, times)  # type: ignore[operator]
-            seconds[method] = seconds.get(method, 0.0) + time.perf_counter() - start
-            if method != "plain_dis":
-                exact &= np.array_equal(out[0], first) and np.array_equal(out[-1], last)
-                out = out[1:-1]
-            scored = [(psnr(o, gts[t]), ie(o, gts[t]), psnr(band(o), band(gts[t])))
-                      for o, t in zip(out, times, strict=True)]
-            rows.setdefault(method, []).extend(scored)
-            per_sample[seq][method] = float(np.mean([r[0] for r in scored]))
-    summary = {m: {"psnr": float(np.mean([r[0] for r in rs])),
-                   "ie": float(np.mean([r[1] for r in rs])),
-                   "band_psnr": float(np.mean([r[2] for r in rs])),
-                   "frames": len(rs), "seconds": seconds[m]}
-               for m, rs in rows.items()}
-    wins = {m: sum(v[m] > v["plain_dis"] for v in per_sample.values()) for m in summary}
-    return {"samples": len(per_sample), "summary": summary, "endpoints_exact": exact,
-            "better_than_plain_dis": wins, "per_sample": per_sample}
+    """``interpolation.score_set`` with this benchmark's methods."""
+    found = chosen(name, preset, only)
+    return interpolation.score_set(name, dev, dev2, preset, limit,
+                                   lambda _h: found)  # type: ignore[arg-type,return-value]
 
 
 def run(dev: Path, dev2: Path, preset: str, sets: list[str], limit: int,
