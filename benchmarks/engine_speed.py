@@ -171,17 +171,29 @@ def run(repeat: int, mi_repeat: int, sizes: list[str], preset: str) -> dict[str,
                 jobs["minterpolate"] = (_minterpolate_cmd(tmp, size), False, mi_repeat)
             row = {}
             for name, (cmd, child, n) in jobs.items():
-                runs = [_measure(cmd, child) for _ in range(n)]
-                row[name] = {"seconds": statistics.median(r[0] for r in runs),
-                             "all_seconds": [round(r[0], 3) for r in runs],
-                             "cpu_seconds": statistics.median(r[2] for r in runs),
-                             "peak_rss_mb": max(r[1] for r in runs), "runs": n}
+                row[name] = {**summarise([_measure(cmd, child) for _ in range(n)]), "runs": n}
                 print(f"{size} {name:>12}: {row[name]['seconds']:.2f} s "
                       f"(CPU {row[name]['cpu_seconds']:.2f} s), "
                       f"peak RSS {row[name]['peak_rss_mb']:.0f} MB", flush=True)
             results[size] = row
     results["load_after"] = os.getloadavg()[0]
     return results
+
+
+def summarise(runs: list[tuple[float, float, float]]) -> dict[str, object]:
+    """One job's repeated ``_measure`` results: median seconds and CPU, the largest RSS."""
+    return {"seconds": statistics.median(r[0] for r in runs),
+            "all_seconds": [round(r[0], 3) for r in runs],
+            "cpu_seconds": statistics.median(r[2] for r in runs),
+            "peak_rss_mb": max(r[1] for r in runs)}
+
+
+def table_rows(size: str, row: dict[str, object]) -> list[str]:
+    """The report's line for each job of ``row`` (``summarise``'s dicts), against its floor."""
+    floor = row["floor"]["seconds"]  # type: ignore[index]
+    return [f"| {size} | {name} | {r['seconds']:.2f} | {r['seconds'] / floor:.2f} | "
+            f"{r['cpu_seconds']:.2f} | {r['peak_rss_mb']:.0f} |"
+            for name, r in row.items() if isinstance(r, dict)]
 
 
 def report(results: dict[str, object]) -> str:
@@ -195,10 +207,7 @@ def report(results: dict[str, object]) -> str:
         row = results.get(size)
         if not isinstance(row, dict):
             continue
-        floor = row["floor"]["seconds"]
-        for name, r in row.items():
-            lines.append(f"| {size} | {name} | {r['seconds']:.2f} | {r['seconds'] / floor:.2f} | "
-                         f"{r['cpu_seconds']:.2f} | {r['peak_rss_mb']:.0f} |")
+        lines += table_rows(size, row)
         if "minterpolate" in row and "generate" in row:
             lines.append(f"| {size} | minterpolate ÷ generate | "
                          f"{row['minterpolate']['seconds'] / row['generate']['seconds']:.1f}× "

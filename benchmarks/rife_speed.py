@@ -35,7 +35,15 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_speed import FRAMES, SIZES, _cpus, _measure, make_pair  # noqa: E402
+from engine_speed import (  # noqa: E402
+    FRAMES,
+    SIZES,
+    _cpus,
+    _measure,
+    make_pair,
+    summarise,
+    table_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,11 +106,7 @@ def run(repeat: int, sizes: list[str]) -> dict[str, object]:
             for name, (cmd, child) in _commands(tmp, size).items():
                 if "opencv" in name:
                     _measure(cmd, child)  # exports the graph for this size once, untimed
-                runs = [_measure(cmd, child) for _ in range(repeat)]
-                row[name] = {"seconds": statistics.median(r[0] for r in runs),
-                             "all_seconds": [round(r[0], 3) for r in runs],
-                             "cpu_seconds": statistics.median(r[2] for r in runs),
-                             "peak_rss_mb": max(r[1] for r in runs)}
+                row[name] = summarise([_measure(cmd, child) for _ in range(repeat)])
                 print(f"{size} {name}: {row[name]['seconds']:.2f} s, "  # type: ignore[index]
                       f"peak RSS {row[name]['peak_rss_mb']:.0f} MB", flush=True)  # type: ignore[index]
             row["network_pass_seconds"] = network_pass(size)
@@ -121,12 +125,7 @@ def report(results: dict[str, object]) -> str:
         row = results.get(size)
         if not isinstance(row, dict):
             continue
-        floor = row["floor"]["seconds"]
-        for name, r in row.items():
-            if isinstance(r, dict):
-                lines.append(f"| {size} | {name} | {r['seconds']:.2f} | "
-                             f"{r['seconds'] / floor:.2f} | {r['cpu_seconds']:.2f} | "
-                             f"{r['peak_rss_mb']:.0f} |")
+        lines += table_rows(size, row)
         lines.append(f"| {size} | one network pass (in process) | "
                      f"{row['network_pass_seconds']:.2f} | | | |")
     return "\n".join(lines)
