@@ -8,11 +8,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, event, insert, text
+from sqlalchemy import Engine, insert
 
 from segue.tasks.db import make_engine, migrate
 from segue.tasks.schema import TaskRow
 from segue.tasks.store import TaskStore
+from tests.tasks.plans import plan, selects
 
 
 @pytest.fixture
@@ -33,17 +34,8 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 def _queued_reads(engine: Engine) -> list[tuple[str, object]]:
     """The statements a claim sends that read queued rows."""
-    seen: list[tuple[str, object]] = []
-
-    def capture(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("SELECT") and "'queued'" in statement:
-            seen.append((statement, params))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with selects(engine, "'queued'") as seen:
         assert TaskStore(engine).claim("w", 60) is not None
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     return seen
 
 
@@ -51,17 +43,6 @@ def test_the_claim_walks_an_index_without_sorting(engine: Engine) -> None:
     reads = _queued_reads(engine)
     assert reads
     statement, params = reads[0]
-    with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        if engine.dialect.name == "postgresql":
-            # with a sequential scan and a sort ruled out, only a usable index avoids "Sort"
-            cursor.execute("SET enable_seqscan = off")
-            cursor.execute("SET enable_sort = off")
-            cursor.execute("ANALYZE tasks")
-            cursor.execute("EXPLAIN " + statement, params)
-        else:
-            conn.execute(text("ANALYZE"))
-            cursor.execute("EXPLAIN QUERY PLAN " + statement, params)
-        plan = "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
-    assert "ix_tasks_claim" in plan or "ix_tasks_queue" in plan, plan
-    assert "Sort" not in plan and "TEMP B-TREE" not in plan.upper(), plan
+    found = plan(engine, statement, params, no_sort=True)
+    assert "ix_tasks_claim" in found or "ix_tasks_queue" in found, found
+    assert "Sort" not in found and "TEMP B-TREE" not in found.upper(), found

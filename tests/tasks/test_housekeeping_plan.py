@@ -9,11 +9,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, event, insert, text
+from sqlalchemy import Engine, insert
 
 from segue.tasks.db import make_engine, migrate
 from segue.tasks.schema import TaskRow
 from segue.tasks.store import TaskStore
+from tests.tasks.plans import plan, selects
 
 
 @pytest.fixture
@@ -34,55 +35,23 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 def test_lapsed_files_read_the_partial_index(engine: Engine) -> None:
-    seen: list[tuple[str, object]] = []
-
-    def capture(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("SELECT") and "links_expire_at <" in statement:
-            seen.append((statement, params))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with selects(engine, "links_expire_at <") as seen:
         lapsed = TaskStore(engine).lapsed_files()
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     assert sorted(r.id for r in lapsed) == [f"cgt-{i:05d}" for i in range(1, 2000, 50)]
     statement, params = seen[0]
-    with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        if engine.dialect.name == "postgresql":
-            cursor.execute("ANALYZE tasks")
-            cursor.execute("SET enable_seqscan = off")  # a table this small would be scanned
-            cursor.execute("EXPLAIN " + statement, params)
-        else:
-            conn.execute(text("ANALYZE"))
-            cursor.execute("EXPLAIN QUERY PLAN " + statement, params)
-        plan = "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
-    assert "ix_tasks_lapsed_files" in plan, plan
+    found = plan(engine, statement, params)
+    assert "ix_tasks_lapsed_files" in found, found
 
 
 def test_the_sweep_reads_a_range_of_the_queue_index(engine: Engine) -> None:
     """Finished tasks older than the record lifetime: a range of ``ix_tasks_queue`` (status,
     tier, created_at), not every finished task's entry."""
-    seen: list[tuple[str, object]] = []
-
-    def capture(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("SELECT") and "created_at <=" in statement:
-            seen.append((statement, params))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with selects(engine, "created_at <=") as seen:
         swept = TaskStore(engine).sweep(record_ttl=500, cancelled_ttl=500)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     assert 500 <= len(swept) <= 502  # created from 1000 s ago, one a second
     if engine.dialect.name != "postgresql":
         return  # SQLite's plan for a table this small follows its statistics, not the query
     statement, params = seen[0]
-    with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute("ANALYZE tasks")
-        cursor.execute("SET enable_seqscan = off")
-        cursor.execute("EXPLAIN " + statement, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    conds = [line for line in plan.splitlines() if "Index Cond" in line]
-    assert any("created_at <=" in line and "service_tier" in line for line in conds), plan
+    found = plan(engine, statement, params)
+    conds = [line for line in found.splitlines() if "Index Cond" in line]
+    assert any("created_at <=" in line and "service_tier" in line for line in conds), found
