@@ -15,10 +15,21 @@ from tests.conftest import TASKS, LiveServer, ark_task, make_settings, start_ser
 
 def _worker(data: Path, *args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, SEGUE_DATA_DIR=str(data), SEGUE_ALLOW_PRIVATE_URLS="true",
-               SEGUE_POLL_INTERVAL="0.1", SEGUE_LOG_LEVEL="warning")
+               SEGUE_POLL_INTERVAL="0.1", SEGUE_LOG_LEVEL="warning", PYTHONFAULTHANDLER="1")
     env.pop("SEGUE_DATABASE_URL", None)
     return subprocess.Popen([sys.executable, "-m", "segue", "worker", *args], env=env,
                             text=True, stderr=subprocess.PIPE)
+
+
+def _exited(proc: subprocess.Popen[str], timeout: float) -> str:
+    """Wait for the worker to exit and return its stderr; one that hangs is aborted, and its
+    threads' stacks (written by faulthandler at SIGABRT) are the failure's message."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        err = proc.communicate(timeout=30)[1]
+        raise AssertionError(f"the worker did not exit within {timeout} s:\n{err[-6000:]}")
 
 
 def _running(api: LiveServer, prompt: str) -> str:
@@ -38,7 +49,7 @@ def test_sigterm_with_drain_finishes_the_task_in_hand(tmp_path: Path) -> None:
     try:
         task_id = _running(api, "drain --rs 720p --dur 6")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=180)
+        err = _exited(proc, 180)
         assert proc.returncode == 0, err[-2000:]
         row = api.services.tasks.get(task_id)
         assert (row.status, row.attempts) == ("succeeded", 1)
@@ -53,7 +64,7 @@ def test_a_drain_out_of_time_hands_the_task_back(tmp_path: Path) -> None:
     try:
         task_id = _running(api, "long --rs 720p --dur 12")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        err = _exited(proc, 60)
         assert proc.returncode == 0, err[-2000:]
         row = api.services.tasks.get(task_id)
         assert (row.status, row.attempts, row.worker_id) == ("queued", 0, None)
