@@ -29,7 +29,8 @@ def _exited(proc: subprocess.Popen[str], timeout: float) -> str:
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGABRT)
         err = proc.communicate(timeout=30)[1]
-        raise AssertionError(f"the worker did not exit within {timeout} s:\n{err[-6000:]}")
+        stacks = err[-6000:]
+        raise AssertionError(f"the worker did not exit within {timeout} s:\n{stacks}") from None
 
 
 def _running(api: LiveServer, prompt: str) -> str:
