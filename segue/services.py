@@ -25,6 +25,7 @@ from segue.storage.base import ObjectStore, open_store
 from segue.storage.local import LocalStore
 from segue.storage.space import SpaceGuard
 from segue.tasks.db import ensure_schema, make_engine
+from segue.tasks.fleet import Fleet
 from segue.tasks.schema import TaskRow
 from segue.tasks.store import CreateLimits, TaskStore
 
@@ -43,6 +44,7 @@ class Services:
     models: ModelRegistry
     metrics: Metrics
     space: SpaceGuard
+    fleet: Fleet  # which models the running workers serve
     wake: threading.Event = field(default_factory=threading.Event)  # new work for local workers
     # called with the task row after every status change has committed, in the process
     # that made it (the callback deliveries are written before: ``TaskStore.changes``)
@@ -63,6 +65,7 @@ class Services:
             objects=(objects := open_store(settings)),
             models=ModelRegistry.load(settings.models_file),
             space=SpaceGuard(_local_folders(db, objects), settings.min_free_mb),
+            fleet=Fleet(db),
         )
 
     def __post_init__(self) -> None:
@@ -112,6 +115,7 @@ class Services:
         key's draft is not found, as any other key's task.
         """
         entry = self.models.get(model)
+        self.fleet.view().check(entry.id, model)
         if draft_id is not None:
             draft = self.tasks.get(draft_id, principal.key_id)
             request = final_request(entry, model, draft, self.tasks.full_request(draft),

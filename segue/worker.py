@@ -9,6 +9,7 @@ callback dispatcher (``segue.callbacks``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -33,6 +34,7 @@ from segue.media.images import load_image
 from segue.render import Images, render_video
 from segue.services import Services
 from segue.settings import metrics_host_port
+from segue.tasks.fleet import ADVERTISE_INTERVAL
 from segue.tasks.notify import Listener
 from segue.tasks.schema import TaskRow
 
@@ -130,6 +132,8 @@ class Worker:
         self._claimable: list[str] | None = None
         self._shutdown = threading.Event()
         self.fault: str | None = None  # set when an engine cannot render again here
+        self.ready: list[str] | None = None  # the model ids served, once ``prepare`` ran
+        self.unavailable: dict[str, str] = {}  # model id -> why its engine did not load
 
     def prepare(self) -> list[str]:
         """Build (and load) the engine of every model this worker serves, before any task.
@@ -144,11 +148,13 @@ class Worker:
             try:
                 self.services.engine_for(entry, load=True)
             except Exception as exc:
-                log.error("model unavailable on this worker",
-                          extra={"model": entry.id, "engine": entry.engine, "reason": str(exc)})
+                log.warning("model unavailable on this worker", extra={
+                    "model": entry.id, "engine": entry.engine, "reason": str(exc)})
+                self.unavailable[entry.id] = str(exc)
                 continue
             ready.append(entry.id)
         self._claimable = self.services.models.spellings(ready)
+        self.ready = ready
         return ready
 
     def run_once(self) -> bool:
@@ -341,6 +347,7 @@ def housekeeping(services: Services) -> None:
             if key:
                 services.objects.delete(key)
     services.callbacks.store.prune([row.id for row in swept], time.time() - s.record_ttl)
+    services.fleet.prune()
 
 
 class Background:
@@ -363,8 +370,12 @@ class Background:
         self.periodic: list[tuple[float, Callable[[Services], None]]] = [
             (services.settings.sweep_interval, housekeeping),
         ]
+        # one row in the fleet per process (host names repeat across containers)
+        self.process_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._workers = [Worker(services, models, f"{socket.gethostname()}-{os.getpid()}-w{i}")
                          for i in range(workers)]
+        if self._workers:
+            self.periodic.append((ADVERTISE_INTERVAL, self._advertise))
         self._worker_threads: list[threading.Thread] = []
         self.listener: Listener | None = None
         self._metrics_server: tuple[WSGIServer, threading.Thread] | None = None
@@ -392,12 +403,27 @@ class Background:
         return thread
 
     def _work(self, worker: Worker) -> None:
+        worker.prepare()
+        self._advertise(self.services)
         listening = self.listener.listening if self.listener is not None else None
         worker.run(self.claims_stopped, interrupt=self.interrupt, listening=listening)
         if worker.fault is not None and not self.stop_event.is_set():
             # The GPU context is gone for every thread of this process: restart it whole.
             self.faulted.set()
             (self.on_fault or terminate_process)()
+
+    def _advertise(self, services: Services) -> None:
+        """Say in the fleet (``segue.tasks.fleet``) which models this process's workers
+        serve, once the first of them is ready and every ``ADVERTISE_INTERVAL`` after."""
+        prepared = [w for w in self._workers if w.ready is not None]
+        if not prepared or self.stop_event.is_set():
+            return
+        served = {m for w in prepared for m in w.ready or ()}
+        reasons = {m: why for w in prepared for m, why in w.unavailable.items()}
+        try:
+            services.fleet.advertise(self.process_id, served, reasons)
+        except SegueError:  # the store is unavailable: said by the store; tried again later
+            pass
 
     def _every(self, interval: float, job: Callable[[Services], None]) -> None:
         while not self.stop_event.is_set():
@@ -431,6 +457,9 @@ class Background:
         deadline = time.monotonic() + timeout  # for all threads together, not each
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self._workers:
+            with contextlib.suppress(SegueError):  # else its row lapses after LIVE_FOR
+                self.services.fleet.leave(self.process_id)
         stuck = [thread.name for thread in self.threads if thread.is_alive()]
         if stuck:
             log.warning("threads still running at shutdown", extra={"threads": stuck})

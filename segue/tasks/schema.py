@@ -158,3 +158,14 @@ class CreateRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_create_ledger_key_created", "key_id", "created_at"),)
+
+
+class WorkerProcessRow(Base):
+    """A running process with workers, and the models they serve (``segue.tasks.fleet``)."""
+
+    __tablename__ = "worker_processes"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)  # host-pid
+    served: Mapped[list[str]] = mapped_column(JSON)  # registry model ids its workers render
+    unavailable: Mapped[dict[str, str]] = mapped_column(JSON)  # model id -> why not here
+    seen_at: Mapped[float] = mapped_column(Float)

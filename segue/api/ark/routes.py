@@ -94,10 +94,15 @@ def list_models(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any
     """Each model, then its Volcengine spelling where Volcengine names it (a China-region
     client looks for its own id here), with ``byteplus_id`` saying which model it is."""
     data = []
+    fleet = services.fleet.view()
     for entry in services.models:
         item = entry.to_json()
         item["modes"] = sorted(m.value for m in entry.modes & services.engine_modes(entry))
         item["max_keyframes"] = keyframe_limit(entry, services.engine_for(entry))
+        # whether a running worker serves it (null: no worker running), and if not, why
+        item["served"] = fleet.serves(entry.id)
+        if item["served"] is False and entry.id in fleet.unavailable:
+            item["unavailable_reason"] = fleet.unavailable[entry.id]
         data.append(item)
         spelling = services.models.volcengine_spelling(entry)
         if spelling is not None:
