@@ -208,9 +208,10 @@ def sim_background(services: Services, workers: int, prefix: str,
 def shrink_pool(services: Services, size: int) -> None:
     """Give the process ``size`` connections at most (the simulator runs thousands of
     workers on a server that accepts a hundred connections; each real worker process holds
-    its own)."""
+    its own). The pool keeps the engine's event listeners (``_dispatch``), among them the
+    watchdog's check-out ping, so it makes no ping of its own (as a worker's pool does)."""
     old = services.db.pool
     services.db.pool = old.__class__(  # type: ignore[call-arg]
         old._creator, pool_size=size, max_overflow=0, timeout=60,  # type: ignore[attr-defined]
-        pre_ping=True, _dispatch=old.dispatch, dialect=old._dialect)
+        _dispatch=old.dispatch, dialect=old._dialect)
     old.dispose()
