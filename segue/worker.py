@@ -403,6 +403,7 @@ class Background:
         return thread
 
     def _work(self, worker: Worker) -> None:
+        self._advertise(self.services)
         worker.prepare()
         self._advertise(self.services)
         listening = self.listener.listening if self.listener is not None else None
@@ -414,12 +415,19 @@ class Background:
 
     def _advertise(self, services: Services) -> None:
         """Say in the fleet (``segue.tasks.fleet``) which models this process's workers
-        serve, once the first of them is ready and every ``ADVERTISE_INTERVAL`` after."""
-        prepared = [w for w in self._workers if w.ready is not None]
-        if not prepared or self.stop_event.is_set():
+        serve: at start, before and after each worker loads its engines, and every
+        ``ADVERTISE_INTERVAL``. A worker still loading (a GPU model takes minutes) counts as
+        serving what it was asked to, so that its model is not refused meanwhile."""
+        if self.stop_event.is_set():
             return
-        served = {m for w in prepared for m in w.ready or ()}
-        reasons = {m: why for w in prepared for m, why in w.unavailable.items()}
+        served: set[str] = set()
+        reasons: dict[str, str] = {}
+        for worker in self._workers:
+            if worker.ready is None:
+                served.update(worker.models or (entry.id for entry in services.models))
+            else:
+                served.update(worker.ready)
+                reasons.update(worker.unavailable)
         try:
             services.fleet.advertise(self.process_id, served, reasons)
         except SegueError:  # the store is unavailable: said by the store; tried again later

@@ -4,6 +4,7 @@ worker can render is refused at once with the reason, not queued until it expire
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from segue.errors import NotFound
 from segue.services import Services
 from segue.tasks.db import ensure_schema, make_engine
 from segue.tasks.fleet import FORGET_AFTER, LIVE_FOR, Fleet
-from segue.worker import Background
+from segue.worker import Background, Worker
 from tests.conftest import KEY, TASKS, ark_task, make_settings, start_server
 
 RIFE_MISSING = "segue-rife-missing"
@@ -124,3 +125,30 @@ def test_with_workers_elsewhere_the_api_follows_what_they_serve(tmp_path: Path) 
     finally:
         workers.stop()
         api.stop()
+
+
+def test_a_worker_still_loading_counts_as_serving_what_it_was_asked_to(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU worker loads its model for minutes: its model is not refused meanwhile; the
+    model it then fails to load is (with the reason)."""
+    loaded = threading.Event()
+    prepare = Worker.prepare
+
+    def slow_prepare(worker: Worker) -> list[str]:
+        assert loaded.wait(30)
+        return prepare(worker)
+
+    monkeypatch.setattr(Worker, "prepare", slow_prepare)
+    services = Services.build(make_settings(tmp_path / "data", models_file=_registry(tmp_path)))
+    workers = Background(services, workers=1, models=["segue-blend", RIFE_MISSING])
+    workers.start()
+    try:
+        _until(lambda: services.fleet.view().processes == 1)
+        assert services.fleet.view().served == {"segue-blend", RIFE_MISSING}
+        loaded.set()
+        _until(lambda: services.fleet.view().serves(RIFE_MISSING) is False)
+        assert services.fleet.view().served == {"segue-blend"}
+        assert "no-such-flownet.pkl" in services.fleet.view().unavailable[RIFE_MISSING]
+    finally:
+        loaded.set()
+        workers.stop()
