@@ -42,12 +42,19 @@ async function loadModels() {
   const options = models.length ? models : [{ id: previous || PREFERRED_MODEL, modes: [] }];
   select.replaceChildren(...options.map((m) => {
     const lastToo = m.modes.includes("first_last_frame") || !m.modes.length;
+    if (m.served === false) {  // no running worker serves it: shown, with why, not chosen
+      const off = new Option(`${m.id} (not available here)`, m.id);
+      off.disabled = true;
+      off.title = m.unavailable_reason || "No running worker serves this model.";
+      return off;
+    }
     return new Option(lastToo ? m.id : `${m.id} (first frame only)`, m.id);
   }));
-  const firstLast = models.find((m) => m.modes.includes("first_last_frame"));
-  const preferred = models.find((m) => m.id === PREFERRED_MODEL &&
+  const usable = models.filter((m) => m.served !== false);
+  const firstLast = usable.find((m) => m.modes.includes("first_last_frame"));
+  const preferred = usable.find((m) => m.id === PREFERRED_MODEL &&
     m.modes.includes("first_last_frame"));
-  const keep = models.find((m) => m.id === previous);
+  const keep = usable.find((m) => m.id === previous);
   select.value = (keep || preferred || firstLast || options[0]).id;
   setModelDefaults(models.find((m) => m.id === select.value));
 }
