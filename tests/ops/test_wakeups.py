@@ -132,6 +132,14 @@ def test_a_woken_worker_looks_before_it_claims(tmp_path: Path,
             real = getattr(tasks, name)
             monkeypatch.setattr(tasks, name, lambda *a, _real=real, _name=name, **k: (
                 calls.__setitem__(_name, calls[_name] + 1), _real(*a, **k))[1])
+        # the worker's first pass claims outright (nothing woke it): let it pass, then count
+        worker = api.app.state.background._workers[0]
+        deadline = time.monotonic() + 15
+        while worker.ready is None:
+            assert time.monotonic() < deadline, "the worker did not load its engines"
+            time.sleep(0.02)
+        time.sleep(1.0)
+        calls.update(claim=0, any_queued=0)
         for _ in range(10):  # woken with nothing queued: looks, does not claim
             api.services.wake.set()
             time.sleep(0.1)
