@@ -194,3 +194,70 @@ def test_odd_pairs_never_break_the_subject_stage() -> None:
         out = interpolate(first, last, [0.0, 0.3, 0.5, 1.0])
         assert np.array_equal(out[0], first) and np.array_equal(out[-1], last), case
         assert all(f.shape == first.shape and f.dtype == np.uint8 for f in out), case
+
+
+def ghost_error(mid: np.ndarray, bg: np.ndarray, subject: tuple[np.ndarray, np.ndarray],
+                ends: tuple[tuple[float, float], ...], halfway: tuple[float, float],
+                scale: float = 1.0) -> float:
+    """Mean error against the background where the subject was (or will be) but is not at
+    t = ½: about the subject's contrast when it is shown twice, near 0 when drawn once."""
+    blank = np.zeros_like(bg)
+    white = (np.full_like(subject[0], 255), subject[1])
+    now = place(blank, white, halfway, (1 + scale) / 2)[..., 0] > 10
+    where = np.zeros(bg.shape[:2], bool)
+    for centre, size in zip(ends, (1.0, scale), strict=True):
+        where |= place(blank, white, centre, size)[..., 0] > 240
+    where &= ~cv2.dilate(now.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert where.sum() > 300  # the test's own premise: the subject uncovers something
+    return float(cv2.absdiff(mid, bg).max(axis=2)[where].mean())
+
+
+def half_plain(seed: int, size: tuple[int, int], colour: tuple[int, int, int]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A subject whose upper half is textured and lower half plain ``colour``."""
+    picture, alpha = sprite(seed, size)
+    picture[size[1] // 2:] = colour
+    return picture, alpha
+
+
+def test_a_partly_plain_subject_moved_less_than_its_size_is_drawn_once() -> None:
+    """A subject overlaps itself where it moved less than its size: its plain part does not
+    change there, and where its outline meets a background of its own colour the changed
+    region is not closed around it. It is still carried whole, not half of it left behind."""
+    colour = (150, 140, 200)
+    bg = textured(np.random.default_rng(6), H, W, (30, 70, 30))
+    bg[150:] = colour  # a plain floor of the subject's plain colour below its lower edge
+    subject = half_plain(13, (96, 80), colour)
+    start, end = (200.0, 110.0), (236.0, 110.0)  # 36 px: under half its width
+    first, last = place(bg, subject, start), place(bg, subject, end)
+    mid = interpolate(first, last, [0.5])[0]
+    assert ghost_error(mid, bg, subject, (start, end), (218.0, 110.0)) < 8
+    want = place(bg, subject, (218.0, 110.0))
+    body = (slice(80, 140), slice(190, 246))
+    assert cv2.absdiff(mid[body], want[body]).mean() < 6
+
+
+def test_a_subject_the_flow_follows_is_layered_where_it_uncovers_texture() -> None:
+    """Given flows that carry a textured subject exactly (on noisy frames: the flow's error
+    at the ends is as low as the layer's), the subject is still layered when it uncovers a
+    good part of where it was: in between the dense path has no background there and
+    shows the subject twice. A subject that uncovers little is left to the flow."""
+    bg = textured(np.random.default_rng(8), H, W, (40, 60, 30))
+    subject = sprite(seed=14, size=(110, 90))
+    white = (np.full_like(subject[0], 255), subject[1])
+    rng = np.random.default_rng(14)
+    start = (200.0, 130.0)
+    counts = []
+    for shift in ((36, 24), (12, 8)):
+        end = (start[0] + shift[0], start[1] + shift[1])
+        first, last = (np.clip(place(bg, subject, c) + rng.normal(0, 3, bg.shape), 0, 255
+                               ).astype(np.uint8) for c in (start, end))
+        f01, f10 = np.zeros((H, W, 2), np.float32), np.zeros((H, W, 2), np.float32)
+        f01[place(np.zeros_like(bg), white, start)[..., 0] > 127] = shift
+        f10[place(np.zeros_like(bg), white, end)[..., 0] > 127] = (-shift[0], -shift[1])
+        found = find_subjects(first, last, None, f01, f10)
+        counts.append(len(found))
+        if found:
+            centre = found[0].move @ np.asarray([*start, 1.0])
+            assert np.hypot(centre[0] - end[0], centre[1] - end[1]) < 2
+    assert counts == [1, 0]

@@ -175,16 +175,42 @@ def _pad_box(mask: np.ndarray, share: float) -> tuple[int, int, int, int]:
 def _explained(src: np.ndarray, dst: np.ndarray, changed: np.ndarray, move: np.ndarray,
                seen: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The subject's pixels in ``src`` and in ``dst`` under ``move``: changed pixels (around
-    ``region``) whose colour the move carries to a changed pixel of the same colour."""
+    ``region``) whose colour the move carries to a changed pixel of the same colour, and
+    the unchanged inside that they enclose where the move explains it too.
+
+    Why the inside: a subject that moved less than its size overlaps itself, and where it
+    is plain its overlap does not change (nor is it closed off in ``region`` when its
+    outline meets a background of its colour); left out, that part stays on the plates
+    and is shown twice in between, at both ends' places.
+    """
     box = x, y, bw, bh = _pad_box(region, 0.25)
     inside = (slice(y, y + bh), slice(x, x + bw))
+    changed = changed | region
     same = difference(src[inside], _through(dst, move, box)) <= CHANGED
     lands = _through(changed, move, box, nearest=True)
+    usable = same & (seen[inside] > 0) & ~_like_flat_background(src, changed, region, box)
+    explained = ((changed[inside] > 0) & (lands > 0) & usable).astype(np.uint8)
+    core = _clean(explained)
     mask_src = np.zeros_like(changed)
-    keep = (changed[inside] > 0) & (lands > 0) & same & (seen[inside] > 0)
-    keep &= ~_like_flat_background(src, changed, region, box)
-    mask_src[inside] = _clean(keep.astype(np.uint8))
-    return mask_src, _moved(mask_src, move, changed)
+    if not core.any():
+        return mask_src, mask_src
+    # the hull of every sizeable part: an outline is often cut where it meets its colour
+    parts = cv2.morphologyEx(explained, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    hull = _hull(parts | core)
+    enclosed = hull & usable.astype(np.uint8)
+    enclosed = cv2.morphologyEx(enclosed, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    mask_src[inside] = _clean(core | enclosed)
+    inner = np.zeros_like(changed)
+    inner[inside] = enclosed & mask_src[inside]
+    return mask_src, _moved(mask_src, move, changed | _warp_mask(inner, move))
+
+
+def _hull(mask: np.ndarray) -> np.ndarray:
+    """The convex hull of ``mask``'s pixels, filled (uint8 0/1)."""
+    points = cv2.findNonZero(mask)
+    out = np.zeros_like(mask)
+    cv2.fillConvexPoly(out, cv2.convexHull(points), 1)
+    return out
 
 
 def _moved(mask: np.ndarray, move: np.ndarray, changed: np.ndarray) -> np.ndarray:

@@ -18,7 +18,8 @@ over a flat background (sky, a studio wall), so a far-travelling subject ends up
    since the part that is the subject matches.
 3. With a move, the subject's pixels in each frame are those of the changed region that
    the move explains (the same colour where the move takes them, inside the changed region
-   there too; over a flat background, not the background's colour), and the move is refined
+   there too; over a flat background, not the background's colour), with the unchanged
+   inside they enclose where the subject overlaps itself, and the move is refined
    photometrically on them (ECC: shift, then affine, kept as the nearest scale and turn),
    in turns, since each improves the other.
 4. A subject is believed only when its move explains its pixels far better than standing
@@ -26,9 +27,10 @@ over a flat background (sky, a studio wall), so a far-travelling subject ends up
    around it), its shape is about the same in both frames, it explains the changed pixels
    around it, it travelled farther than a few pixels, and carrying it beats the flow: far
    lower error than the flow's, or a rigid move that leaves no doubt, or a flow that does
-   not move it as one piece. The hypothesis that explains the most error wins; what a
-   subject explains is peeled off the regions, so that subjects passing near each other
-   (or crossing) are found one after the other.
+   not move it as one piece or that leaves much of where it was uncovered (the dense path
+   has no background there and shows the subject twice). The hypothesis that explains the
+   most error wins; what a subject explains is peeled off the regions, so that subjects
+   passing near each other (or crossing) are found one after the other.
 
 Everything here runs at the working size; the matching of one region is ``matching``, and
 ``layers`` carries the subjects at the output size.
@@ -61,6 +63,7 @@ _MISSED = 6.0  # mean colour error of the dense flow over a region worth looking
 _BEATS_FLOW = 0.6  # a layer must leave at most this share of the flow's error
 _STRAY = 1.0  # px (median) by which the flow over a subject may stray from its move
 _PRECISE = 5.0  # mean colour error of a rigid move that leaves no doubt
+_UNCOVERED = 0.2  # share of a subject's area that it uncovers, beyond which the flow ghosts
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ def _beats_flow(c0: np.ndarray, aligned: np.ndarray, subject: Subject,
     dense flow: the layer explains its pixels far better than the flow does, or the flow
     explains the end frames but does not move the subject as one piece (its vectors over
     the subject stray from the subject's move: pieces recovered block by block, the rest
-    smeared), which tears it in between."""
+    smeared), which tears it in between, or leaves much of where it was uncovered (see
+    ``_uncovers``)."""
     flow = (mean_over(misses[0], subject.mask0) + mean_over(misses[1], subject.mask1)) / 2
     layer = colour_error(c0, aligned, subject.mask0, subject.move)
     if layer < _BEATS_FLOW * flow or layer < _PRECISE:
@@ -169,7 +173,18 @@ def _beats_flow(c0: np.ndarray, aligned: np.ndarray, subject: Subject,
     total = subject.move if camera is None else camera @ subject.move
     wanted = cv2.perspectiveTransform(pts, total).reshape(-1, 2) - pts.reshape(-1, 2)
     stray = np.hypot(*(f01[ys, xs] - wanted).T)
-    return layer < MAX_ERROR / 2 and float(median(stray)) > _STRAY
+    return layer < MAX_ERROR / 2 and (float(median(stray)) > _STRAY or _uncovers(subject))
+
+
+def _uncovers(subject: Subject) -> bool:
+    """Whether the subject leaves a good part of where it was (or goes to) uncovered.
+
+    Even a flow that carries the subject well shows it twice there in between: the dense
+    path has no background for those pixels at the end where the subject covers them, and
+    blends the subject in; the layer's plates hold that background (from the other end).
+    """
+    area = max(1, int(np.count_nonzero(subject.mask0)))
+    return bool(np.count_nonzero(subject.mask0 & (1 - subject.mask1)) > _UNCOVERED * area)
 
 
 def _aligned(c1: np.ndarray, camera: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
