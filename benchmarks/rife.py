@@ -10,11 +10,16 @@ Methods, each on the same frames:
   in-between time, both ends warped along its flows and blended by time;
 - ``rife_ensemble``: the same, each time also asked with the ends swapped (t -> 1 - t) and
   the two answers averaged (``Rife(ensemble=True)``, twice the network's time);
-- ``rife_camera``: what ``segue-rife`` renders (``camera_frames``: the camera path where the
-  camera explains the frame, else the network alone), the network at every time;
-- ``rife_keys`` (long x8 and x24 only, where it differs): the same at the engine's
+- ``rife_camera``: ``camera_frames(mix=False)``: the camera path where the camera explains
+  the frame, else the network alone (what ``segue-rife`` rendered before ``mixed``), the
+  network at every time;
+- ``rife_mean``: the camera path where taken, else the flow engine's frame and the
+  network's in fixed shares (the flow engine's: ``SHARE``; ``mixed_frames(share=...)``);
+- ``rife_mixed``: what ``segue-rife`` renders (``camera_frames``): the camera path where
+  taken, else the two frames in the shares ``mixed.flow_weight`` picks for the pair;
+- ``rife_keys`` (long x8 and x24 only, where it differs): ``rife_mixed`` at the engine's
   ``DEFAULT_KEYS`` key times, the flows between them interpolated, as ``segue-rife`` renders
-  a video; on the other sets every scored time is a key and it equals ``rife_camera``.
+  a video; on the other sets every scored time is a key and it equals ``rife_mixed``.
 
 ``--limit N`` scores the first N samples of each set (0: all). The ends of both engines are
 checked to be exact. Seconds are each method's total time on this machine. ``--methods``
@@ -61,13 +66,20 @@ def ensemble() -> Rife:
     return Rife(None, "cpu", ensemble=True)
 
 
-def methods(name: str, preset: str) -> dict[str, object]:
+SHARE = 0.4  # rife_mean's flow-engine share (the best fixed share on the real clips)
+
+
+def methods(name: str, preset: str, share: float = SHARE) -> dict[str, object]:
     found: dict[str, object] = {
         "plain_dis": plain_dis,
         "flow": lambda a, b, ts: flow.interpolate(a, b, [0.0, *ts, 1.0], preset=preset),
         "rife": lambda a, b, ts: rife.interpolate(a, b, [0.0, *ts, 1.0], camera=False),
-        "rife_camera": lambda a, b, ts: list(camera_frames(shared(), a, b, [0.0, *ts, 1.0])),
+        "rife_camera": lambda a, b, ts: list(camera_frames(shared(), a, b, [0.0, *ts, 1.0],
+                                                           mix=False)),
         "rife_ensemble": lambda a, b, ts: list(ensemble().frames(a, b, [0.0, *ts, 1.0])),
+        "rife_mean": lambda a, b, ts: list(camera_frames(shared(), a, b, [0.0, *ts, 1.0],
+                                                         share=share)),
+        "rife_mixed": lambda a, b, ts: list(camera_frames(shared(), a, b, [0.0, *ts, 1.0])),
     }
     if name in ("long_x8", "long_x24"):
         found["rife_keys"] = lambda a, b, ts: list(camera_frames(
@@ -99,7 +111,7 @@ def run(dev: Path, dev2: Path, preset: str, sets: list[str], limit: int,
         print(f"{name}: {time.perf_counter() - start:.0f} s; " + ", ".join(
             f"{m} {v['psnr']:.2f}" for m, v in summary.items()), flush=True)
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "preset": preset,
-            "limit": limit, "keys": DEFAULT_KEYS,
+            "limit": limit, "keys": DEFAULT_KEYS, "share": SHARE,
             "machine": {"cpus": _cpus(), "python": platform.python_version(),
                         "opencv": cv2.__version__, "torch": torch.__version__,
                         "torch_threads": torch.get_num_threads(),
@@ -111,11 +123,13 @@ def report(result: dict[str, object]) -> str:
     load = result["machine"]["load_average"]  # type: ignore[index]
     limit = result["limit"]
     names = [m for m in ("plain_dis", "flow", "rife", "rife_ensemble", "rife_camera",
-                         "rife_keys") if any(m in s["summary"] for s in result["sets"].values())]
+                         "rife_mean", "rife_mixed", "rife_keys")
+             if any(m in s["summary"] for s in result["sets"].values())]
     lines = [f"{result['date']}, flow preset `{result['preset']}`, "
              f"{'all samples' if not limit else f'first {limit} samples per set'}, "
              f"load average {load[0]:.2f} before / {load[1]:.2f} after. PSNR dB / IE, mean "
-             "over in-between frames; (Δ) against plain DIS in the same run. `rife_keys`: "
+             "over in-between frames; (Δ) against plain DIS in the same run. `rife_mean`: the flow "
+             f"engine's share fixed at {result.get('share', SHARE)}. `rife_keys`: "
              f"the network at {result['keys']} key times (what `segue-rife` renders), on the "
              "long windows only (elsewhere every scored time is a key).", "",
              "| set | samples | frames | " + " | ".join(names) + " | ends exact |",

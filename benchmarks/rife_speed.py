@@ -9,6 +9,10 @@ of ``--repeat``:
 - ``generate flow``: ``segue generate`` with the default model (the flow engine);
 - ``generate segue-rife``: the same with ``--model segue-rife`` (the learned engine, CPU,
   fp32, its default key times, torch);
+- ``generate segue-rife, camera fixed``: the same with ``--camera-fixed``: the camera path
+  is not taken, so the frames are the network's mixed with the flow engine's (``mixed``: both
+  run), the cost of every video whose camera does not explain the frame; ``generate flow,
+  camera fixed`` beside it;
 - ``generate segue-rife (opencv)``: the same on the OpenCV DNN backend (a registry with
   ``"backend": "opencv"``; one untimed run first exports the graph for the size);
 - ``network pass``: one pass of the network (torch) at the output size, in process (median
@@ -69,6 +73,9 @@ def _commands(tmp: Path, size: str) -> dict[str, tuple[list[str], bool]]:
         "floor": ([*speed, "floor", str(first), str(last), size, str(out), "medium"], True),
         "generate flow": (generate, False),
         "generate segue-rife": ([*generate, "--model", "segue-rife"], False),
+        "generate flow, camera fixed": ([*generate, "--camera-fixed"], False),
+        "generate segue-rife, camera fixed": ([*generate, "--model", "segue-rife",
+                                               "--camera-fixed"], False),
         "generate segue-rife (opencv)": (["env", f"SEGUE_MODELS_FILE={_opencv_registry(tmp)}",
                                           *generate, "--model", "segue-rife"], False),
     }
@@ -92,7 +99,7 @@ def network_pass(size: str) -> float:
     return statistics.median(runs)
 
 
-def run(repeat: int, sizes: list[str]) -> dict[str, object]:
+def run(repeat: int, sizes: list[str], skip: list[str] | None = None) -> dict[str, object]:
     results: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "frames": FRAMES,
         "repeat": repeat, "cpus": _cpus(), "load_before": os.getloadavg()[0],
@@ -104,6 +111,8 @@ def run(repeat: int, sizes: list[str]) -> dict[str, object]:
         for size in sizes:
             row: dict[str, object] = {}
             for name, (cmd, child) in _commands(tmp, size).items():
+                if name in (skip or []):
+                    continue
                 if "opencv" in name:
                     _measure(cmd, child)  # exports the graph for this size once, untimed
                 row[name] = summarise([_measure(cmd, child) for _ in range(repeat)])
@@ -135,9 +144,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="720p")
+    parser.add_argument("--skip", default="", help="jobs left out, comma-separated names")
     parser.add_argument("--out", type=Path, default=None, help="write JSON (and .md) here")
     args = parser.parse_args()
-    results = run(args.repeat, args.sizes.split(","))
+    results = run(args.repeat, args.sizes.split(","), [j for j in args.skip.split(",") if j])
     print(report(results))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")

@@ -218,7 +218,7 @@ def test_frames_made_in_threads_are_the_same(rife) -> None:  # type: ignore[no-u
     first, last, _ = pan()
     assert _camera(first, last, 0) is not None
     for keys in (None, 3):
-        for fixed in (False, True):  # the camera path, and the network alone
+        for fixed in (False, True):  # the camera path, and the mixed frames
             one = list(camera_frames(rife, first, last, times, keys, 0, fixed, workers=1))
             two = list(camera_frames(rife, first, last, times, keys, 0, fixed, workers=2))
             assert len(two) == 13
@@ -238,3 +238,32 @@ def test_the_ensemble_averages_both_directions(rife) -> None:  # type: ignore[no
     assert 0 < np.abs(one - two).max() < 1.0  # a second opinion, close to the first
     with pytest.raises(ValueError, match="torch backend only"):
         Rife(WEIGHTS, "cpu", "opencv", ensemble=True)
+
+
+def test_without_the_camera_path_the_two_engines_frames_are_mixed(rife) -> None:  # type: ignore[no-untyped-def]
+    from segue.engines import flow
+    from segue.engines.rife.mixed import disagreements, flow_part, flow_weight, mixed_frames
+
+    first, last, middle = pair(6)
+    part = flow_part(first, last, 0, True)
+    assert part is not None
+    engine = flow.interpolate(first, last, [0.5], camera_fixed=True)[0]
+    assert np.array_equal(part.frame(0.5), engine)  # the flow engine's own frame
+    network = next(rife.frames(first, last, [0.5]))
+    share = flow_weight(*disagreements(part, first, last, rife.flows(rife.pair(first, last),
+                                                                      0.5)[0]))
+    assert 0.1 < share < 0.9
+    start, mid, end = mixed_frames(rife, first, last, [0.0, 0.5, 1.0], camera_fixed=True)
+    assert np.array_equal(start, first) and np.array_equal(end, last)
+    assert np.array_equal(mid, cv2.addWeighted(engine, share, network, 1 - share, 0))
+    assert psnr(mid, middle) >= 35
+    alone = list(mixed_frames(rife, first, last, [0.5], camera_fixed=True, share=0.0))
+    assert np.array_equal(alone[0], network)
+
+
+def test_the_flow_engines_share_grows_with_the_networks_disagreement() -> None:
+    from segue.engines.rife.mixed import flow_weight
+
+    shares = [flow_weight(ratio, 1.0) for ratio in (0.5, 1.0, 1.5, 2.5, 4.0)]
+    assert shares == sorted(shares) and 0 < shares[0] and shares[-1] < 1
+    assert 0.25 < shares[1] < 0.4 and 0.45 < shares[2] < 0.55  # alike: the network leads

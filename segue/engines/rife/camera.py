@@ -9,7 +9,8 @@ along the camera path to the first frame's coordinates, moved by the network's r
 flows there, and sampled from each end frame (the last through the camera); each end counts
 only where its sample falls inside its frame, as in the flow engine's blend, so the borders
 come from the end that saw them. Without a trusted camera, or where a camera model does not
-fit the scene (``MAX_UNEXPLAINED``), the frames are the network's own.
+fit the scene (``MAX_UNEXPLAINED``), the frames are the network's mixed with the flow
+engine's (``mixed``; ``mix=False``: the network's own).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from segue.engines.flow.camera import (
     refine_camera,
     unexplained,
 )
+from segue.engines.rife.mixed import mixed_frames
 from segue.engines.rife.runtime import (
     Rife,
     _Keys,
@@ -48,15 +50,20 @@ MAX_UNEXPLAINED = 0.12
 
 def camera_frames(rife: Rife, first: np.ndarray, last: np.ndarray, times: Iterable[float],
                   keys: int | None = None, seed: int = 0, camera_fixed: bool = False,
-                  workers: int = 1) -> Iterator[np.ndarray]:
+                  workers: int = 1, mix: bool = True, share: float | None = None
+                  ) -> Iterator[np.ndarray]:
     """One H×W×3 uint8 frame per time (the ends exact); see the module docstring.
-    ``workers`` as in ``Rife.frames``."""
+    ``workers`` as in ``Rife.frames``; ``share`` as in ``mixed_frames``."""
     check_options("linear", keys)
     check_frames(first, last)
     times = [_time(t) for t in times]
     found = None
     if not camera_fixed and any(0.0 < t < 1.0 for t in times):
         found = _camera(first, last, seed)
+    if found is None and mix:
+        yield from mixed_frames(rife, first, last, times, keys, seed, camera_fixed, workers,
+                                share)
+        return
     if found is None:
         yield from rife.frames(first, last, times, keys=keys, workers=workers)
         return

@@ -24,7 +24,8 @@ DRAFT_KEYS = 1
 
 class RifeEngine:
     """The camera first, then learned flows for what it leaves, at a few key times; both
-    ends warped along them and blended by time and visibility (``camera``).
+    ends warped along them and blended by time and visibility (``camera``). Where the
+    camera path is not taken, the network's frames mixed with the flow engine's (``mixed``).
 
     ``weights`` names a checkpoint (default: ``SEGUE_RIFE_WEIGHTS``, else the one that
     ``segue weights`` installs); ``device`` is ``auto``, ``cpu`` or ``cuda[:n]``; ``keys``
@@ -33,7 +34,9 @@ class RifeEngine:
     ``backend`` ``torch``, or ``opencv`` (OpenCV's DNN module on an exported graph, CPU);
     ``workers`` threads make frames ahead while the encoder writes (the flow engine's way);
     ``ensemble`` asks each key time again with the ends swapped and averages (twice the
-    network's time, a little better everywhere: ``benchmarks/results/rife.ensemble.md``).
+    network's time, a little better everywhere: ``benchmarks/results/rife.ensemble.md``);
+    ``mix`` False: where the camera path is not taken, the network's frames alone, not mixed
+    with the flow engine's (``mixed``).
     """
 
     name = "rife"
@@ -42,12 +45,13 @@ class RifeEngine:
 
     def __init__(self, weights: str | None = None, device: str = "auto",
                  keys: int = DEFAULT_KEYS, blend: str = "linear", camera: bool = True,
-                 backend: str = "torch", workers: int = 2, ensemble: bool = False) -> None:
+                 backend: str = "torch", workers: int = 2, ensemble: bool = False,
+                 mix: bool = True) -> None:
         if keys < 0:
             raise ValueError(f"rife keys must be 0 (every frame) or more, got {keys}")
         self.weights, self.device, self.keys, self.blend = weights, device, keys, blend
         self.camera, self.backend, self.workers = camera, backend, max(1, int(workers))
-        self.ensemble = ensemble
+        self.ensemble, self.mix = ensemble, mix
         self._rife: Rife | None = None
         self._checked = False  # the shipped file's sha256, once per process
         self._lock = threading.Lock()
@@ -87,7 +91,7 @@ class RifeEngine:
             from segue.engines.rife.camera import camera_frames
 
             frames = camera_frames(rife, job.first, job.last, times, keys, job.seed,
-                                   job.camera_fixed, self.workers)
+                                   job.camera_fixed, self.workers, self.mix)
         else:
             frames = rife.frames(job.first, job.last, times, self.blend, keys,
                                        self.workers)

@@ -252,11 +252,12 @@ def shared(weights: str | None = None, device: str = "auto", backend: str = "tor
 def interpolate(first: np.ndarray, last: np.ndarray, times: Sequence[float], *,
                 camera: bool = True, blend: str = "linear", keys: int | None = None,
                 seed: int = 0, weights: str | None = None, device: str = "auto",
-                backend: str = "torch") -> list[np.ndarray]:
+                backend: str = "torch", mix: bool = True) -> list[np.ndarray]:
     """The contract of ``segue.engines.flow.interpolate``: uint8 RGB in and out, one frame
     per time, the ends exact. The network runs at every time (or at ``keys`` key times);
     ``camera`` (what ``segue-rife`` renders) on what a camera model leaves (``camera.py``),
-    else alone, its frames blended by ``blend``."""
+    elsewhere mixed with the flow engine's frames (``mixed.py``; ``mix=False``: not), else
+    alone, its frames blended by ``blend``."""
     check_options(blend, keys)
     check_frames(first, last)
     times = [_time(t) for t in times]
@@ -264,5 +265,5 @@ def interpolate(first: np.ndarray, last: np.ndarray, times: Sequence[float], *,
     if camera:
         from segue.engines.rife.camera import camera_frames
 
-        return list(camera_frames(rife, first, last, times, keys, seed))
+        return list(camera_frames(rife, first, last, times, keys, seed, mix=mix))
     return list(rife.frames(first, last, times, blend, keys))
