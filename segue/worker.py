@@ -432,6 +432,8 @@ class Background:
             services.fleet.advertise(self.process_id, served, reasons)
         except SegueError:  # the store is unavailable: said by the store; tried again later
             pass
+        except Exception:  # never the end of a worker: the next renewal tries again
+            log.exception("could not say which models this process serves")
 
     def _every(self, interval: float, job: Callable[[Services], None]) -> None:
         while not self.stop_event.is_set():

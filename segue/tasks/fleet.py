@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from segue.errors import NotFound
 from segue.tasks.db import SqlStore
@@ -65,10 +66,13 @@ class Fleet(SqlStore):
     def advertise(self, process: str, served: Iterable[str],
                   unavailable: Mapping[str, str], now: float | None = None) -> None:
         """Write (or renew) this process's row."""
-        row = WorkerProcessRow(id=process, served=sorted(set(served)),
-                               unavailable=dict(unavailable), seen_at=now or time.time())
+        values = {"served": sorted(set(served)), "unavailable": dict(unavailable),
+                  "seen_at": now or time.time()}
+        insert = postgresql.insert if self._postgres else sqlite.insert
+        upsert = insert(WorkerProcessRow).values(id=process, **values).on_conflict_do_update(
+            index_elements=[WorkerProcessRow.id], set_=values)
         with self._tx() as s:
-            s.merge(row)
+            s.execute(upsert)
         self._cached = None
 
     def leave(self, process: str) -> None:

@@ -57,6 +57,34 @@ def test_the_fleet_on_each_store(db_url: str) -> None:
         engine.dispose()
 
 
+def test_the_workers_of_one_process_say_it_at_once(db_url: str) -> None:
+    """Each worker thread renews its process's row as it starts: one upsert, never two
+    inserts of one id."""
+    engine = make_engine(db_url)
+    ensure_schema(engine)
+    fleet = Fleet(engine)
+    errors: list[BaseException] = []
+
+    def renew(n: int) -> None:
+        try:
+            for _ in range(10):
+                fleet.advertise("host-1-abc", [f"m{n}"], {})
+        except BaseException as exc:  # noqa: BLE001 - any failure fails the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=renew, args=(n,)) for n in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        view = fleet.view()
+        assert view.processes == 1 and len(view.served) == 1
+    finally:
+        engine.dispose()
+
+
 def _registry(tmp_path: Path) -> Path:
     """The flow and blend models, and a learned one whose weights are not there."""
     path = tmp_path / "models.json"
