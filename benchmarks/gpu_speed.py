@@ -30,7 +30,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from gpu_models import MODELS, TINY, build_pipeline  # noqa: E402
 from segue.domain import SIZES, Mode, frames_for  # noqa: E402
 from segue.engines.base import RenderJob  # noqa: E402
 from segue.engines.diffusion import DiffusionEngine  # noqa: E402
+from segue.engines.diffusion.frames import BATCH  # noqa: E402
 
 
 def keyframes(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,18 +51,26 @@ def keyframes(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     return first, (255 - first).copy()
 
 
-def h264_sink(width: int, height: int) -> tuple[Any, Any, Any]:
-    """An in-memory libx264 encoder like the service's (veryfast, crf 18, yuv420p)."""
+# H.264 encoders the benchmark can time: the service's libx264 settings, and NVIDIA's
+# hardware encoder where the machine's FFmpeg (PyAV's wheels carry h264_nvenc) and driver
+# offer it, at a constant quality near crf 18.
+ENCODERS = {"libx264": {"preset": "veryfast", "crf": "18"},
+            "h264_nvenc": {"preset": "p4", "rc": "vbr", "cq": "19"}}
+
+
+def h264_sink(width: int, height: int, encoder: str = "libx264") -> tuple[Any, Any, Any]:
+    """An in-memory H.264 encoder like the service's (yuv420p at 24 fps)."""
     import av
 
     container = av.open(io.BytesIO(), mode="w", format="mp4")
-    stream = container.add_stream("libx264", rate=24)
+    stream = container.add_stream(encoder, rate=24)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    stream.options = {"preset": "veryfast", "crf": "18"}
+    stream.options = ENCODERS[encoder]
     return container, stream, av.VideoFrame
 
 
-def timed_render(engine: DiffusionEngine, job: RenderJob) -> dict[str, float]:
+def timed_render(engine: DiffusionEngine, job: RenderJob,
+                 encoder: str = "libx264") -> dict[str, float]:
     """One render consumed by the H.264 encoder; seconds per stage and peak memory."""
     import torch
 
@@ -69,7 +78,7 @@ def timed_render(engine: DiffusionEngine, job: RenderJob) -> dict[str, float]:
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    container, stream, video_frame = h264_sink(job.width, job.height)
+    container, stream, video_frame = h264_sink(job.width, job.height, encoder)
     encode = 0.0
     started = time.perf_counter()
     for frame in engine.render(job):
@@ -108,34 +117,58 @@ def header(device: str) -> str:
     )
 
 
+class Item(NamedTuple):
+    """One configuration of the plan: a model at some sizes, with engine options."""
+
+    model: str
+    resolutions: tuple[str, ...]
+    compiled: bool = False
+    steps: int | None = None  # None: the model's own
+    frames_batch: int = BATCH  # 0: frames converted one by one (before batching)
+    encoder: str = "libx264"
+    vae_tiling: bool | str = "auto"
+
+    def label(self) -> str:
+        notes = [n for n, on in (("compiled", self.compiled),
+                                 ("frames one by one", self.frames_batch == 0),
+                                 (self.encoder, self.encoder != "libx264"),
+                                 (f"vae_tiling {self.vae_tiling}", self.vae_tiling != "auto"))
+                 if on]
+        return self.model + (f" ({', '.join(notes)})" if notes else "")
+
+
 # The whole measurement of docs/gpu.md in one call (``--plan all``), most wanted first, so
-# that a short lease that runs out still records the rows that matter most (the 720p
-# targets). Each item: model, resolutions, compile, steps (None: the model's own). The
-# 14B Wan models take minutes per 720p step, so their two-step rows come first and give
-# the seconds per step that a short lease can hold; the 40-step rows need a long one.
-PLAN: list[tuple[str, tuple[str, ...], bool, int | None]] = [
-    ("ltx-2b-distilled", ("720p",), False, None),
-    ("ltx2-distilled", ("720p",), False, None),
-    ("ltx-2b-distilled", ("480p", "1080p"), False, None),
-    ("ltx-2b-distilled", ("720p",), True, None),
-    ("ltx-13b-distilled", ("720p", "1080p"), False, None),
-    ("ltx2-distilled", ("480p", "1080p"), False, None),
-    ("wan2.2-i2v-a14b", ("480p", "720p"), False, 2),
-    ("wan2.1-flf2v-14b", ("480p",), False, 2),
-    ("ltx2-distilled", ("720p",), True, None),
-    ("ltx2-full", ("720p",), False, None),
-    ("wan2.2-i2v-a14b", ("720p",), False, None),
-    ("wan2.1-flf2v-14b", ("720p",), False, None),
+# that a 15-minute lease that runs out still records the rows that matter most: the 2B
+# model's 720p row before and after batched frames (the previous figure, measured in the
+# same lease), with NVENC, compiled; the 13B model's 1080p with and without VAE tiling; then
+# LTX-2 with sound, and Wan's seconds per 720p step with guidance (two steps: the full
+# count's time is that times its steps). The 14B Wan models' full-step rows need a long lease.
+PLAN: list[Item] = [
+    Item("ltx-2b-distilled", ("720p",), frames_batch=0),
+    Item("ltx-2b-distilled", ("720p",)),
+    Item("ltx-2b-distilled", ("720p",), encoder="h264_nvenc"),
+    Item("ltx-2b-distilled", ("720p",), compiled=True, encoder="h264_nvenc"),
+    Item("ltx-13b-distilled", ("1080p",)),
+    Item("ltx-13b-distilled", ("1080p",), vae_tiling=False),
+    Item("ltx2-distilled", ("720p",)),
+    Item("wan2.2-i2v-a14b", ("720p",), steps=2),
+    Item("ltx-13b-distilled", ("1080p",), compiled=True, vae_tiling=False),
+    Item("ltx2-distilled", ("720p",), compiled=True, encoder="h264_nvenc"),
+    Item("ltx-2b-distilled", ("480p", "1080p")),
+    Item("wan2.1-flf2v-14b", ("480p",), steps=2),
+    Item("ltx2-full", ("720p",)),
+    Item("wan2.2-i2v-a14b", ("720p",)),
 ]
 
 
-def planned(args: argparse.Namespace) -> list[tuple[str, tuple[str, ...], bool, int | None]]:
+def planned(args: argparse.Namespace) -> list[Item]:
     if args.tiny:
-        return [(name, ("tiny",), False, None) for name in TINY]
+        return [Item(name, ("tiny",), frames_batch=args.frames_batch) for name in TINY]
     if args.plan == "all":
         return PLAN
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
-    return [(m, tuple(args.resolutions), c, args.steps) for m in args.models for c in compiles]
+    return [Item(m, tuple(args.resolutions), c, args.steps, args.frames_batch, args.encoder,
+                 args.vae_tiling) for m in args.models for c in compiles]
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, float]]:
@@ -147,16 +180,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({platform.processor()})"
     emit(args.out, header(name))
     results: list[dict[str, float]] = []
-    for model, resolutions, compiled, steps in planned(args):
+    for item in planned(args):
         if time.monotonic() > deadline:
             emit(args.out, f"\nStopped at the time limit ({args.time_limit:.0f} s) before "
-                           f"{model} {'/'.join(resolutions)}{' compiled' if compiled else ''}.")
+                           f"{item.label()} {'/'.join(item.resolutions)}.")
             break
         try:
-            results += measure(args, model, resolutions, compiled, steps, device, deadline)
+            results += measure(args, item, device, deadline)
         except Exception as exc:  # one model failing (e.g. out of memory) must not end the run
             traceback.print_exc()
-            emit(args.out, f"| {model} | {'/'.join(resolutions)} | failed: "
+            emit(args.out, f"| {item.label()} | {'/'.join(item.resolutions)} | failed: "
                            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]} |")
         gc.collect()  # the last model's weights go before the next one is built
         if device == "cuda":
@@ -164,22 +197,23 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     return results
 
 
-def measure(args: argparse.Namespace, model: str, resolutions: tuple[str, ...],
-            compiled: bool, steps: int | None, device: str,
+def measure(args: argparse.Namespace, item: Item, device: str,
             deadline: float) -> list[dict[str, float]]:
+    model = item.model
     spec = TINY[model] if args.tiny else MODELS[model]
     engine = DiffusionEngine(
         family=spec["family"], model=args.weights or model, variant=spec["variant"],
-        steps=2 if args.tiny else steps, device=device, compile=compiled,
+        steps=2 if args.tiny else item.steps, device=device, compile=item.compiled,
         attention_backend=args.attention, step_cache=args.step_cache,
         cpu_offload=args.cpu_offload, call_options=spec.get("call_options"),
+        frames_batch=item.frames_batch, vae_tiling=item.vae_tiling,
     )
     if args.weights:
         engine.load()
     else:
         engine.use_pipeline(build_pipeline(spec, args.tiny, device), device)
     results = []
-    for label in resolutions:
+    for label in item.resolutions:
         if results and time.monotonic() > deadline:
             emit(args.out, f"\nStopped at the time limit before {model} {label}.")
             break
@@ -189,15 +223,14 @@ def measure(args: argparse.Namespace, model: str, resolutions: tuple[str, ...],
         job = RenderJob(prompt="a cat walks on the beach at sunset", mode=Mode.FIRST_LAST,
                         width=width, height=height, frames=frames, seed=0,
                         first=first, last=last, generate_audio=engine.makes_audio)
-        timed_render(engine, job)  # warms up (and compiles)
+        timed_render(engine, job, item.encoder)  # warms up (and compiles)
         runs = []
         for _ in range(args.runs):
-            runs.append(timed_render(engine, job))
+            runs.append(timed_render(engine, job, item.encoder))
             if time.monotonic() > deadline:
                 break
         result = {key: float(np.median([r[key] for r in runs])) for key in runs[0]}
-        name = f"{model}{' (compiled)' if compiled else ''}"
-        emit(args.out, row(name, f"{label} {width}x{height}", frames,
+        emit(args.out, row(item.label(), f"{label} {width}x{height}", frames,
                            len(engine.timer.steps), result, len(runs)))
         results.append(dict(result, model=model, width=width, height=height))
     return results
@@ -226,6 +259,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--step-cache", type=float, default=None, help="first-block cache threshold")
     p.add_argument("--cpu-offload", action="store_true", help="for models beyond GPU memory")
     p.add_argument("--weights", default=None, help="a diffusers folder of real weights")
+    p.add_argument("--frames-batch", type=int, default=BATCH,
+                   help="frames converted on the device at once (0: one by one, as before)")
+    p.add_argument("--encoder", choices=sorted(ENCODERS), default="libx264")
+    p.add_argument("--vae-tiling", default="auto", help="auto, true or false",
+                   type=lambda v: {"true": True, "false": False}.get(v, v))
     p.add_argument("--tiny", action="store_true", help="tiny random models on the CPU")
     p.add_argument("--time-limit", type=float, default=540.0,
                    help="seconds; no new configuration starts after this")

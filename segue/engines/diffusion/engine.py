@@ -29,6 +29,7 @@ from segue.engines._timing import StageTimer
 from segue.engines.base import EngineFault, RenderJob
 from segue.engines.diffusion import ltx, ltx2, wan
 from segue.engines.diffusion.ends import FADE_FRAMES, EndsSettings, correct_ends
+from segue.engines.diffusion.frames import BATCH, host_frames
 from segue.engines.diffusion.stack import (
     allocated_bytes,
     dtype_kwarg,
@@ -39,7 +40,6 @@ from segue.engines.diffusion.stack import (
     is_oom,
     resolve_device,
     resolve_dtype,
-    uint8,
 )
 from segue.engines.diffusion.weights import find_weights
 from segue.errors import InvalidParameter, SegueError, ServiceUnavailable
@@ -88,6 +88,7 @@ class DiffusionEngine:
         upscale_base: float | None = None,
         ends: str = "blend",
         ends_frames: int = FADE_FRAMES,
+        frames_batch: int = BATCH,
         call_options: dict[str, Any] | None = None,
     ) -> None:
         if family not in FAMILIES:
@@ -117,6 +118,9 @@ class DiffusionEngine:
             raise ValueError(
                 "the latent upscaler option exists for the ltx and ltx2 families only")
         self.ends = EndsSettings.parse(ends, ends_frames)
+        if int(frames_batch) < 0:
+            raise ValueError(f"frames_batch must be 0 (frame by frame) or more, not {frames_batch}")
+        self.frames_batch = int(frames_batch)
         self.call_options = dict(call_options or {})
         self.upscale = getattr(self.family, "upscale_settings", ltx.upscale_settings)(
             self.variant, upscaler, upscale_steps, upscale_strength, upscale_adain,
@@ -237,11 +241,10 @@ class DiffusionEngine:
         if job.generate_audio and self.makes_audio:
             job.audio = self.family.render_audio(self.pipe, out, job)
         indices = self.family.frame_indices(video.shape[0], job.frames)
-        for n, i in enumerate(indices):
+        frames = host_frames(video, indices, self.frames_batch)
+        for n in range(len(indices)):
             started = time.perf_counter()
-            frame = video[i].mul(255).round_().clamp_(0, 255).to("cpu", uint8()).numpy()
-            frame = correct_ends(np.ascontiguousarray(frame.transpose(1, 2, 0)), n, job,
-                                 self.ends)
+            frame = correct_ends(next(frames), n, job, self.ends)
             self.timer.add("to_frames", time.perf_counter() - started)
             yield frame
             job.progress(0.95 + 0.05 * (n + 1) / job.frames)

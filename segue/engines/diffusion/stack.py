@@ -71,12 +71,6 @@ def dtype_kwarg(diffusers: ModuleType) -> str:
     return "dtype" if Version(diffusers.__version__) >= Version("0.42") else "torch_dtype"
 
 
-def uint8() -> Any:
-    import torch
-
-    return torch.uint8
-
-
 def resolve_device(torch: Any, device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
