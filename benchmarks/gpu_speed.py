@@ -51,11 +51,11 @@ def keyframes(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     return first, (255 - first).copy()
 
 
-# H.264 encoders the benchmark can time: the service's libx264 settings, and NVIDIA's
-# hardware encoder where the machine's FFmpeg (PyAV's wheels carry h264_nvenc) and driver
-# offer it, at a constant quality near crf 18.
+# H.264 encoders the benchmark can time, with the service's settings (segue.media.video):
+# libx264, and NVIDIA's hardware encoder where the machine's FFmpeg (PyAV's wheels carry
+# h264_nvenc) and driver offer it (SEGUE_VIDEO_ENCODER=h264_nvenc).
 ENCODERS = {"libx264": {"preset": "veryfast", "crf": "18"},
-            "h264_nvenc": {"preset": "p4", "rc": "vbr", "cq": "19"}}
+            "h264_nvenc": {"preset": "p4", "rc": "vbr", "cq": "18", "b:v": "0"}}
 
 
 def h264_sink(width: int, height: int, encoder: str = "libx264") -> tuple[Any, Any, Any]:

@@ -103,6 +103,7 @@ def _keyframes(request: GenerationRequest, images: Images, first: Image.Image | 
 def render_video(
     request: GenerationRequest, engine: Engine, images: Images, workdir: Path,
     *, progress: Progress | None = None, crf: int = 18, preset: str = "veryfast",
+    encoder: str = "libx264",
 ) -> RenderOutput:
     """Render ``request`` into ``workdir/video.mp4`` (and ``last_frame.png`` when asked)."""
     started = time.monotonic()
@@ -118,15 +119,15 @@ def render_video(
     video_path, last_path = workdir / f"video.{request.output_format}", None
     sound = job.generate_audio and getattr(engine, "makes_audio", False)
     with VideoEncoder(video_path, job.width, job.height, job.frames, fps=job.fps,
-                      crf=crf, preset=preset, audio=sound,
-                      container=request.output_format) as encoder:
+                      crf=crf, preset=preset, audio=sound, codec=encoder,
+                      container=request.output_format) as video:
         for index, frame in enumerate(engine.render(job)):
             if index == job.frames - 1 and request.return_last_frame:
                 last_path = workdir / "last_frame.png"
                 write_png(frame, last_path)  # the last frame is returned without watermark
-            encoder.write(watermark(frame) if request.watermark else frame)
+            video.write(watermark(frame) if request.watermark else frame)
         if job.audio is not None and sound:
-            encoder.add_audio(job.audio.samples, job.audio.rate)
+            video.add_audio(job.audio.samples, job.audio.rate)
     if progress is not None:
         progress(1.0, 0.0)
     return RenderOutput(

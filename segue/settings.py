@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # video
     video_crf: int = Field(default=18, ge=0, le=51)  # x264's scale
     video_preset: Preset = "veryfast"
+    # H.264 encoder: libx264 on the CPU; h264_nvenc on an NVIDIA GPU's encoder; auto: NVENC
+    # where it opens, libx264 elsewhere (one setting for GPU and CPU workers alike)
+    video_encoder: Literal["libx264", "h264_nvenc", "auto"] = "libx264"
 
     # lifetimes (seconds); an interval of 0 would spin a core, a lifetime of 0 or less would
     # delete records as soon as they end, a lease of 0 would take every task from its worker
@@ -152,7 +155,7 @@ class Settings(BaseSettings):
             raise ValueError("names no key (keys are separated by commas)")
         return value
 
-    @field_validator("log_level", "video_preset", mode="before")
+    @field_validator("log_level", "video_preset", "video_encoder", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

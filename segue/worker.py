@@ -31,6 +31,7 @@ from segue.domain import GenerationRequest, TaskStatus
 from segue.engines.base import EngineFault
 from segue.errors import SegueError, ServiceUnavailable, StorageFull, TaskInterrupted
 from segue.media.images import load_image
+from segue.media.video import pick_encoder
 from segue.render import Images, render_video
 from segue.services import Services
 from segue.settings import metrics_host_port
@@ -230,6 +231,7 @@ class Worker:
                     request, services.engine_for(entry), images, Path(tmp),
                     progress=lease.report, crf=services.settings.video_crf,
                     preset=services.settings.video_preset,
+                    encoder=pick_encoder(services.settings.video_encoder),
                 )
                 fields = self._store(row.id, output)
                 status, code, message = TaskStatus.SUCCEEDED, None, None

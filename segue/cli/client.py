@@ -162,6 +162,7 @@ def _progress(enabled: bool, frames: bool) -> Progress:
 
 def _render(request: Any, engine: Any, images: Any, workdir: Path, settings: Any,
             show: bool) -> Any:
+    from segue.media.video import pick_encoder
     from segue.render import render_video
 
     with _progress(show, frames=True) as bar:
@@ -176,7 +177,8 @@ def _render(request: Any, engine: Any, images: Any, workdir: Path, settings: Any
 
         result = render_video(request, _Counted(engine, on_frame), images, workdir,
                               progress=on_progress, crf=settings.video_crf,
-                              preset=settings.video_preset)
+                              preset=settings.video_preset,
+                              encoder=pick_encoder(settings.video_encoder))
         bar.update(task, description="done", eta="")
     return result
 
@@ -215,6 +217,7 @@ def generate(
 
       segue generate -f a.png -l b.png -p "dusk --rs 480p --dur 3" --seed 7 --json
     """
+    from segue.cli.ops import check_encoder
     from segue.domain import ImageInput
     from segue.engines.base import create_engine
     from segue.errors import SegueError
@@ -225,6 +228,7 @@ def generate(
 
     output = output or Path("out.mp4")
     settings = Settings()
+    check_encoder(settings)
     stops: list[tuple[str, str, float | None]] = [
         (first, "first_frame", None), *((ref, "keyframe", time) for time, ref in
                                         _keyframes(keyframe)), (last, "last_frame", None)]

@@ -111,6 +111,8 @@ def serve(
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     _check_address(settings.host, settings.port)
     _check_metrics_address(settings)
+    if settings.workers:
+        check_encoder(settings)
     logs.configure(settings.log_level)
     app = create_app(settings, _services(settings), workers=settings.workers)
     if app.state.services.keys.is_open():
@@ -119,6 +121,19 @@ def serve(
                       "[/yellow]", highlight=False)
     Server(server_config(app, settings.host, settings.port,
                          timeout_graceful_shutdown=30)).run()
+
+
+def check_encoder(settings: Settings) -> None:
+    """``SEGUE_VIDEO_ENCODER=h264_nvenc`` on a machine where NVENC does not open stops a
+    rendering command in one line, before any task would fail on it."""
+    if settings.video_encoder != "h264_nvenc":
+        return
+    from segue.media.video import encoder_unavailable
+
+    why = encoder_unavailable(settings.video_encoder)
+    if why:
+        _stop(f"SEGUE_VIDEO_ENCODER=h264_nvenc: {why}. Use libx264, or auto (NVENC where "
+              "it opens, libx264 elsewhere).")
 
 
 def _check_metrics_address(settings: Settings) -> None:
@@ -174,6 +189,7 @@ def worker(
 
     settings = Settings()
     _check_metrics_address(settings)
+    check_encoder(settings)
     logs.configure(settings.log_level)
     services = _services(settings)
     chosen = [m.strip() for m in models.split(",")] if models else None

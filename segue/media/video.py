@@ -8,11 +8,13 @@ BT.709 matrix, so what players show matches the frames the engine produced.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import av
 import cv2
@@ -39,6 +41,34 @@ def _threads() -> int:
 # motion search. Measured on 720p 121-frame interpolated clips (2 cores): 28 % less encoder
 # CPU, decoded PSNR equal or 0.1 dB higher, files 10-15 % larger at the same crf.
 _FASTER = {"veryfast": "subme=1:me=dia"}
+
+HARDWARE_ENCODER = "h264_nvenc"
+
+
+@functools.cache
+def encoder_unavailable(codec: str) -> str | None:
+    """None when the H.264 encoder ``codec`` opens on this machine, else why not (one line).
+
+    PyAV's wheels carry ``h264_nvenc``; it opens only where an NVIDIA GPU and its driver's
+    encoder library are.
+    """
+    try:
+        context = cast(av.VideoCodecContext, av.CodecContext.create(codec, "w"))
+        context.width, context.height, context.pix_fmt = 256, 256, "yuv420p"
+        context.time_base = Fraction(1, 24)
+        context.open()
+    except Exception as exc:  # FFmpeg says little more than EPERM or ENOSYS
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        return f"{codec} does not open on this machine ({reason})"
+    return None
+
+
+def pick_encoder(setting: str) -> str:
+    """The encoder ``SEGUE_VIDEO_ENCODER`` names: ``auto`` is NVENC where it opens."""
+    if setting == "auto":
+        return HARDWARE_ENCODER if encoder_unavailable(HARDWARE_ENCODER) is None else "libx264"
+    return setting
+
 
 # BT.709, limited range: Y in 16..235, Cb/Cr in 16..240 (rows: Y, Cb, Cr; last column: offset)
 _KR, _KB = 0.2126, 0.0722
@@ -94,6 +124,7 @@ class VideoEncoder:
         preset: str = "veryfast",
         container: str = "mp4",  # or "mov": the same H.264 stream in QuickTime
         audio: bool = False,
+        codec: str = "libx264",  # or h264_nvenc (``pick_encoder``)
     ) -> None:
         if width % 2 or height % 2 or width <= 0 or height <= 0:
             raise ValueError(f"yuv420p needs even, positive sides; got {width}x{height}")
@@ -108,14 +139,14 @@ class VideoEncoder:
             str(self.path), "w", format=container, options={"movflags": "+faststart"}
         )
         try:
-            self._stream = self._add_stream(crf, preset)
+            self._stream = self._add_stream(codec, crf, preset)
             self._audio_stream = add_aac_stream(self._container) if audio else None
         except BaseException:
             self._abort()
             raise
 
-    def _add_stream(self, crf: int, preset: str) -> av.VideoStream:
-        stream = self._container.add_stream("libx264", rate=self.fps)
+    def _add_stream(self, codec: str, crf: int, preset: str) -> av.VideoStream:
+        stream = cast(av.VideoStream, self._container.add_stream(codec, rate=self.fps))
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = "yuv420p"
         stream.time_base = Fraction(1, self.fps)
@@ -125,8 +156,14 @@ class VideoEncoder:
         context.color_trc = BT709
         context.colorspace = BT709
         context.color_range = ColorRange.MPEG
-        context.thread_count = _threads()
         # forced-idr: a frame marked I becomes an IDR picture, a clean random-access point.
+        if codec == HARDWARE_ENCODER:
+            # constant quality on NVENC's own scale (cq), at its middle preset; the GPU
+            # encodes, so the CPU threads x264 would take stay free
+            stream.options = {"preset": "p4", "rc": "vbr", "cq": str(crf), "b:v": "0",
+                              "forced-idr": "1"}
+            return stream
+        context.thread_count = _threads()
         stream.options = {"crf": str(crf), "preset": preset, "forced-idr": "1"}
         if preset in _FASTER:
             stream.options = {**stream.options, "x264-params": _FASTER[preset]}

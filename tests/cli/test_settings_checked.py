@@ -38,6 +38,7 @@ BAD = {
     "SEGUE_IMAGE_MAX_REDIRECTS": "-1",
     "SEGUE_WORKERS": "-1",  # no task ever ran
     "SEGUE_VIDEO_PRESET": "bogus",  # every encode failed
+    "SEGUE_VIDEO_ENCODER": "x265",
     "SEGUE_VIDEO_CRF": "99",
     "SEGUE_PORT": "70000",  # listened on 4464
     "SEGUE_PUBLIC_URL": "not a url",
