@@ -243,26 +243,45 @@ class _FrameMaker:
         return self.render(t)
 
     def _analyse(self) -> Callable[[float], np.ndarray]:
-        first, last, params = self.first, self.last, self.params
-        with ThreadPoolExecutor(1, thread_name_prefix="flow-enlarge") as pool:
-            # The end frames are enlarged for the warps meanwhile: the camera estimate at the
-            # start of the analysis keeps one core busy, not two. (Wasted on a dissolve; with
-            # subjects, patched where the plates differ from the frames.)
-            big = pool.submit(enlarge, first, last, params.upsample)
-            m = analyse(first, last, params, self.camera_fixed, self.seed, self.subjects)
-            if m.layers is not None:
-                first, last = m.layers.plates
-            if m.f01 is None or m.f10 is None:
-                return _with_layers(partial(_dissolve, first, last, m.camera), m.layers)
-            hgt, w = first.shape[:2]
-            levels = map_levels(w, hgt, params.work_side)
-            f01, f10 = (resample_flow(f, (w, hgt), levels) for f in (m.f01, m.f10))
-            line = Timeline(f01, f10, params.key_times, params.occlusion)
-            ends = big.result()
-            if m.layers is not None:
-                ends = m.layers.enlarged(ends, params.upsample)
-            warper = Warper(first, last, levels, params.upsample, ends)
-        return _with_layers(partial(warper.frame, line), m.layers)
+        return make_frames(self.first, self.last, self.params, self.camera_fixed, self.seed,
+                           self.subjects)[0]
+
+
+@dataclass(frozen=True)
+class Warped:
+    """The frames of a pair the flow engine warps (not a dissolve), with what a caller that
+    judges its warps needs (``segue.engines.rife.mixed``)."""
+
+    frame: Callable[[float], np.ndarray]  # the frame at t, subjects drawn
+    line: Timeline  # the flows at t, on the map grid
+    levels: int  # map pixel i sits on output pixel 2**levels · i
+    plates: tuple[np.ndarray, np.ndarray]  # the frames warped (the ends without subjects)
+
+
+def make_frames(first: np.ndarray, last: np.ndarray, params: Preset, camera_fixed: bool,
+                seed: int, subjects: bool = True
+                ) -> tuple[Callable[[float], np.ndarray], Warped | None]:
+    """The frame maker of a pair, for t inside (0, 1), and its warps (None on a dissolve)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="flow-enlarge") as pool:
+        # The end frames are enlarged for the warps meanwhile: the camera estimate at the
+        # start of the analysis keeps one core busy, not two. (Wasted on a dissolve; with
+        # subjects, patched where the plates differ from the frames.)
+        big = pool.submit(enlarge, first, last, params.upsample)
+        m = analyse(first, last, params, camera_fixed, seed, subjects)
+        if m.layers is not None:
+            first, last = m.layers.plates
+        if m.f01 is None or m.f10 is None:
+            return _with_layers(partial(_dissolve, first, last, m.camera), m.layers), None
+        hgt, w = first.shape[:2]
+        levels = map_levels(w, hgt, params.work_side)
+        f01, f10 = (resample_flow(f, (w, hgt), levels) for f in (m.f01, m.f10))
+        line = Timeline(f01, f10, params.key_times, params.occlusion)
+        ends = big.result()
+        if m.layers is not None:
+            ends = m.layers.enlarged(ends, params.upsample)
+        warper = Warper(first, last, levels, params.upsample, ends)
+    frame = _with_layers(partial(warper.frame, line), m.layers)
+    return frame, Warped(frame, line, levels, (first, last))
 
 
 def _with_layers(background: Callable[[float], np.ndarray], layers: Layers | None

@@ -14,24 +14,21 @@ engine's share (a logistic in its log, fitted on the development sets, flat near
 or weighting by the same agreement scored lower on real footage, where blur and noise make
 agreement a poor guide pixel by pixel.
 
-The flow engine's frames are made as its own frame maker makes them (``analyse``, then
-``Timeline`` and ``Warper``), so its pair analysis runs once; where it falls back to a
-dissolve (flows not trusted) the frames are the network's alone.
+The flow engine's frames come from its own frame maker (``flow.engine.make_frames``), whose
+warps the weight reads, so its pair analysis runs once; where it falls back to a dissolve
+(flows not trusted) the frames are the network's alone.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from functools import partial
 
 import cv2
 import numpy as np
 
-from segue.engines.flow.engine import PRESETS, analyse
-from segue.engines.flow.layers import Layers
-from segue.engines.flow.warp import Timeline, Warper, enlarge, map_levels, resample_flow
+from segue.engines.flow.engine import PRESETS, Warped, make_frames
 from segue.engines.rife.runtime import Rife, _Keys, _time, run_frames, warp_blend
 
 PRESET = "medium"  # the flow engine's default, as ``segue`` renders
@@ -46,43 +43,11 @@ def flow_weight(network: float, engine: float) -> float:
     return 1.0 / (1.0 + math.exp(-(BIAS + SLOPE * math.log(ratio))))
 
 
-@dataclass
-class FlowPart:
-    """The flow engine's frame maker for one pair, and what the weight needs of it."""
-
-    frame: Callable[[float], np.ndarray]
-    line: Timeline
-    levels: int
-    ends: tuple[np.ndarray, np.ndarray]  # the frames it warps (plates, with subjects)
-
-
 def flow_part(first: np.ndarray, last: np.ndarray, seed: int, camera_fixed: bool
-              ) -> FlowPart | None:
-    """The flow engine's frames, as ``segue.engines.flow`` makes them with its default
-    preset (``_FrameMaker``); None where it would fall back to a dissolve."""
-    params = PRESETS[PRESET]
-    m = analyse(first, last, params, camera_fixed, seed)
-    if m.f01 is None or m.f10 is None:
-        return None
-    layers: Layers | None = m.layers
-    if layers is not None:
-        first, last = layers.plates
-    hgt, w = first.shape[:2]
-    levels = map_levels(w, hgt, params.work_side)
-    f01, f10 = (resample_flow(f, (w, hgt), levels) for f in (m.f01, m.f10))
-    line = Timeline(f01, f10, params.key_times, params.occlusion)
-    ends = enlarge(first, last, params.upsample)
-    if layers is not None:
-        ends = layers.enlarged(ends, params.upsample)
-    warper = Warper(first, last, levels, params.upsample, ends)
-    frame: Callable[[float], np.ndarray] = partial(warper.frame, line)
-    if layers is not None:
-        background, drawn = frame, layers
-
-        def frame(t: float) -> np.ndarray:
-            return drawn.draw(background(t), t)
-
-    return FlowPart(frame, line, levels, (first, last))
+              ) -> Warped | None:
+    """The flow engine's frames as ``segue`` renders them (its default preset), with its
+    warps; None where it would fall back to a dissolve."""
+    return make_frames(first, last, PRESETS[PRESET], camera_fixed, seed)[1]
 
 
 def _disagreement(a: np.ndarray, b: np.ndarray, sigma: float) -> float:
@@ -90,7 +55,7 @@ def _disagreement(a: np.ndarray, b: np.ndarray, sigma: float) -> float:
     return float(cv2.GaussianBlur(d, (0, 0), sigma).mean())
 
 
-def disagreements(part: FlowPart, first: np.ndarray, last: np.ndarray,
+def disagreements(part: Warped, first: np.ndarray, last: np.ndarray,
                   network_flow: np.ndarray) -> tuple[float, float]:
     """(network, flow engine): mean |W0 - W1| of each one's warped ends at t = 0.5, on the
     flow engine's map grid (pixel i at output pixel ``2**levels * i``)."""
@@ -99,7 +64,7 @@ def disagreements(part: FlowPart, first: np.ndarray, last: np.ndarray,
     mh, mw = to0.shape[:2]
     xy = np.dstack(np.meshgrid(np.arange(mw, dtype=np.float32),
                                np.arange(mh, dtype=np.float32)))
-    small = [cv2.resize(x, (mw, mh), interpolation=cv2.INTER_AREA) for x in part.ends]
+    small = [cv2.resize(x, (mw, mh), interpolation=cv2.INTER_AREA) for x in part.plates]
     sigma = 2.0 / step  # two output pixels
 
     def warp(img: np.ndarray, pos: np.ndarray) -> np.ndarray:
