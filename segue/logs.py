@@ -86,6 +86,15 @@ class _DeclinedUpgrade(logging.Filter):
         return record.getMessage() != "Unsupported upgrade request."
 
 
+class _MigrationChatter(logging.Filter):
+    """Drops what Alembic says each time it looks at the schema ("Context impl SQLiteImpl.",
+    "Will assume non-transactional DDL.": three times each at a first start); its
+    "Running upgrade 0008 -> 0009, ..." lines, which say what changed, stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Context impl", "Will assume"))
+
+
 def configure(level: str = "info") -> None:
     """JSON lines on stderr at ``level`` (``SEGUE_LOG_LEVEL``), uvicorn's own logs included.
 
@@ -105,5 +114,7 @@ def configure(level: str = "info") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests
-    if not any(isinstance(f, _DeclinedUpgrade) for f in logging.getLogger("uvicorn.error").filters):
-        logging.getLogger("uvicorn.error").addFilter(_DeclinedUpgrade())
+    for name, kind in (("uvicorn.error", _DeclinedUpgrade),
+                       ("alembic.runtime.migration", _MigrationChatter)):
+        if not any(isinstance(f, kind) for f in logging.getLogger(name).filters):
+            logging.getLogger(name).addFilter(kind())

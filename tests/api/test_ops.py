@@ -151,3 +151,27 @@ def test_the_request_line_is_written_as_the_formatter_writes_it() -> None:
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_a_first_start_logs_each_migration_once_and_no_alembic_chatter(tmp_path: Path) -> None:
+    """A fresh database logs one line per migration run; Alembic's "Context impl" and "Will
+    assume non-transactional DDL" (three times each at a first start) are dropped."""
+    from segue import logs
+    from segue.tasks.db import ensure_schema, head_revision, make_engine
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("info")
+        assert logs._handler is not None
+        logs._handler.setStream(stream := io.StringIO())
+        engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+        ensure_schema(engine)
+        engine.dispose()
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        messages = [line["msg"] for line in lines if line["logger"].startswith("alembic")]
+        assert messages and all(m.startswith("Running upgrade") for m in messages), messages
+        assert f"-> {head_revision()}," in messages[-1]
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
