@@ -13,6 +13,7 @@ the same error in its own envelope (``api/ark/errors.py``,
     │   └── OperationDenied             code OperationDenied.TaskStatus
     ├── AuthenticationError (401)
     ├── NotFound (404)                  code ResourceNotFound / InvalidEndpointOrModel.NotFound
+    │   └── ModelNotOpen                a listed model that cannot be rendered here
     ├── MethodNotAllowed (405)          with the route's methods in ``Allow``
     ├── PayloadTooLarge (413)
     ├── TooManyRequests (429)           code RateLimitExceeded.EndpointRPMExceeded / QuotaExceeded
@@ -101,6 +102,17 @@ class NotFound(SegueError):
     status = 404
     code = "ResourceNotFound"
     type = "NotFound"
+
+
+class ModelNotOpen(NotFound):
+    """A model the registry lists that cannot be rendered here: no running worker serves it
+    (``segue.tasks.fleet``), or its engine cannot load (weights not installed, torch or a GPU
+    missing). Ark's code for a model not open to the account."""
+
+    code = "ModelNotOpen"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="model")
 
 
 def task_not_found(task_id: str) -> NotFound:

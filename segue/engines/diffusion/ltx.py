@@ -23,7 +23,7 @@ from typing import Any
 
 from segue.domain import Mode
 from segue.engines.base import RenderJob
-from segue.errors import InvalidParameter, ServiceUnavailable
+from segue.errors import InvalidParameter, ModelNotOpen
 
 PIPELINE = "LTXConditionPipeline"
 MODES = frozenset({Mode.FIRST_LAST, Mode.FIRST_FRAME, Mode.TEXT})
@@ -197,7 +197,7 @@ def load_upsampler(
         except Exception as exc:  # the hub and the loaders raise many kinds
             error = exc
     else:
-        raise ServiceUnavailable(
+        raise ModelNotOpen(
             f"The latent upscaler {up.upsampler!r} could not be loaded from {source}: {error}. "
             "Place it in diffusers layout (see docs/gpu.md) or remove the upscaler option."
         ) from error

@@ -13,7 +13,7 @@ import gc
 from types import ModuleType
 from typing import Any
 
-from segue.errors import ServiceUnavailable
+from segue.errors import ModelNotOpen
 
 # Words in the messages of errors that poison the CUDA context (torch.AcceleratorError and
 # the RuntimeErrors of older torch builds).
@@ -26,7 +26,7 @@ def import_gpu_stack() -> tuple[Any, Any]:
         import diffusers
         import torch
     except ImportError as exc:
-        raise ServiceUnavailable(
+        raise ModelNotOpen(
             "The diffusion engine needs torch and diffusers: pip install 'segue[gpu]' "
             f"({exc.name} is missing)."
         ) from exc
@@ -75,7 +75,7 @@ def resolve_device(torch: Any, device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ServiceUnavailable(
+        raise ModelNotOpen(
             f"The diffusion engine is configured for device {device!r} but torch sees no CUDA "
             "device. Install a CUDA build of torch, or set device to cpu (very slow)."
         )

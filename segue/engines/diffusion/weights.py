@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segue.errors import ServiceUnavailable
+from segue.errors import ModelNotOpen
 
 
 def find_weights(
@@ -22,13 +22,13 @@ def find_weights(
         if any((candidate / marker).is_file() for marker in markers):
             return str(candidate)
     if candidates and (path.is_absolute() or local_only):
-        raise ServiceUnavailable(
+        raise ModelNotOpen(
             f"The {what} {name!r} was not found: no diffusers folder "
             f"(with {' or '.join(markers)}) at {', '.join(looked)}. Download it into "
             "SEGUE_MODELS_DIR (see docs/gpu.md) or correct the model registry."
         )
     if local_only:
-        raise ServiceUnavailable(
+        raise ModelNotOpen(
             f"The {what} {name!r} is not a local folder, SEGUE_MODELS_DIR is "
             "not set and hub downloads are off (local_only). Set SEGUE_MODELS_DIR."
         )

