@@ -42,6 +42,7 @@ from segue.domain import SIZES, Mode, frames_for  # noqa: E402
 from segue.engines.base import RenderJob  # noqa: E402
 from segue.engines.diffusion import DiffusionEngine  # noqa: E402
 from segue.engines.diffusion.frames import BATCH  # noqa: E402
+from segue.media.video import HARDWARE_ENCODER, encoder_options  # noqa: E402
 
 
 def keyframes(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,21 +52,20 @@ def keyframes(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     return first, (255 - first).copy()
 
 
-# H.264 encoders the benchmark can time, with the service's settings (segue.media.video):
-# libx264, and NVIDIA's hardware encoder where the machine's FFmpeg (PyAV's wheels carry
-# h264_nvenc) and driver offer it (SEGUE_VIDEO_ENCODER=h264_nvenc).
-ENCODERS = {"libx264": {"preset": "veryfast", "crf": "18"},
-            "h264_nvenc": {"preset": "p4", "rc": "vbr", "cq": "18", "b:v": "0"}}
+# H.264 encoders the benchmark can time: libx264, and NVIDIA's hardware encoder where the
+# machine's FFmpeg (PyAV's wheels carry h264_nvenc) and driver offer it.
+ENCODERS = ("libx264", HARDWARE_ENCODER)
 
 
 def h264_sink(width: int, height: int, encoder: str = "libx264") -> tuple[Any, Any, Any]:
-    """An in-memory H.264 encoder like the service's (yuv420p at 24 fps)."""
+    """An in-memory H.264 encoder with the service's options (``SEGUE_VIDEO_ENCODER``, crf
+    18, veryfast: ``encoder_options``), yuv420p at 24 fps."""
     import av
 
     container = av.open(io.BytesIO(), mode="w", format="mp4")
     stream = container.add_stream(encoder, rate=24)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    stream.options = ENCODERS[encoder]
+    stream.options = encoder_options(encoder, 18, "veryfast")
     return container, stream, av.VideoFrame
 
 

@@ -63,6 +63,20 @@ def encoder_unavailable(codec: str) -> str | None:
     return None
 
 
+def encoder_options(codec: str, crf: int, preset: str) -> dict[str, object]:
+    """The options the service encodes with (``VideoEncoder``; the GPU benchmark too).
+
+    forced-idr: a frame marked I becomes an IDR picture, a clean random-access point. NVENC
+    keeps a constant quality on its own scale (``cq``), at its middle preset.
+    """
+    if codec == HARDWARE_ENCODER:
+        return {"preset": "p4", "rc": "vbr", "cq": str(crf), "b:v": "0", "forced-idr": "1"}
+    options: dict[str, object] = {"crf": str(crf), "preset": preset, "forced-idr": "1"}
+    if preset in _FASTER:
+        options["x264-params"] = _FASTER[preset]
+    return options
+
+
 def pick_encoder(setting: str) -> str:
     """The encoder ``SEGUE_VIDEO_ENCODER`` names: ``auto`` is NVENC where it opens."""
     if setting == "auto":
@@ -156,17 +170,9 @@ class VideoEncoder:
         context.color_trc = BT709
         context.colorspace = BT709
         context.color_range = ColorRange.MPEG
-        # forced-idr: a frame marked I becomes an IDR picture, a clean random-access point.
-        if codec == HARDWARE_ENCODER:
-            # constant quality on NVENC's own scale (cq), at its middle preset; the GPU
-            # encodes, so the CPU threads x264 would take stay free
-            stream.options = {"preset": "p4", "rc": "vbr", "cq": str(crf), "b:v": "0",
-                              "forced-idr": "1"}
-            return stream
-        context.thread_count = _threads()
-        stream.options = {"crf": str(crf), "preset": preset, "forced-idr": "1"}
-        if preset in _FASTER:
-            stream.options = {**stream.options, "x264-params": _FASTER[preset]}
+        if codec != HARDWARE_ENCODER:  # the GPU encodes NVENC's: no CPU threads for it
+            context.thread_count = _threads()
+        stream.options = encoder_options(codec, crf, preset)
         return stream
 
     def write(self, frame: np.ndarray) -> None:
