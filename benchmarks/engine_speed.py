@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -196,23 +198,33 @@ def table_rows(size: str, row: dict[str, object]) -> list[str]:
             for name, r in row.items() if isinstance(r, dict)]
 
 
-def report(results: dict[str, object]) -> str:
-    """A markdown table: every job against the encode-only floor of the same run."""
-    lines = [f"{results['date']}, {results['cpus']} CPUs, preset `{results['preset']}`, "
-             f"load average {results['load_before']:.2f} before / "
-             f"{results['load_after']:.2f} after; median of {results['repeat']}.", "",
-             "| size | job | seconds | × floor | CPU s | peak RSS MB |",
+def speed_table(results: dict[str, object], intro: str,
+                more: Callable[[str, dict[str, Any]], list[str]]) -> str:
+    """``intro``, then a markdown table of every size's jobs against the encode-only floor
+    of the same run, each size followed by its ``more(size, row)`` lines."""
+    lines = [intro, "", "| size | job | seconds | × floor | CPU s | peak RSS MB |",
              "|---|---|---|---|---|---|"]
     for size in SIZES:
         row = results.get(size)
         if not isinstance(row, dict):
             continue
         lines += table_rows(size, row)
-        if "minterpolate" in row and "generate" in row:
-            lines.append(f"| {size} | minterpolate ÷ generate | "
-                         f"{row['minterpolate']['seconds'] / row['generate']['seconds']:.1f}× "
-                         "| | | |")
+        lines += more(size, row)
     return "\n".join(lines)
+
+
+def report(results: dict[str, object]) -> str:
+    """A markdown table: every job against the encode-only floor of the same run."""
+    def ratio(size: str, row: dict[str, Any]) -> list[str]:
+        if "minterpolate" not in row or "generate" not in row:
+            return []
+        return [f"| {size} | minterpolate ÷ generate | "
+                f"{row['minterpolate']['seconds'] / row['generate']['seconds']:.1f}× | | | |"]
+
+    return speed_table(
+        results, f"{results['date']}, {results['cpus']} CPUs, preset `{results['preset']}`, "
+        f"load average {results['load_before']:.2f} before / {results['load_after']:.2f} "
+        f"after; median of {results['repeat']}.", ratio)
 
 
 def _cpus() -> int:

@@ -45,8 +45,8 @@ from engine_speed import (  # noqa: E402
     _cpus,
     _measure,
     make_pair,
+    speed_table,
     summarise,
-    table_rows,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,19 +125,12 @@ def run(repeat: int, sizes: list[str], skip: list[str] | None = None) -> dict[st
 
 
 def report(results: dict[str, object]) -> str:
-    lines = [f"{results['date']}, {results['cpus']} CPUs, load average "
-             f"{results['load_before']:.2f} before / {results['load_after']:.2f} after; "
-             f"median of {results['repeat']}; 5 s at 24 fps ({results['frames']} frames).", "",
-             "| size | job | seconds | × floor | CPU s | peak RSS MB |",
-             "|---|---|---|---|---|---|"]
-    for size in SIZES:
-        row = results.get(size)
-        if not isinstance(row, dict):
-            continue
-        lines += table_rows(size, row)
-        lines.append(f"| {size} | one network pass (in process) | "
-                     f"{row['network_pass_seconds']:.2f} | | | |")
-    return "\n".join(lines)
+    return speed_table(
+        results, f"{results['date']}, {results['cpus']} CPUs, load average "
+        f"{results['load_before']:.2f} before / {results['load_after']:.2f} after; median of "
+        f"{results['repeat']}; 5 s at 24 fps ({results['frames']} frames).",
+        lambda size, row: [f"| {size} | one network pass (in process) | "
+                           f"{row['network_pass_seconds']:.2f} | | | |"])
 
 
 def main() -> None:
