@@ -207,7 +207,11 @@ def _plate(own: np.ndarray, other: np.ndarray, mine: np.ndarray, theirs: np.ndar
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
     roi = (slice(y0, y1), slice(x0, x1))
     hole = (take[roi] > 0) & (covered > 0.02)
-    fill = _inpaint(np.where(hole[..., None], own[roi], back), hole) if hole.any() else back
+    # inpainted from what is background: the other frame inside the subject's place where
+    # it saw past its own subjects, this frame around it (there the other frame may show
+    # another subject: one that went where this one was)
+    fill = _inpaint(np.where(take[roi][..., None] > 0, back, own[roi]), hole) if hole.any() \
+        else back
     weight = cv2.GaussianBlur(take[roi].astype(np.float32), (0, 0), 1.0)[..., None]
     mixed = own[roi].astype(np.float32) + weight * (fill.astype(np.float32) - own[roi])
     plate = own.copy()

@@ -31,6 +31,7 @@ _MAX_TURN = np.deg2rad(30)
 _MIN_MOVE_PX = 10.0  # working-size px: dense flow follows shorter moves well
 _COVERS = 0.75  # share of the changed pixels around a subject that it must explain
 _FLAT_SPREAD = 8.0  # colour spread (std) below which a background counts as flat
+_MIN_FEATURES = 6  # feature matches that must agree on a subject's move
 
 
 def _largest_channel(rgb: np.ndarray) -> np.ndarray:
@@ -66,15 +67,59 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+class Features:
+    """ORB features of both camera-aligned frames where they changed, found once per pair:
+    each region's matches give one more candidate move (``moves``)."""
+
+    def __init__(self, c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray) -> None:
+        near = cv2.dilate(changed, np.ones((7, 7), np.uint8))
+        orb = cv2.ORB_create(  # type: ignore[attr-defined]
+            nfeatures=800, scaleFactor=1.2, nlevels=4, edgeThreshold=15, patchSize=15,
+            fastThreshold=10)
+        self.found = [self._detect(orb, img, near) for img in (c0, aligned)]
+
+    @staticmethod
+    def _detect(orb: cv2.ORB, img: np.ndarray, mask: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        keys, desc = orb.detectAndCompute(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), mask)
+        return np.asarray([k.pt for k in keys], np.float32).reshape(-1, 2), desc
+
+    def moves(self, region: np.ndarray, forward: bool) -> list[np.ndarray]:
+        """The scale, turn and shift (3×3) that most matches of the features in ``region``
+        (frame 0's when ``forward``, else the aligned frame 1's) agree on, if enough do."""
+        (pts, desc), (other, other_desc) = self.found if forward else self.found[::-1]
+        if desc is None or other_desc is None or len(other) < 2:
+            return []
+        hgt, w = region.shape
+        xs = np.clip(pts[:, 0].round().astype(int), 0, w - 1)
+        ys = np.clip(pts[:, 1].round().astype(int), 0, hgt - 1)
+        inside = np.flatnonzero(region[ys, xs] > 0)
+        if len(inside) < _MIN_FEATURES:
+            return []
+        pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(desc[inside], other_desc, k=2)
+        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+        if len(good) < _MIN_FEATURES:
+            return []
+        src = pts[inside[[m.queryIdx for m in good]]]
+        dst = other[[m.trainIdx for m in good]]
+        fit, agree = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
+                                                 ransacReprojThreshold=2.0)
+        if fit is None or agree is None or int(agree.sum()) < _MIN_FEATURES:
+            return []
+        return [np.vstack([fit.astype(np.float64), [0.0, 0.0, 1.0]])]
+
+
 def match(c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray,
-           ends: tuple[np.ndarray, np.ndarray], seen: np.ndarray, known: np.ndarray,
-           hint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+          ends: tuple[np.ndarray, np.ndarray], seen: np.ndarray, known: np.ndarray,
+          hint: np.ndarray | None = None, features: Features | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The subject that a region holds, as (frame-0 mask, aligned frame-1 mask, move):
     tried as where the subject was (frame 0; the region less what found subjects explain
     there: ``ends[0]``) and as where it went (aligned frame 1: ``ends[1]``), at the few best
-    places the search found for each; the hypothesis that explains the most error wins.
-    None when none holds up. ``known``: what the subjects found so far explain, at either
-    end. ``hint``: one more move to try from frame 0 (what the dense flow did there)."""
+    places the search found for each, and at the move its features' matches agree on
+    (``features``); the hypothesis that explains the most error wins. None when none holds
+    up. ``known``: what the subjects found so far explain, at either end. ``hint``: one
+    more move to try from frame 0 (what the dense flow did there)."""
     best: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     best_gain = 0.0
     for forward, region in zip((True, False), ends, strict=True):
@@ -82,6 +127,12 @@ def match(c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray,
             continue
         src, dst = (c0, aligned) if forward else (aligned, c0)
         tried = _search(src, dst, region)
+        if features is not None:
+            # The template search compares the region with a rim of its surroundings, at a
+            # quarter of the size: a textured subject that travelled over other texture, or
+            # turned, or whose region also holds where it went (a move shorter than its
+            # size), is often not at any of its peaks; its own features still match.
+            tried += features.moves(region, forward)
         if forward and hint is not None:
             tried.append(hint)
         for move in tried:

@@ -13,9 +13,12 @@ over a flat background (sky, a studio wall), so a far-travelling subject ends up
    and better than a rigid layer does (deforming things, blur).
 2. Each region, with a rim of its surroundings, is searched for in the other frame as a
    masked colour template at a quarter of the size, both ways (the region may be where the
-   subject was or where it went), at its few best places. A region in which the subject
-   was and went (a short move) is one region: the search still peaks at the subject's move,
-   since the part that is the subject matches.
+   subject was or where it went), at its few best places; and the ORB features inside it
+   are matched with those of the other frame's changed pixels, the scale, turn and shift
+   most of them agree on (RANSAC) being one more place. The template knows a plain subject
+   by its outline; the features find a textured one that travelled over other texture,
+   turned, or whose region also holds where it went (a move shorter than its size), where
+   the template's rim of surroundings misleads the search.
 3. With a move, the subject's pixels in each frame are those of the changed region that
    the move explains (the same colour where the move takes them, inside the changed region
    there too; over a flat background, not the background's colour), with the unchanged
@@ -47,6 +50,7 @@ from segue.engines.flow.matching import (
     CHANGED,
     MAX_AREA_SHARE,
     MAX_ERROR,
+    Features,
     colour_error,
     column_medians,
     difference,
@@ -96,6 +100,7 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
     # and better than a rigid layer does (non-rigid motion, blur).
     missed = cv2.max(*misses)  # either end
     regions = [r for r in _regions(changed) if mean_over(missed, r) > _MISSED]
+    features = Features(c0, aligned, changed) if regions else None
     found: list[Subject] = []
     used = [np.zeros((hgt, w), np.uint8), np.zeros((hgt, w), np.uint8)]  # per end
     kernel = np.ones((3, 3), np.uint8)
@@ -108,7 +113,7 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
         if max(np.count_nonzero(e) for e in ends) < least_area(hgt, w):
             continue
         matched = match(c0, aligned, changed, ends, seen, used[0] | used[1],
-                        _flow_hint(ends[0], f01, camera))
+                        _flow_hint(ends[0], f01, camera), features)
         subject = None if matched is None else _subject(*matched)
         if (subject is None or any(_overlap(subject.mask0, s.mask0) > 0.3 for s in found)
                 or not _beats_flow(c0, aligned, subject, misses, f01, camera)):
