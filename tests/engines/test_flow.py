@@ -91,6 +91,28 @@ def test_unrelated_frames_fall_back_to_a_dissolve() -> None:
     assert np.abs(mid.astype(int) - blend).max() <= 1
 
 
+@pytest.mark.parametrize(("dx", "warped"), [(2, False), (16, True)])
+def test_flows_failing_the_round_trip_are_warped_only_where_the_pair_moves_far(
+        monkeypatch: pytest.MonkeyPatch, dx: int, warped: bool) -> None:
+    """Too few forward/backward flows agree (made so here): a pair that moves less than a
+    flow patch is dissolved (rippling water: its double image is a blur), one that moves
+    farther is warped all the same (a dissolve would show everything twice, far apart)."""
+    from segue.engines.flow import engine
+
+    base = scene(320, 192, seed=7)
+    first, last = shifted(base, -dx / 2), shifted(base, dx / 2)
+    monkeypatch.setattr(engine, "_consistent_share", lambda *_: engine._MIN_CONSISTENT - 0.1)
+    motion = engine.analyse(first, last, engine.PRESETS["medium"], True, 0, subjects=False)
+    assert (motion.f01 is not None) is warped
+    mid = interpolate(first, last, [0.5], camera_fixed=True)[0]
+    blend = cv2.addWeighted(first, 0.5, last, 0.5, 0)
+    inner = (slice(20, -20), slice(20, -20))
+    if warped:
+        assert psnr(mid[inner], base[inner]) > psnr(blend[inner], base[inner]) + 6
+    else:
+        assert np.abs(mid.astype(int) - blend).max() <= 1
+
+
 def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError):
         interpolate(scene(), scene(120, 80), [0.5])
