@@ -17,6 +17,11 @@ _MIN_INLIER_RATIO = 0.35
 _ECC_SIDE = 480  # longer side of the images the photometric refinement runs on
 _ECC_ITERS = 60
 _MAX_ANISOTROPY = 1.5  # largest ratio of the local stretches of a camera move
+_MIN_AWAY = 0.1  # share of the frame away from the camera's matches worth checking
+# the camera is refused where it leaves more error than this times standing still's, plus
+# a grey level's quarter (noise): flat backgrounds dragged along leave several times more,
+# real camera moves less (``benchmarks/README.md``)
+_STILL_RATIO, _STILL_NOISE = 1.5, 0.25
 
 
 def corners(w: int, hgt: int) -> np.ndarray:
@@ -28,7 +33,62 @@ def estimate_camera(g0: np.ndarray, g1: np.ndarray, seed: int = 0) -> np.ndarray
 
     Why: dense flow loses large global moves (pans, zooms); a robust global model recovers
     them, and the residual flow is then small. Only trusted with many, mostly agreeing matches.
+    This is the features' estimate; ``find_camera`` refines and checks it.
     """
+    found = _estimate(g0, g1, seed)
+    return None if found is None else found[0]
+
+
+def find_camera(g0: np.ndarray, g1: np.ndarray, seed: int = 0) -> np.ndarray | None:
+    """The camera of the pair, as the engines take it: the features' estimate refined on
+    the whole frame (ECC), when it stretches the frame evenly (``locally_plausible``) and
+    explains what lies away from its matches no worse than standing still (``_elsewhere``)."""
+    found = _estimate(g0, g1, seed)
+    if found is None:
+        return None
+    h = refine_camera(g0, g1, found[0])
+    if not locally_plausible(h, g0.shape[1], g0.shape[0]):
+        return None
+    return h if _elsewhere(g0, g1, h, *found[1:]) else None
+
+
+def _elsewhere(g0: np.ndarray, g1: np.ndarray, h: np.ndarray, src: np.ndarray,
+               dst: np.ndarray, tol: float) -> bool:
+    """Whether ``h`` explains the frame away from the matches that agree with it nearly as
+    well as standing still does, or better (mean grey difference there).
+
+    A camera move moves everything. Over a flat background (a sky, a studio wall) the only
+    features are on a subject, and all of them agree on its move: taken for the camera,
+    that move drags the background along (a fresh draw of the moving-subject scenes lost up
+    to 12 dB on flat backgrounds that way) and the subject is not found as one. There the
+    background away from the subject stands still, which a real pan over a plain area does
+    not contradict (both explain a plain area alike). On the development sets it also
+    refuses the "camera" of six clips shot from a tripod, fitted to a thing moving in them.
+    """
+    hgt, w = g0.shape
+    lands = cv2.perspectiveTransform(src.reshape(-1, 1, 2), h).reshape(-1, 2)
+    agree = np.hypot(*(lands - dst).T) < tol
+    if agree.sum() < 3:
+        return False
+    points = np.vstack([src[agree], dst[agree]]).astype(np.int32)
+    near = np.zeros((hgt, w), np.uint8)
+    cv2.fillConvexPoly(near, cv2.convexHull(points), 1)
+    reach = max(3, round(max(hgt, w) / 40)) | 1
+    away = cv2.dilate(near, np.ones((reach, reach), np.uint8)) == 0
+    inv = np.linalg.inv(h)
+    back = cv2.warpPerspective(g1, inv, (w, hgt), flags=cv2.INTER_LINEAR)
+    seen = cv2.warpPerspective(np.full_like(g1, 255), inv, (w, hgt), flags=cv2.INTER_NEAREST)
+    away &= cv2.erode(seen, np.ones((5, 5), np.uint8)) > 0
+    if away.mean() < _MIN_AWAY:
+        return True  # the matches span the frame
+    moved = float(cv2.absdiff(g0, back)[away].mean())
+    still = float(cv2.absdiff(g0, g1)[away].mean())
+    return moved <= _STILL_RATIO * still + _STILL_NOISE
+
+
+def _estimate(g0: np.ndarray, g1: np.ndarray, seed: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """(homography, the matched points in each frame, the inlier tolerance), or None."""
     orb = cv2.ORB_create(nfeatures=1500, fastThreshold=12)  # type: ignore[attr-defined]
     k0, d0 = orb.detectAndCompute(g0, None)
     k1, d1 = orb.detectAndCompute(g1, None)
@@ -48,7 +108,9 @@ def estimate_camera(g0: np.ndarray, g1: np.ndarray, seed: int = 0) -> np.ndarray
     inliers = int(mask.sum())
     if inliers < _MIN_INLIERS or inliers < _MIN_INLIER_RATIO * len(good):
         return None
-    return h if plausible(h, g0.shape[1], g0.shape[0]) else None
+    if not plausible(h, g0.shape[1], g0.shape[0]):
+        return None
+    return h, src, dst, tol
 
 
 def plausible(h: np.ndarray, w: int, hgt: int) -> bool:

@@ -16,9 +16,7 @@ from segue.domain import Mode
 from segue.engines.base import RenderJob
 from segue.engines.flow.camera import (
     camera_at,
-    estimate_camera,
-    locally_plausible,
-    refine_camera,
+    find_camera,
     unexplained,
 )
 from segue.engines.flow.layers import Layers, background_flows
@@ -162,10 +160,8 @@ def analyse(
     size = (max(16, round(w * scale)), max(16, round(hgt * scale)))
     scale = size[0] / w
     g0, g1 = _gray(first, size), _gray(last, size)
-    h = None if camera_fixed else estimate_camera(g0, g1, seed)
-    if h is not None:
-        h = refine_camera(g0, g1, h)  # ECC: +0.6 dB Middlebury, +0.5 dB long windows
-        h = h if locally_plausible(h, *size) else None
+    # refined by ECC inside: +0.6 dB Middlebury, +0.5 dB long windows
+    h = None if camera_fixed else find_camera(g0, g1, seed)
     camera = None
     if h is not None:
         to_work = np.diag([scale, size[1] / hgt, 1.0])
