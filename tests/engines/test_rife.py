@@ -267,3 +267,71 @@ def test_the_flow_engines_share_grows_with_the_networks_disagreement() -> None:
     shares = [flow_weight(ratio, 1.0) for ratio in (0.5, 1.0, 1.5, 2.5, 4.0)]
     assert shares == sorted(shares) and 0 < shares[0] and shares[-1] < 1
     assert 0.25 < shares[1] < 0.4 and 0.45 < shares[2] < 0.55  # alike: the network leads
+
+
+def _whole_frame(first: np.ndarray, last: np.ndarray, h: np.ndarray, flow: np.ndarray,
+                 t: float) -> np.ndarray:
+    """The camera path's frame computed over the whole frame (as before the residual was
+    worked out only where it can be other than zero)."""
+    from segue.engines.flow.camera import camera_at
+
+    hgt, w_ = first.shape[:2]
+    grid = np.dstack(np.meshgrid(np.arange(w_, dtype=np.float32),
+                                 np.arange(hgt, dtype=np.float32)))
+    back = np.linalg.inv(camera_at(h, t, w_, hgt))
+    y = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), back).reshape(hgt, w_, 2)
+    residual = cv2.remap(flow, y[..., 0], y[..., 1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    at0 = y + residual[..., :2]
+    at1 = cv2.perspectiveTransform((y + residual[..., 2:]).reshape(-1, 1, 2),
+                                   h).reshape(hgt, w_, 2)
+    w0 = cv2.remap(first, at0[..., 0], at0[..., 1], cv2.INTER_CUBIC,
+                   borderMode=cv2.BORDER_REPLICATE)
+    w1 = cv2.remap(last, at1[..., 0], at1[..., 1], cv2.INTER_CUBIC,
+                   borderMode=cv2.BORDER_REPLICATE)
+
+    def inside(xy: np.ndarray) -> np.ndarray:
+        return ((xy[..., 0] >= -0.5) & (xy[..., 0] <= w_ - 0.5)
+                & (xy[..., 1] >= -0.5) & (xy[..., 1] <= hgt - 0.5))
+
+    seen0, seen1 = inside(at0), inside(at1)
+    weight = np.where(seen0 == seen1, np.float32(1.0 - t), seen0.astype(np.float32))
+    return cv2.blendLinear(w0, w1, weight, 1.0 - weight)
+
+
+@pytest.mark.parametrize("where", ["middle", "border", "nowhere"])
+def test_the_camera_frame_equals_the_whole_frame_computation(where: str) -> None:
+    """The residual sampled, summed and projected only where it can be other than zero gives
+    the same frames as over the whole frame: kept areas inside, on the frame's border (whose
+    samples reach off the frame), or none."""
+    from segue.engines.rife.camera import _frame, _reach
+
+    first, last, _ = pan()
+    hgt, w_ = first.shape[:2]
+    h = np.array([[1.03, 0.01, -30.0], [-0.008, 1.02, 4.0], [2e-5, -1e-5, 1.0]])
+    keep = np.zeros((hgt, w_), np.float32)
+    if where == "middle":
+        keep[60:110, 150:230] = 1.0
+        keep[150:160, 40:48] = 0.5
+    elif where == "border":
+        keep[:, :12] = 1.0
+        keep[hgt - 5:, 200:260] = 1.0
+    rng = np.random.default_rng(1)
+    flow = rng.normal(0.0, 3.0, (hgt, w_, 4)).astype(np.float32) * keep[..., None]
+    grid = np.dstack(np.meshgrid(np.arange(w_, dtype=np.float32),
+                                 np.arange(hgt, dtype=np.float32)))
+    reach = _reach(keep)
+    assert (reach is None) == (where == "nowhere")
+    for t in (0.1, 0.5, 0.83):
+        assert np.array_equal(_frame(first, last, h, flow, grid, t, reach),
+                              _whole_frame(first, last, h, flow, t))
+
+
+def test_the_key_passes_keep_freed_memory_and_give_it_back() -> None:
+    from segue.engines.rife import runtime
+
+    with runtime.freed_memory_kept():
+        with runtime.freed_memory_kept():  # renders may overlap
+            assert runtime._kept_users == 2
+        assert runtime._kept_users == 1
+    assert runtime._kept_users == 0

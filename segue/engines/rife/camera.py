@@ -16,7 +16,6 @@ engine's (``mixed``; ``mix=False``: the network's own).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from functools import partial
 
 import cv2
 import numpy as np
@@ -70,15 +69,27 @@ def camera_frames(rife: Rife, first: np.ndarray, last: np.ndarray, times: Iterab
     h, aligned, keep = found
     hgt, w = first.shape[:2]
     pair = rife.pair(first, aligned)
-    flows_at = (_Keys(rife, pair, keys).warm().at if keys is not None
-                else partial(rife.flows, pair))
+    if keys is not None:
+        # the residual counts only where ``keep`` says: multiplied into the key flows once,
+        # not into every frame's (the same flows, up to float rounding)
+        known = _Keys(rife, pair, keys).warm()
+        for i, (flow, mask) in known.cache.items():
+            known.cache[i] = (np.multiply(flow, keep, out=flow), mask)
+
+        def residual_at(t: float) -> np.ndarray:
+            return known.at(t)[0]
+    else:
+        def residual_at(t: float) -> np.ndarray:
+            return rife.flows(pair, t)[0] * keep
+
     grid = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32),
                                  np.arange(hgt, dtype=np.float32)))
+    reach = _reach(keep[..., 0])
 
     def make(t: float) -> np.ndarray:
         if t in (0.0, 1.0):
             return (first if t == 0.0 else last).copy()
-        return _frame(first, last, h, flows_at(t)[0] * keep, grid, t)
+        return _frame(first, last, h, residual_at(t), grid, t, reach)
 
     yield from run_frames(make, times, workers)
 
@@ -106,29 +117,56 @@ def _camera(first: np.ndarray, last: np.ndarray, seed: int
     return h, aligned, keep[..., None]
 
 
-def _inside(xy: np.ndarray, w: int, hgt: int) -> np.ndarray:
-    return ((xy[..., 0] >= -0.5) & (xy[..., 0] <= w - 0.5)
-            & (xy[..., 1] >= -0.5) & (xy[..., 1] <= hgt - 0.5))
+def _reach(keep: np.ndarray) -> np.ndarray | None:
+    """Where in the first frame's coordinates a bilinear sample of a flow that is zero
+    wherever ``keep`` is can be other than zero: the kept pixels widened by two (a sample
+    reads the pixels on either side of its point; the nearest pixel, which ``_frame``
+    reads this mask at, is at most one away from them), uint8; None where nothing is
+    kept."""
+    kept = (keep > 0).astype(np.uint8)
+    if not kept.any():
+        return None
+    return cv2.dilate(kept, np.ones((5, 5), np.uint8))
+
+
+ROW = 1024  # the pixels of the residual's sampling, laid out in rows of this many (OpenCV's
+# remap takes up to 32767 rows and columns)
 
 
 def _frame(first: np.ndarray, last: np.ndarray, h: np.ndarray, flow: np.ndarray,
-           grid: np.ndarray, t: float) -> np.ndarray:
+           grid: np.ndarray, t: float, reach: np.ndarray | None) -> np.ndarray:
+    """The frame at t from the residual ``flow`` (the network's, already zero wherever it
+    does not count) and ``reach`` (``_reach``: where its samples can be other than zero).
+
+    Per output pixel: y, its point in the first frame's coordinates along the camera path;
+    r, the residual flow sampled at y; the first frame sampled at y + r[:2], the last at
+    H(y + r[2:]). Where r is zero (wherever y falls outside ``reach``) that is y and H(y), so
+    the residual's sampling, sums and second projection are done for the other pixels only,
+    with the same arithmetic as over the whole frame: the same frames.
+    """
     hgt, w = first.shape[:2]
     # each output pixel in the first frame's coordinates, along the camera path
     back = np.linalg.inv(camera_at(h, t, w, hgt))
-    y = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), back).reshape(hgt, w, 2)
-    residual = cv2.remap(flow, y[..., 0], y[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
-    at0 = y + residual[..., :2]
-    at1 = cv2.perspectiveTransform((y + residual[..., 2:]).reshape(-1, 1, 2),
-                                   h).reshape(hgt, w, 2)
+    at0 = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), back).reshape(hgt, w, 2)
+    at1 = cv2.perspectiveTransform(at0.reshape(-1, 1, 2), h).reshape(hgt, w, 2)
+    if reach is not None:
+        near = cv2.remap(reach, at0, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        idx = np.flatnonzero(near)
+        if len(idx):
+            idx = np.pad(idx, (0, -len(idx) % ROW), mode="edge")  # repeats write the same
+            flat0, flat1 = at0.reshape(-1, 2), at1.reshape(-1, 2)
+            y = flat0[idx].reshape(-1, ROW, 2)
+            residual = cv2.remap(flow, y, None, cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+            flat1[idx] = cv2.perspectiveTransform((y + residual[..., 2:]).reshape(-1, 1, 2),
+                                                  h).reshape(-1, 2)
+            flat0[idx] = (y + residual[..., :2]).reshape(-1, 2)
     # bicubic: a camera move resamples the whole frame, and bilinear blurs it visibly (and
     # Lanczos scored 1.5 dB lower on the camera set, at 4x the time)
-    w0 = cv2.remap(first, at0[..., 0], at0[..., 1], cv2.INTER_CUBIC,
-                   borderMode=cv2.BORDER_REPLICATE)
-    w1 = cv2.remap(last, at1[..., 0], at1[..., 1], cv2.INTER_CUBIC,
-                   borderMode=cv2.BORDER_REPLICATE)
+    w0 = cv2.remap(first, at0, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    w1 = cv2.remap(last, at1, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     # by time where both ends (or neither) saw the pixel, else from the one that did
-    seen0, seen1 = _inside(at0, w, hgt), _inside(at1, w, hgt)
-    weight = np.where(seen0 == seen1, np.float32(1.0 - t), seen0.astype(np.float32))
+    inside = ((-0.5, -0.5), (w - 0.5, hgt - 0.5))
+    seen0, seen1 = (cv2.inRange(at, *inside) for at in (at0, at1))
+    weight = np.where(seen0 == seen1, np.float32(1.0 - t), seen0.astype(np.float32) / 255)
     return cv2.blendLinear(w0, w1, weight, 1.0 - weight)
