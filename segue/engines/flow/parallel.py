@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -90,6 +91,17 @@ def _one_opencv_thread() -> Iterator[None]:
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
+@functools.cache
+def glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (it has ``mallopt``); None elsewhere (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt  # noqa: B018 - glibc's, not another C library's
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
 def one_malloc_arena() -> None:
     """Ask glibc for a single malloc arena (as ``MALLOC_ARENA_MAX=1`` would), process-wide.
 
@@ -100,8 +112,6 @@ def one_malloc_arena() -> None:
     before the encoder starts its threads. Elsewhere than glibc (musl, macOS) there is no
     such call and nothing is done.
     """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
+    libc = glibc()
+    if libc is not None:
         libc.mallopt(_M_ARENA_MAX, 1)
-    except (OSError, AttributeError):
-        pass

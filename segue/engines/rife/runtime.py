@@ -15,7 +15,6 @@ one present); on the CPU in float32 on all of the process's threads, through tor
 
 from __future__ import annotations
 
-import ctypes
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from segue.engines.flow.parallel import glibc
 from segue.engines.rife.network import PAD, IFNet
 from segue.engines.rife.weights import WeightsError, load_state, locate
 
@@ -210,10 +210,8 @@ def freed_memory_kept() -> Iterator[None]:
     glibc nothing is done.
     """
     global _kept_users
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt  # noqa: B018 (glibc's, not another C library's)
-    except (OSError, AttributeError):
+    libc = glibc()
+    if libc is None:
         yield
         return
     with _kept_lock:
