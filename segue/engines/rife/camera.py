@@ -20,13 +20,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from segue.engines.flow.camera import (
-    camera_at,
-    estimate_camera,
-    locally_plausible,
-    refine_camera,
-    unexplained,
-)
+from segue.engines.flow.camera import camera_at, find_camera, unexplained
 from segue.engines.rife.mixed import mixed_frames
 from segue.engines.rife.runtime import (
     Rife,
@@ -100,11 +94,8 @@ def _camera(first: np.ndarray, last: np.ndarray, seed: int
     the camera path is to be taken (see ``MAX_UNEXPLAINED``)."""
     hgt, w = first.shape[:2]
     g0, g1 = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (first, last))
-    h = estimate_camera(g0, g1, seed)
+    h = find_camera(g0, g1, seed)  # as the flow engine finds it
     if h is None:
-        return None
-    h = refine_camera(g0, g1, h)  # ECC, as the flow engine does
-    if not locally_plausible(h, w, hgt):
         return None
     inv = np.linalg.inv(h)
     aligned = cv2.warpPerspective(last, inv, (w, hgt), flags=cv2.INTER_LINEAR,
