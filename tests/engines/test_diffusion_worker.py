@@ -126,8 +126,9 @@ def check_sound_and_ends(out: Path) -> None:
     with av.open(str(out)) as container:
         video, (audio,) = container.streams.video[0], container.streams.audio
         assert audio.codec_context.name == "aac" and audio.sample_rate == 48_000
+        counted = video.frames  # read while open: PyAV 18 refuses a closed container's
         samples = sum(frame.samples for frame in container.decode(audio))
-    assert video.frames == 49 or probe(out).frames == 49
+    assert counted == 49 or probe(out).frames == 49
     assert abs(samples / 48_000 - 49 / 24) <= 2048 / 48_000  # within the encoder's padding
     frames = read_frames(out)
     first = fit_to(Image.fromarray(scene(640, 360)), 864, 480)
