@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from segue.engines.flow.camera import camera_at, find_camera, unexplained
+from segue.engines.flow.warp import grid
 from segue.engines.rife.mixed import mixed_frames
 from segue.engines.rife.runtime import (
     Rife,
@@ -66,9 +67,7 @@ def camera_frames(rife: Rife, first: np.ndarray, last: np.ndarray, times: Iterab
     if keys is not None:
         # the residual counts only where ``keep`` says: multiplied into the key flows once,
         # not into every frame's (the same flows, up to float rounding)
-        known = _Keys(rife, pair, keys).warm()
-        for i, (flow, mask) in known.cache.items():
-            known.cache[i] = (np.multiply(flow, keep, out=flow), mask)
+        known = _Keys(rife, pair, keys, weight=keep).warm()
 
         def residual_at(t: float) -> np.ndarray:
             return known.at(t)[0]
@@ -76,14 +75,13 @@ def camera_frames(rife: Rife, first: np.ndarray, last: np.ndarray, times: Iterab
         def residual_at(t: float) -> np.ndarray:
             return rife.flows(pair, t)[0] * keep
 
-    grid = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32),
-                                 np.arange(hgt, dtype=np.float32)))
+    xy = grid(w, hgt)
     reach = _reach(keep[..., 0])
 
     def make(t: float) -> np.ndarray:
         if t in (0.0, 1.0):
             return (first if t == 0.0 else last).copy()
-        return _frame(first, last, h, residual_at(t), grid, t, reach)
+        return _frame(first, last, h, residual_at(t), xy, t, reach)
 
     yield from run_frames(make, times, workers)
 
@@ -125,7 +123,7 @@ ROW = 1024  # the pixels of the residual's sampling, laid out in rows of this ma
 
 
 def _frame(first: np.ndarray, last: np.ndarray, h: np.ndarray, flow: np.ndarray,
-           grid: np.ndarray, t: float, reach: np.ndarray | None) -> np.ndarray:
+           xy: np.ndarray, t: float, reach: np.ndarray | None) -> np.ndarray:
     """The frame at t from the residual ``flow`` (the network's, already zero wherever it
     does not count) and ``reach`` (``_reach``: where its samples can be other than zero).
 
@@ -138,7 +136,7 @@ def _frame(first: np.ndarray, last: np.ndarray, h: np.ndarray, flow: np.ndarray,
     hgt, w = first.shape[:2]
     # each output pixel in the first frame's coordinates, along the camera path
     back = np.linalg.inv(camera_at(h, t, w, hgt))
-    at0 = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), back).reshape(hgt, w, 2)
+    at0 = cv2.perspectiveTransform(xy.reshape(-1, 1, 2), back).reshape(hgt, w, 2)
     at1 = cv2.perspectiveTransform(at0.reshape(-1, 1, 2), h).reshape(hgt, w, 2)
     if reach is not None:
         near = cv2.remap(reach, at0, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)

@@ -235,10 +235,12 @@ class _Keys:
     needed (or all at once: ``warm``). Between two keys the flows are interpolated
     linearly; between an end and its nearest key that key's flows are scaled, towards the
     end by the time left to it (zero at the end itself, as the flow from an end to itself
-    is)."""
+    is). ``weight`` (H×W×1), when given, is multiplied into each key's flows once, as the
+    key is made: where the flows count (``camera``)."""
 
-    def __init__(self, rife: Rife, pair: Pair, count: int) -> None:
-        self.rife, self.pair = rife, pair
+    def __init__(self, rife: Rife, pair: Pair, count: int,
+                 weight: np.ndarray | None = None) -> None:
+        self.rife, self.pair, self.weight = rife, pair, weight
         self.times = [(j + 1) / (count + 1) for j in range(count)]
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -251,7 +253,10 @@ class _Keys:
 
     def _key(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if i not in self.cache:
-            self.cache[i] = self.rife.flows(self.pair, self.times[i])
+            flow, mask = self.rife.flows(self.pair, self.times[i])
+            if self.weight is not None:
+                np.multiply(flow, self.weight, out=flow)
+            self.cache[i] = flow, mask
         return self.cache[i]
 
     def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
