@@ -77,8 +77,7 @@ def _elsewhere(g0: np.ndarray, g1: np.ndarray, h: np.ndarray, src: np.ndarray,
     away = cv2.dilate(near, np.ones((reach, reach), np.uint8)) == 0
     inv = np.linalg.inv(h)
     back = cv2.warpPerspective(g1, inv, (w, hgt), flags=cv2.INTER_LINEAR)
-    seen = cv2.warpPerspective(np.full_like(g1, 255), inv, (w, hgt), flags=cv2.INTER_NEAREST)
-    away &= cv2.erode(seen, np.ones((5, 5), np.uint8)) > 0
+    away &= seen_from(inv, w, hgt) > 0
     if away.mean() < _MIN_AWAY:
         return True  # the matches span the frame
     moved = float(cv2.absdiff(g0, back)[away].mean())
@@ -94,8 +93,7 @@ def _estimate(g0: np.ndarray, g1: np.ndarray, seed: int
     k1, d1 = orb.detectAndCompute(g1, None)
     if d0 is None or d1 is None or len(k0) < _MIN_INLIERS or len(k1) < _MIN_INLIERS:
         return None
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d0, d1, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+    good = distinct_matches(d0, d1)
     if len(good) < _MIN_INLIERS:
         return None
     src = np.asarray([k0[m.queryIdx].pt for m in good], np.float32)
@@ -111,6 +109,21 @@ def _estimate(g0: np.ndarray, g1: np.ndarray, seed: int
     if not plausible(h, g0.shape[1], g0.shape[0]):
         return None
     return h, src, dst, tol
+
+
+def distinct_matches(d0: np.ndarray, d1: np.ndarray) -> list[cv2.DMatch]:
+    """Each ORB descriptor of ``d0``'s nearest in ``d1``, where it is clearly nearer than the
+    second nearest (Lowe's ratio test: a look-alike elsewhere makes a match a guess)."""
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d0, d1, k=2)
+    return [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+
+
+def seen_from(inv: np.ndarray, w: int, hgt: int, erode: bool = True) -> np.ndarray:
+    """uint8 1 where frame 1, brought back onto frame 0 by ``inv`` (H⁻¹), saw the pixel, else
+    0; eroded by two pixels (``erode``), since its border samples are smeared."""
+    seen = cv2.warpPerspective(np.ones((hgt, w), np.uint8), inv, (w, hgt),
+                               flags=cv2.INTER_NEAREST)
+    return cv2.erode(seen, np.ones((5, 5), np.uint8)) if erode else seen
 
 
 def plausible(h: np.ndarray, w: int, hgt: int) -> bool:
@@ -176,8 +189,7 @@ def residual(g0: np.ndarray, g1: np.ndarray, h: np.ndarray) -> float:
     hgt, w = g0.shape
     inv = np.linalg.inv(h)
     back = cv2.warpPerspective(g1, inv, (w, hgt), flags=cv2.INTER_LINEAR)
-    seen = cv2.warpPerspective(np.full_like(g1, 255), inv, (w, hgt), flags=cv2.INTER_NEAREST)
-    inside = seen > 0
+    inside = seen_from(inv, w, hgt, erode=False) > 0
     if not inside.any():
         return float("inf")
     return float(np.mean(cv2.absdiff(g0, back)[inside]))
@@ -200,8 +212,6 @@ def unexplained(g0: np.ndarray, aligned1: np.ndarray, inv: np.ndarray) -> np.nda
     """
     hgt, w = g0.shape
     err = cv2.GaussianBlur(cv2.absdiff(g0, aligned1), (0, 0), 1.5).astype(np.float32)
-    seen = cv2.warpPerspective(np.ones_like(g0), inv, (w, hgt), flags=cv2.INTER_NEAREST)
-    seen = cv2.erode(seen, np.ones((5, 5), np.uint8))
-    miss = np.clip((err - 4.0) / 8.0, 0.0, 1.0) * seen
+    miss = np.clip((err - 4.0) / 8.0, 0.0, 1.0) * seen_from(inv, w, hgt)
     reach = max(3, round(max(g0.shape) / 80)) | 1
     return cv2.dilate(miss, np.ones((reach, reach), np.uint8))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from segue.engines.flow.camera import distinct_matches
 from segue.engines.flow.warp import median
 
 CHANGED = 24  # colour levels (largest channel, smoothed) that mark a pixel as changed
@@ -96,8 +97,7 @@ class Features:
         inside = np.flatnonzero(region[ys, xs] > 0)
         if len(inside) < _MIN_FEATURES:
             return []
-        pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(desc[inside], other_desc, k=2)
-        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+        good = distinct_matches(desc[inside], other_desc)
         if len(good) < _MIN_FEATURES:
             return []
         src = pts[inside[[m.queryIdx for m in good]]]

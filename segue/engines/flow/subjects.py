@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from segue.engines.flow.camera import seen_from
 from segue.engines.flow.matching import (
     CHANGED,
     MAX_AREA_SHARE,
@@ -200,9 +201,7 @@ def _aligned(c1: np.ndarray, camera: np.ndarray | None) -> tuple[np.ndarray, np.
     inv = np.linalg.inv(camera)
     aligned = cv2.warpPerspective(c1, inv, (w, hgt), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE)
-    seen = cv2.warpPerspective(np.ones((hgt, w), np.uint8), inv, (w, hgt),
-                               flags=cv2.INTER_NEAREST)
-    return aligned, cv2.erode(seen, np.ones((5, 5), np.uint8))
+    return aligned, seen_from(inv, w, hgt)
 
 
 def _changed(c0: np.ndarray, aligned: np.ndarray, seen: np.ndarray) -> np.ndarray | None:
