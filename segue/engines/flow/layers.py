@@ -8,7 +8,9 @@ covers it at both ends, which a straight move keeps covered in between) is inpai
 
 At time t each subject is drawn once, over the background made from the plates: both ends'
 pictures of it, with soft edges, carried along its path and blended by time (and by which
-end saw each of its pixels). Its path: the corners of its box move on straight lines at
+end saw each of its pixels: what another subject hides of it at one end comes from the other
+end alone). Subjects are drawn back to front: one that covers, at an end, a part of where
+another would be is in front of it. Its path: the corners of its box move on straight lines at
 constant speed from where frame 0 has them to where frame 1 has them (camera and the
 subject's own move composed), as the camera path does for the whole frame.
 """
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from segue.engines.flow.matching import warp_mask
 from segue.engines.flow.subjects import Subject
 from segue.engines.flow.warp import double, grid
 
@@ -43,15 +46,18 @@ class _Layer:
     box: np.ndarray  # 4×2 float32 corners of the subject's box in frame 0
 
 
-def _sprite(frame: np.ndarray, alpha: np.ndarray) -> _Sprite:
-    """The part of ``frame`` that ``alpha`` covers, with a margin (soft edges, rounding)."""
+def _sprite(frame: np.ndarray, alpha: np.ndarray, hidden: np.ndarray | None = None
+            ) -> _Sprite:
+    """The part of ``frame`` that ``alpha`` covers, with a margin (soft edges, rounding);
+    ``hidden``: the alpha of what stands in front of it in that frame (not seen there)."""
     hgt, w = alpha.shape
     x, y, bw, bh = cv2.boundingRect((alpha > 0.01).astype(np.uint8))
     pad = 4 + max(bw, bh) // 10
     x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(hgt, y + bh + pad)
     a = alpha[y0:y1, x0:x1]
+    seen = np.ones_like(a) if hidden is None else 1.0 - hidden[y0:y1, x0:x1]
     origin = np.asarray([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
-    return _Sprite(frame[y0:y1, x0:x1].copy(), cv2.merge([a, np.ones_like(a)]), origin)
+    return _Sprite(frame[y0:y1, x0:x1].copy(), cv2.merge([a, seen]), origin)
 
 
 def _corners(x: float, y: float, w: float, h: float) -> np.ndarray:
@@ -74,10 +80,12 @@ class Layers:
         self.size = (w, hgt)
         self.camera = np.eye(3) if camera is None else camera
         to_work = np.diag([scale[0], scale[1], 1.0])
-        made = [self._layer(s, to_work) for s in subjects]
-        self.layers = [layer for layer, _, _ in made]
-        self.plates = self._plates(np.maximum.reduce([a0 for _, a0, _ in made]),
-                                   np.maximum.reduce([a1 for _, _, a1 in made]))
+        subjects = _back_to_front(subjects)
+        alphas = [self._alphas(s) for s in subjects]
+        self.layers = [self._layer(s, to_work, alphas[i], alphas[i + 1:])
+                       for i, s in enumerate(subjects)]
+        self.plates = self._plates(np.maximum.reduce([a0 for a0, _ in alphas]),
+                                   np.maximum.reduce([a1 for _, a1 in alphas]))
 
     def _upmask(self, mask: np.ndarray) -> np.ndarray:
         """A working-size 0/1 mask as a soft float32 alpha at the output size."""
@@ -85,21 +93,27 @@ class Layers:
         soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), _FEATHER)
         return cv2.resize(soft, (w, hgt), interpolation=cv2.INTER_LINEAR)
 
-    def _layer(self, s: Subject, to_work: np.ndarray) -> tuple[_Layer, np.ndarray, np.ndarray]:
-        """The layer of ``s``, and its whole-frame alphas in frame 0 and in frame 1."""
+    def _alphas(self, s: Subject) -> tuple[np.ndarray, np.ndarray]:
+        """The whole-frame alphas of ``s`` in frame 0 and in frame 1."""
         w, hgt = self.size
+        # mask1 is in camera-aligned frame-1 pixels: brought to frame 1 itself
+        return self._upmask(s.mask0), cv2.warpPerspective(
+            self._upmask(s.mask1), self.camera, (w, hgt), flags=cv2.INTER_LINEAR)
+
+    def _layer(self, s: Subject, to_work: np.ndarray, alphas: tuple[np.ndarray, np.ndarray],
+               front: list[tuple[np.ndarray, np.ndarray]]) -> _Layer:
+        """The layer of ``s`` (whole-frame ``alphas`` at each end), drawn behind the subjects
+        of ``front``: what they cover at an end, that end did not see of ``s``."""
         move = np.linalg.inv(to_work) @ s.move @ to_work  # output size, aligned coordinates
-        path = self.camera @ move
-        alpha0 = self._upmask(s.mask0)
-        # mask1 is in camera-aligned frame-1 pixels: bring it to frame 1 itself
-        alpha1 = cv2.warpPerspective(self._upmask(s.mask1), self.camera, (w, hgt),
-                                     flags=cv2.INTER_LINEAR)
         x, y, bw, bh = s.box
         pad = 3 * _FEATHER + 2
         box = _corners((x - pad) / to_work[0, 0], (y - pad) / to_work[1, 1],
                        (bw + 2 * pad) / to_work[0, 0], (bh + 2 * pad) / to_work[1, 1])
-        layer = _Layer(_sprite(self.first, alpha0), _sprite(self.last, alpha1), path, box)
-        return layer, alpha0, alpha1
+        frames = (self.first, self.last)
+        sprites = [_sprite(frames[e], alphas[e],
+                           np.maximum.reduce([f[e] for f in front]) if front else None)
+                   for e in (0, 1)]
+        return _Layer(sprites[0], sprites[1], self.camera @ move, box)
 
     # ----------------------------------------------------------------------- plates
 
@@ -152,6 +166,30 @@ class Layers:
         under = frame[y0:y1, x0:x1].astype(np.float32)
         out = under * (1.0 - g0 - g1)[..., None] + c0 * g0[..., None] + c1 * g1[..., None]
         frame[y0:y1, x0:x1] = cv2.convertScaleAbs(out)  # rounded, within 0..255
+
+
+def _back_to_front(subjects: list[Subject]) -> list[Subject]:
+    """``subjects`` in the order they are drawn: one that covers at an end where another
+    would be (had it moved as a whole) is in front of it, drawn after it. Otherwise (and
+    where the subjects do not agree on an order) as given."""
+    n = len(subjects)
+    if n < 2:
+        return subjects
+    ahead = np.zeros((n, n), np.int64)  # ahead[i, j]: pixels of j's place that i covers
+    for j, s in enumerate(subjects):
+        places = (warp_mask(s.mask1, np.linalg.inv(s.move)), warp_mask(s.mask0, s.move))
+        for i, o in enumerate(subjects):
+            if i != j:
+                ahead[i, j] = sum(np.count_nonzero(p & m) for p, m in
+                                  zip(places, (o.mask0, o.mask1), strict=True))
+    order: list[int] = []
+    left = list(range(n))
+    while left:  # next, one that is in front of none of the others left
+        free = [j for j in left if not any(ahead[j, i] > ahead[i, j] for i in left if i != j)]
+        pick = free[0] if free else left[0]
+        order.append(pick)
+        left.remove(pick)
+    return [subjects[i] for i in order]
 
 
 def _warp(sprite: _Sprite, h: np.ndarray, roi: tuple[int, int]

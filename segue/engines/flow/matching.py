@@ -1,6 +1,8 @@
 """Matching one changed region with itself in the other frame (see ``subjects``).
 
-A region is searched for as a masked colour template, both ways, at its few best places;
+A region is searched for as a masked colour template, both ways, at its few best places
+(and tried at the move its features agree on, and at each other changed region of about its
+size: ``places``);
 each place is confirmed or refused by finding the pixels the move explains, refining the
 move on them (ECC), and checking that what was found is a thing that travelled rigidly.
 Everything runs at the working size, on camera-aligned frames (both on frame 0's grid).
@@ -111,7 +113,8 @@ class Features:
 
 def match(c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray,
           ends: tuple[np.ndarray, np.ndarray], seen: np.ndarray, known: np.ndarray,
-          hint: np.ndarray | None = None, features: Features | None = None
+          hint: np.ndarray | None = None, features: Features | None = None,
+          places: list[np.ndarray] | None = None
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The subject that a region holds, as (frame-0 mask, aligned frame-1 mask, move):
     tried as where the subject was (frame 0; the region less what found subjects explain
@@ -119,7 +122,9 @@ def match(c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray,
     places the search found for each, and at the move its features' matches agree on
     (``features``); the hypothesis that explains the most error wins. None when none holds
     up. ``known``: what the subjects found so far explain, at either end. ``hint``: one
-    more move to try from frame 0 (what the dense flow did there)."""
+    more move to try from frame 0 (what the dense flow did there). ``places``: other
+    changed regions where the subject may be at the other end (tried both ways: the shift
+    between the centres, refined like the search's places)."""
     best: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     best_gain = 0.0
     for forward, region in zip((True, False), ends, strict=True):
@@ -135,6 +140,8 @@ def match(c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray,
             tried += features.moves(region, forward)
         if forward and hint is not None:
             tried.append(hint)
+        for other in places or ():
+            tried.append(_between(region, other))
         for move in tried:
             found = _confirm(src, dst, changed, region, move, seen, known)
             if found is None or found[3] <= best_gain:
@@ -145,6 +152,14 @@ def match(c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray,
             else:
                 best = mask_dst, mask_src, np.linalg.inv(move)
     return best
+
+
+def _between(region: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """The shift (3×3) from the centre of ``region``'s box to the centre of ``other``'s."""
+    x, y, bw, bh = cv2.boundingRect(region)
+    ox, oy, obw, obh = cv2.boundingRect(other)
+    dx, dy = ox + obw / 2 - x - bw / 2, oy + obh / 2 - y - bh / 2
+    return np.asarray([[1, 0, dx], [0, 1, dy], [0, 0, 1]], np.float64)
 
 
 def _search(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> list[np.ndarray]:
@@ -198,7 +213,7 @@ def _penalise_standing_still(score: np.ndarray, x: float, y: float) -> np.ndarra
     return score
 
 
-def _warp_mask(mask: np.ndarray, move: np.ndarray) -> np.ndarray:
+def warp_mask(mask: np.ndarray, move: np.ndarray) -> np.ndarray:
     hgt, w = mask.shape
     return cv2.warpAffine(mask, move[:2], (w, hgt), flags=cv2.INTER_NEAREST)
 
@@ -253,7 +268,7 @@ def _explained(src: np.ndarray, dst: np.ndarray, changed: np.ndarray, move: np.n
     mask_src[inside] = _clean(core | enclosed)
     inner = np.zeros_like(changed)
     inner[inside] = enclosed & mask_src[inside]
-    return mask_src, _moved(mask_src, move, changed | _warp_mask(inner, move))
+    return mask_src, _moved(mask_src, move, changed | warp_mask(inner, move))
 
 
 def _hull(mask: np.ndarray) -> np.ndarray:
@@ -389,14 +404,19 @@ def _plausible(move: np.ndarray) -> bool:
 
 
 def _distinct(src: np.ndarray, mask: np.ndarray) -> bool:
-    """Whether the pixels of ``mask`` show a thing: textured, or unlike what is around them."""
+    """Whether the pixels of ``mask`` show a thing: textured, or unlike what is around them.
+    Texture is what is left once a gradient across them is taken out: a piece of a sky or a
+    wall, whose light falls off across it, is not a thing."""
     x, y, bw, bh = _pad_box(mask, 0.2)
     inside = (slice(y, y + bh), slice(x, x + bw))
     own = mask[inside] > 0
     rim = (cv2.dilate(mask[inside], np.ones((7, 7), np.uint8)) > 0) & ~own
     pixels = src[inside].astype(np.float32)
     body, around = pixels[own], pixels[rim]
-    if float(body.std(axis=0).max()) >= _MIN_CONTRAST or not len(around):
+    ys, xs = np.nonzero(own)
+    at = np.stack([np.ones(len(xs)), xs, ys], axis=1).astype(np.float32)
+    plane, *_ = np.linalg.lstsq(at, body, rcond=None)
+    if float((body - at @ plane).std(axis=0).max()) >= _MIN_CONTRAST or not len(around):
         return True
     step = np.abs(column_medians(body) - column_medians(around))
     return float(step.max()) >= 2 * _MIN_CONTRAST
@@ -453,7 +473,7 @@ def _confirm(src: np.ndarray, dst: np.ndarray, changed: np.ndarray, region: np.n
         return None  # a patch of plain surface: it looks the same wherever it is taken
     if _coverage(region & (1 - known), mask_src, mask_dst) < _COVERS:
         return None  # part of a thing that moves otherwise (an arm, a turning cup)
-    moved = _warp_mask(mask_src, move)
+    moved = warp_mask(mask_src, move)
     iou = np.count_nonzero(moved & mask_dst) / max(1, int(np.count_nonzero(moved | mask_dst)))
     if iou < _MIN_SHAPE_IOU:
         return None

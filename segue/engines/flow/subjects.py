@@ -15,10 +15,13 @@ over a flat background (sky, a studio wall), so a far-travelling subject ends up
    masked colour template at a quarter of the size, both ways (the region may be where the
    subject was or where it went), at its few best places; and the ORB features inside it
    are matched with those of the other frame's changed pixels, the scale, turn and shift
-   most of them agree on (RANSAC) being one more place. The template knows a plain subject
+   most of them agree on (RANSAC) being one more place, and so is each other changed
+   region of about its size (a subject that travelled farther than its size leaves one at
+   each end: the shift between their centres, refined). The template knows a plain subject
    by its outline; the features find a textured one that travelled over other texture,
    turned, or whose region also holds where it went (a move shorter than its size), where
-   the template's rim of surroundings misleads the search.
+   the template's rim of surroundings misleads the search; the other regions find a small
+   or blurred one that neither finds (too few features, a template too coarse).
 3. With a move, the subject's pixels in each frame are those of the changed region that
    the move explains (the same colour where the move takes them, inside the changed region
    there too; over a flat background, not the background's colour), with the unchanged
@@ -34,6 +37,9 @@ over a flat background (sky, a studio wall), so a far-travelling subject ends up
    has no background there and shows the subject twice). The hypothesis that explains the
    most error wins; what a subject explains is peeled off the regions, so that subjects
    passing near each other (or crossing) are found one after the other.
+5. A subject that another hides in part at one end is matched by the part seen at both;
+   its changed pixels next to that part which its move takes under the other subject are
+   added to it (``_behind``), so it is carried whole.
 
 Everything here runs at the working size; the matching of one region is ``matching``, and
 ``layers`` carries the subjects at the output size.
@@ -59,6 +65,7 @@ from segue.engines.flow.matching import (
     least_area,
     match,
     mean_over,
+    warp_mask,
 )
 from segue.engines.flow.warp import grid, median, sample
 
@@ -68,6 +75,7 @@ _MISSED = 6.0  # mean colour error of the dense flow over a region worth looking
 _BEATS_FLOW = 0.6  # a layer must leave at most this share of the flow's error
 _STRAY = 1.0  # px (median) by which the flow over a subject may stray from its move
 _PRECISE = 5.0  # mean colour error of a rigid move that leaves no doubt
+_PLACES_AREA = 2.5  # most a subject's two places' changed areas differ by (either way)
 _UNCOVERED = 0.2  # share of a subject's area that it uncovers, beyond which the flow ghosts
 
 
@@ -101,6 +109,7 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
     # and better than a rigid layer does (non-rigid motion, blur).
     missed = cv2.max(*misses)  # either end
     regions = [r for r in _regions(changed) if mean_over(missed, r) > _MISSED]
+    everywhere = list(regions)
     features = Features(c0, aligned, changed) if regions else None
     found: list[Subject] = []
     used = [np.zeros((hgt, w), np.uint8), np.zeros((hgt, w), np.uint8)]  # per end
@@ -114,7 +123,8 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
         if max(np.count_nonzero(e) for e in ends) < least_area(hgt, w):
             continue
         matched = match(c0, aligned, changed, ends, seen, used[0] | used[1],
-                        _flow_hint(ends[0], f01, camera), features)
+                        _flow_hint(ends[0], f01, camera), features,
+                        [r for r in everywhere if _alike_size(r, region)])
         subject = None if matched is None else _subject(*matched)
         if (subject is None or any(_overlap(subject.mask0, s.mask0) > 0.3 for s in found)
                 or not _beats_flow(c0, aligned, subject, misses, f01, camera)):
@@ -123,12 +133,50 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
         used[0] |= cv2.dilate(subject.mask0, kernel)
         used[1] |= cv2.dilate(subject.mask1, kernel)
         regions.insert(0, region)  # what is left of it may hold another subject
-    return sorted(found, key=lambda s: -int(s.mask0.sum()))
+    return sorted(_behind(found, changed), key=lambda s: -int(s.mask0.sum()))
 
 
 def _subject(mask0: np.ndarray, mask1: np.ndarray, move: np.ndarray) -> Subject:
     x, y, bw, bh = cv2.boundingRect(mask0)
     return Subject(mask0, mask1, move, (x, y, bw, bh))
+
+
+def _behind(found: list[Subject], changed: np.ndarray) -> list[Subject]:
+    """The subjects with what another subject hides of them at one end added to their mask
+    at the other end.
+
+    A subject that passes behind another is seen whole at one end and in part at the other.
+    Its move explains only the part seen at both (the rest lands on the other subject's
+    colours), so that part alone would be carried and the rest left on the plate, where
+    the flow smears it. The changed pixels next to it that its move takes under another
+    subject are its own too."""
+    if len(found) < 2:
+        return found
+    out = []
+    for s in found:
+        others = [o for o in found if o is not s]
+        cover0 = np.maximum.reduce([o.mask0 for o in others])
+        cover1 = np.maximum.reduce([o.mask1 for o in others])
+        # changed because this subject is there, not because another is at either end
+        free = changed & (1 - (cover0 | cover1))
+        mask0 = _grown(s.mask0, free & warp_mask(cover1, np.linalg.inv(s.move)))
+        mask1 = _grown(s.mask1, free & warp_mask(cover0, s.move))
+        out.append(s if mask0 is s.mask0 and mask1 is s.mask1 else _subject(mask0, mask1,
+                                                                             s.move))
+    return out
+
+
+def _grown(mask: np.ndarray, more: np.ndarray) -> np.ndarray:
+    """``mask`` with the parts of ``more`` that touch it (``mask`` itself where none do)."""
+    more = more & (1 - mask)
+    n, labels = cv2.connectedComponents(more, connectivity=8)
+    if n <= 1:
+        return mask
+    touching = np.unique(labels[(cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0) & (more > 0)])
+    touching = touching[touching > 0]
+    if not len(touching):
+        return mask
+    return mask | np.isin(labels, touching).astype(np.uint8)
 
 
 def _flow_misses(c0: np.ndarray, c1: np.ndarray, f01: np.ndarray, f10: np.ndarray,
@@ -171,7 +219,11 @@ def _beats_flow(c0: np.ndarray, aligned: np.ndarray, subject: Subject,
     smeared), which tears it in between, or leaves much of where it was uncovered (see
     ``_uncovers``)."""
     flow = (mean_over(misses[0], subject.mask0) + mean_over(misses[1], subject.mask1)) / 2
-    layer = colour_error(c0, aligned, subject.mask0, subject.move)
+    # the better of the two ends' views: a subject that changed size is enlarged (blurred)
+    # by the resampling when seen from the end where it is smaller, an error that the
+    # layer, drawn from both ends, does not make
+    layer = min(colour_error(c0, aligned, subject.mask0, subject.move),
+                colour_error(aligned, c0, subject.mask1, np.linalg.inv(subject.move)))
     if layer < _BEATS_FLOW * flow or layer < _PRECISE:
         return True
     ys, xs = np.nonzero(subject.mask0)
@@ -222,6 +274,14 @@ def _regions(changed: np.ndarray) -> list[np.ndarray]:
     keep = [i for i in range(1, n) if least <= stats[i, cv2.CC_STAT_AREA] <= most]
     keep = sorted(keep, key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:_MAX_REGIONS]
     return [fill_holes((labels == i).astype(np.uint8)) for i in keep]
+
+
+def _alike_size(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two different regions may be one subject's two places: their areas within
+    ``_PLACES_AREA`` of each other (the subject's change of size, and what of it matches
+    the background at each place and so is not changed there)."""
+    ratio = np.count_nonzero(a) / max(1, np.count_nonzero(b))
+    return a is not b and 1 / _PLACES_AREA < ratio < _PLACES_AREA
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
