@@ -122,9 +122,10 @@ def find_subjects(c0: np.ndarray, c1: np.ndarray, camera: np.ndarray | None,
         ends = (fill_holes(region & (1 - used[0])), fill_holes(region & (1 - used[1])))
         if max(np.count_nonzero(e) for e in ends) < least_area(hgt, w):
             continue
-        matched = match(c0, aligned, changed, ends, seen, used[0] | used[1],
+        known = used[0] | used[1]
+        matched = match(c0, aligned, changed, ends, seen, known,
                         _flow_hint(ends[0], f01, camera), features,
-                        [r for r in everywhere if _alike_size(r, region)])
+                        _places(everywhere, region, ends, known))
         subject = None if matched is None else _subject(*matched)
         if (subject is None or any(_overlap(subject.mask0, s.mask0) > 0.3 for s in found)
                 or not _beats_flow(c0, aligned, subject, misses, f01, camera)):
@@ -276,12 +277,20 @@ def _regions(changed: np.ndarray) -> list[np.ndarray]:
     return [fill_holes((labels == i).astype(np.uint8)) for i in keep]
 
 
-def _alike_size(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two different regions may be one subject's two places: their areas within
-    ``_PLACES_AREA`` of each other (the subject's change of size, and what of it matches
+def _places(regions: list[np.ndarray], region: np.ndarray,
+            ends: tuple[np.ndarray, np.ndarray], known: np.ndarray) -> list[np.ndarray]:
+    """The other regions where the subject of ``region`` (what is left of it: ``ends``) may
+    be at the other end: those that found subjects do not explain yet, and whose area is
+    within ``_PLACES_AREA`` of its own (the subject's change of size, and what of it matches
     the background at each place and so is not changed there)."""
-    ratio = np.count_nonzero(a) / max(1, np.count_nonzero(b))
-    return a is not b and 1 / _PLACES_AREA < ratio < _PLACES_AREA
+    area = max(np.count_nonzero(e) for e in ends)
+    out = []
+    for other in regions:
+        free = np.count_nonzero(other & (1 - known))
+        if other is not region and 2 * free > np.count_nonzero(other) \
+                and 1 / _PLACES_AREA < free / area < _PLACES_AREA:
+            out.append(other & (1 - known))
+    return out
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
