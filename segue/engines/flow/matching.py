@@ -10,10 +10,14 @@ Everything runs at the working size, on camera-aligned frames (both on frame 0's
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import cv2
 import numpy as np
 
 from segue.engines.flow.camera import distinct_matches
+from segue.engines.flow.parallel import both
 from segue.engines.flow.warp import median
 
 CHANGED = 24  # colour levels (largest channel, smoothed) that mark a pixel as changed
@@ -142,8 +146,9 @@ def match(c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray,
             tried.append(hint)
         for other in places or ():
             tried.append(_between(region, other))
-        for move in tried:
-            found = _confirm(src, dst, changed, region, move, seen, known)
+        confirmed = _each(partial(_confirm, src, dst, changed, region, seen=seen,
+                                  known=known), tried)
+        for found in confirmed:
             if found is None or found[3] <= best_gain:
                 continue
             mask_src, mask_dst, move, best_gain = found
@@ -152,6 +157,21 @@ def match(c0: np.ndarray, aligned: np.ndarray, changed: np.ndarray,
             else:
                 best = mask_dst, mask_src, np.linalg.inv(move)
     return best
+
+
+def _each(confirm: Callable[..., _Found | None], moves: list[np.ndarray]
+          ) -> list[_Found | None]:
+    """``[confirm(move=m) for m in moves]``, the second half in a thread meanwhile: the
+    refinements are OpenCV calls that release the GIL, and the other core is idle during
+    the pair's analysis. In order, so the choice is the same as one by one."""
+    def run(part: list[np.ndarray]) -> list[_Found | None]:
+        return [confirm(move=m) for m in part]
+
+    if len(moves) < 2:
+        return run(moves)
+    half = (len(moves) + 1) // 2
+    first, second = both(run, (moves[:half],), (moves[half:],))
+    return first + second
 
 
 def _between(region: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -446,9 +466,11 @@ def colour_error(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, move: np.nd
     return mean_over(_largest_channel(cv2.absdiff(src[inside], back)), mask[inside])
 
 
+_Found = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+
+
 def _confirm(src: np.ndarray, dst: np.ndarray, changed: np.ndarray, region: np.ndarray,
-             move: np.ndarray, seen: np.ndarray, known: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+             move: np.ndarray, seen: np.ndarray, known: np.ndarray) -> _Found | None:
     """The subject's masks and refined move, if the move found for ``region`` holds up."""
     hgt, w = changed.shape
     least = least_area(hgt, w) / 2
