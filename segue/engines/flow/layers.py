@@ -10,9 +10,9 @@ At time t each subject is drawn once, over the background made from the plates: 
 pictures of it, with soft edges, carried along its path and blended by time (and by which
 end saw each of its pixels: what another subject hides of it at one end comes from the other
 end alone). Subjects are drawn back to front: one that covers, at an end, a part of where
-another would be is in front of it. Its path: the corners of its box move on straight lines at
-constant speed from where frame 0 has them to where frame 1 has them (camera and the
-subject's own move composed), as the camera path does for the whole frame.
+another would be is in front of it. A subject's path: the corners of its box move on
+straight lines at constant speed from where frame 0 has them to where frame 1 has them
+(camera and the subject's own move composed), as the camera path does for the whole frame.
 """
 
 from __future__ import annotations

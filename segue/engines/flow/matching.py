@@ -40,6 +40,8 @@ _COVERS = 0.75  # share of the changed pixels around a subject that it must expl
 _FLAT_SPREAD = 8.0  # colour spread (std) below which a background counts as flat
 _MIN_FEATURES = 6  # feature matches that must agree on a subject's move
 
+_Found = tuple[np.ndarray, np.ndarray, np.ndarray, float]  # masks, move, error explained
+
 
 def _largest_channel(rgb: np.ndarray) -> np.ndarray:
     """Per pixel, the largest of the three channels (``rgb.max(axis=2)``, a few times faster)."""
@@ -464,9 +466,6 @@ def colour_error(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, move: np.nd
     inside = (slice(y, y + bh), slice(x, x + bw))
     back = dst[inside] if move is None else _through(dst, move, box)
     return mean_over(_largest_channel(cv2.absdiff(src[inside], back)), mask[inside])
-
-
-_Found = tuple[np.ndarray, np.ndarray, np.ndarray, float]
 
 
 def _confirm(src: np.ndarray, dst: np.ndarray, changed: np.ndarray, region: np.ndarray,

@@ -162,8 +162,9 @@ def _behind(found: list[Subject], changed: np.ndarray) -> list[Subject]:
         free = changed & (1 - (cover0 | cover1))
         mask0 = _grown(s.mask0, free & warp_mask(cover1, np.linalg.inv(s.move)))
         mask1 = _grown(s.mask1, free & warp_mask(cover0, s.move))
-        out.append(s if mask0 is s.mask0 and mask1 is s.mask1 else _subject(mask0, mask1,
-                                                                             s.move))
+        if mask0 is not s.mask0 or mask1 is not s.mask1:
+            s = _subject(mask0, mask1, s.move)
+        out.append(s)
     return out
 
 
