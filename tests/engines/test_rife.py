@@ -161,11 +161,36 @@ def test_bad_inputs_are_told(call, message: str) -> None:  # type: ignore[no-unt
 
 
 def test_torch_stays_out_of_the_default_import_path() -> None:
-    # a worker's start-up check of segue-rife (load) does not import it either
+    # a worker's start-up check of segue-rife (load) does not import it either, nor do the
+    # modules whose work runs while a render loads the network
     code = ("import sys, segue.app, segue.cli, segue.engines.rife, segue.worker; "
+            "import segue.engines.rife.camera, segue.engines.rife.mixed; "
             "from segue.engines.base import create_engine; create_engine('rife').load(); "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_render_raises_the_network_loads_error(tmp_path: Path) -> None:
+    """The network loads in a thread while the render estimates the camera: what goes wrong
+    there is raised by the render, and the next render tries again."""
+    from segue.domain import Mode
+    from segue.engines.base import RenderJob
+    from segue.engines.rife.engine import RifeEngine
+
+    state = w.load_state(Path(WEIGHTS), None)
+    del state["block4.lastconv.0.bias"]
+    torch.save(state, tmp_path / "cut.pkl")
+    engine = RifeEngine(str(tmp_path / "cut.pkl"), "cpu")
+    first, last, _ = pan()
+    jobs = [RenderJob(mode=Mode.FIRST_LAST, prompt="", width=first.shape[1],
+                      height=first.shape[0], frames=5, fps=24, seed=0, first=first,
+                      last=last, camera_fixed=camera_fixed)
+            for camera_fixed in (False, True)]  # the camera path, and the mixed frames
+    for job in jobs:
+        with pytest.raises(w.WeightsError, match="do not fit the 4.25 network"):
+            list(engine.render(job))
+    (tmp_path / "cut.pkl").write_bytes(Path(WEIGHTS).read_bytes())
+    assert len(list(engine.render(jobs[0]))) == 5
 
 
 def pan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -271,9 +296,10 @@ def test_the_flow_engines_share_grows_with_the_networks_disagreement() -> None:
 
 def _whole_frame(first: np.ndarray, last: np.ndarray, h: np.ndarray, flow: np.ndarray,
                  t: float) -> np.ndarray:
-    """The camera path's frame computed over the whole frame (as before the residual was
-    worked out only where it can be other than zero)."""
+    """The camera path's frame computed over the whole frame: every pixel's points in both
+    ends (its residual sampled, added and projected), then both ends sampled at them."""
     from segue.engines.flow.camera import camera_at
+    from segue.engines.rife.camera import _blend
 
     hgt, w_ = first.shape[:2]
     grid = np.dstack(np.meshgrid(np.arange(w_, dtype=np.float32),
@@ -292,18 +318,19 @@ def _whole_frame(first: np.ndarray, last: np.ndarray, h: np.ndarray, flow: np.nd
 
     def inside(xy: np.ndarray) -> np.ndarray:
         return ((xy[..., 0] >= -0.5) & (xy[..., 0] <= w_ - 0.5)
-                & (xy[..., 1] >= -0.5) & (xy[..., 1] <= hgt - 0.5))
+                & (xy[..., 1] >= -0.5) & (xy[..., 1] <= hgt - 0.5)).astype(np.uint8) * 255
 
-    seen0, seen1 = inside(at0), inside(at1)
-    weight = np.where(seen0 == seen1, np.float32(1.0 - t), seen0.astype(np.float32))
-    return cv2.blendLinear(w0, w1, weight, 1.0 - weight)
+    return _blend(w0, w1, inside(at0), inside(at1), t)
 
 
 @pytest.mark.parametrize("where", ["middle", "border", "nowhere"])
-def test_the_camera_frame_equals_the_whole_frame_computation(where: str) -> None:
-    """The residual sampled, summed and projected only where it can be other than zero gives
-    the same frames as over the whole frame: kept areas inside, on the frame's border (whose
-    samples reach off the frame), or none."""
+def test_the_camera_frame_is_the_whole_frame_computation_up_to_rounding(where: str) -> None:
+    """The camera alone warped over the whole frame, and the residual sampled, summed and
+    projected only where it can be other than zero, give the frames of the whole-frame
+    computation up to rounding (the warp computes its points in double precision, and
+    rounds them to its sub-pixel grid itself): kept areas inside, on the frame's border
+    (whose samples reach off the frame), or none."""
+    from segue.engines.flow.warp import sample
     from segue.engines.rife.camera import _frame, _reach
 
     first, last, _ = pan()
@@ -318,20 +345,41 @@ def test_the_camera_frame_equals_the_whole_frame_computation(where: str) -> None
         keep[hgt - 5:, 200:260] = 1.0
     rng = np.random.default_rng(1)
     flow = rng.normal(0.0, 3.0, (hgt, w_, 4)).astype(np.float32) * keep[..., None]
-    grid = np.dstack(np.meshgrid(np.arange(w_, dtype=np.float32),
-                                 np.arange(hgt, dtype=np.float32)))
     reach = _reach(keep)
     assert (reach is None) == (where == "nowhere")
+    differ = moved = 0
     for t in (0.1, 0.5, 0.83):
-        assert np.array_equal(_frame(first, last, h, flow, grid, t, reach),
-                              _whole_frame(first, last, h, flow, t))
+        made = _frame(first, last, h, lambda points: sample(flow, points), t, reach)
+        whole = _whole_frame(first, last, h, flow, t)
+        apart = np.abs(made.astype(np.int16) - whole).max(axis=2)
+        assert apart.max() <= 1 and np.count_nonzero(apart) <= apart.size // 1000
+        differ += np.count_nonzero(apart)
+        alone = _whole_frame(first, last, h, np.zeros_like(flow), t)  # the camera alone
+        moved += np.count_nonzero(np.abs(alone.astype(np.int16) - whole).max(axis=2) > 1)
+    if where != "nowhere":  # the residual's pixels, made: not the camera's alone
+        assert moved > 10 * max(1, differ)
+
+
+def test_the_key_flows_read_at_points_are_those_of_the_whole_frame(rife) -> None:  # type: ignore[no-untyped-def]
+    from segue.engines.flow.warp import sample
+    from segue.engines.rife.frames import _Keys
+
+    first, last, _ = pair(8)
+    keys = _Keys(rife, rife.pair(first, last), 3).warm()
+    rng = np.random.default_rng(2)
+    hgt, w_ = first.shape[:2]
+    points = (rng.random((4, 256, 2)) * (w_ + 8, hgt + 8) - 4).astype(np.float32)
+    for t in (0.1, 0.25, 0.4, 0.6, 0.9):
+        whole = sample(keys.at(t)[0], points)
+        assert np.abs(keys.sampled(t, points) - whole).max() < 1e-4 * (1 + np.abs(whole).max())
+        assert np.abs(whole).max() > 1  # the pair moves: the check is not on zeros
 
 
 def test_the_key_passes_keep_freed_memory_and_give_it_back() -> None:
-    from segue.engines.rife import runtime
+    from segue.engines.rife import frames
 
-    with runtime.freed_memory_kept():
-        with runtime.freed_memory_kept():  # renders may overlap
-            assert runtime._kept_users == 2
-        assert runtime._kept_users == 1
-    assert runtime._kept_users == 0
+    with frames.freed_memory_kept():
+        with frames.freed_memory_kept():  # renders may overlap
+            assert frames._kept_users == 2
+        assert frames._kept_users == 1
+    assert frames._kept_users == 0

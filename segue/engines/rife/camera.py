@@ -15,22 +15,28 @@ engine's (``mixed``; ``mix=False``: the network's own).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from functools import partial
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from segue.engines.flow.camera import camera_at, find_camera, unexplained
-from segue.engines.flow.warp import grid
-from segue.engines.rife.mixed import mixed_frames
-from segue.engines.rife.runtime import (
-    Rife,
+from segue.engines.flow.warp import sample
+from segue.engines.rife.frames import (
     _Keys,
     _time,
     check_frames,
     check_options,
+    ready,
     run_frames,
 )
+from segue.engines.rife.mixed import mixed_frames
+
+if TYPE_CHECKING:
+    from segue.engines.rife.runtime import Rife
 
 # When the camera path is taken (measured on the development sets, benchmarks/rife.py): when
 # the camera explains nearly all of the frame (under this share of pixels unexplained). On
@@ -42,12 +48,14 @@ from segue.engines.rife.runtime import (
 MAX_UNEXPLAINED = 0.12
 
 
-def camera_frames(rife: Rife, first: np.ndarray, last: np.ndarray, times: Iterable[float],
-                  keys: int | None = None, seed: int = 0, camera_fixed: bool = False,
-                  workers: int = 1, mix: bool = True, share: float | None = None
-                  ) -> Iterator[np.ndarray]:
+def camera_frames(rife: Rife | Future[Rife], first: np.ndarray, last: np.ndarray,
+                  times: Iterable[float], keys: int | None = None, seed: int = 0,
+                  camera_fixed: bool = False, workers: int = 1, mix: bool = True,
+                  share: float | None = None) -> Iterator[np.ndarray]:
     """One H×W×3 uint8 frame per time (the ends exact); see the module docstring.
-    ``workers`` as in ``Rife.frames``; ``share`` as in ``mixed_frames``."""
+    ``rife`` may still be loading (a future: the camera is estimated meanwhile, and the
+    flow engine's analysis where the camera path is not taken); ``workers`` as in
+    ``Rife.frames``; ``share`` as in ``mixed_frames``."""
     check_options("linear", keys)
     check_frames(first, last)
     times = [_time(t) for t in times]
@@ -59,29 +67,25 @@ def camera_frames(rife: Rife, first: np.ndarray, last: np.ndarray, times: Iterab
                                 share)
         return
     if found is None:
-        yield from rife.frames(first, last, times, keys=keys, workers=workers)
+        yield from ready(rife).frames(first, last, times, keys=keys, workers=workers)
         return
     h, aligned, keep = found
-    hgt, w = first.shape[:2]
-    pair = rife.pair(first, aligned)
+    reach = _reach(keep[..., 0])
+    network = ready(rife)
+    pair = network.pair(first, aligned)
     if keys is not None:
         # the residual counts only where ``keep`` says: multiplied into the key flows once,
         # not into every frame's (the same flows, up to float rounding)
-        known = _Keys(rife, pair, keys, weight=keep).warm()
-
-        def residual_at(t: float) -> np.ndarray:
-            return known.at(t)[0]
+        known = _Keys(network, pair, keys, weight=keep).warm()
+        residual_at = known.sampled
     else:
-        def residual_at(t: float) -> np.ndarray:
-            return rife.flows(pair, t)[0] * keep
-
-    xy = grid(w, hgt)
-    reach = _reach(keep[..., 0])
+        def residual_at(t: float, points: np.ndarray) -> np.ndarray:
+            return sample(network.flows(pair, t)[0] * keep, points)
 
     def make(t: float) -> np.ndarray:
         if t in (0.0, 1.0):
             return (first if t == 0.0 else last).copy()
-        return _frame(first, last, h, residual_at(t), xy, t, reach)
+        return _frame(first, last, h, partial(residual_at, t), t, reach)
 
     yield from run_frames(make, times, workers)
 
@@ -122,40 +126,65 @@ ROW = 1024  # the pixels of the residual's sampling, laid out in rows of this ma
 # remap takes up to 32767 rows and columns)
 
 
-def _frame(first: np.ndarray, last: np.ndarray, h: np.ndarray, flow: np.ndarray,
-           xy: np.ndarray, t: float, reach: np.ndarray | None) -> np.ndarray:
-    """The frame at t from the residual ``flow`` (the network's, already zero wherever it
-    does not count) and ``reach`` (``_reach``: where its samples can be other than zero).
+def _frame(first: np.ndarray, last: np.ndarray, h: np.ndarray,
+           residual: Callable[[np.ndarray], np.ndarray], t: float, reach: np.ndarray | None
+           ) -> np.ndarray:
+    """The frame at t from the residual flows (``residual(points)``: the network's read at
+    those points, already zero wherever they do not count) and ``reach`` (``_reach``: where
+    its samples can be other than zero).
 
     Per output pixel: y, its point in the first frame's coordinates along the camera path;
     r, the residual flow sampled at y; the first frame sampled at y + r[:2], the last at
-    H(y + r[2:]). Where r is zero (wherever y falls outside ``reach``) that is y and H(y), so
-    the residual's sampling, sums and second projection are done for the other pixels only,
-    with the same arithmetic as over the whole frame: the same frames.
+    H(y + r[2:]). Where r is zero (wherever y falls outside ``reach``) that is y and H(y):
+    the camera alone, two homographies, which OpenCV's warpPerspective samples over the
+    whole frame, computing each pixel's point itself (no full-frame maps of points made
+    and read). The residual's sampling, sums and second projection are done for the other
+    pixels only, and their samples taken again over the warp's. The same arithmetic up to
+    rounding (the warp computes its points in double precision and rounds them to its
+    sub-pixel grid itself): at most one level apart from the whole-frame computation, on a
+    few pixels in ten thousand.
     """
     hgt, w = first.shape[:2]
-    # each output pixel in the first frame's coordinates, along the camera path
+    # output pixel -> the first frame's coordinates along the camera path, and the last's
     back = np.linalg.inv(camera_at(h, t, w, hgt))
-    at0 = cv2.perspectiveTransform(xy.reshape(-1, 1, 2), back).reshape(hgt, w, 2)
-    at1 = cv2.perspectiveTransform(at0.reshape(-1, 1, 2), h).reshape(hgt, w, 2)
-    if reach is not None:
-        near = cv2.remap(reach, at0, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-        idx = np.flatnonzero(near)
-        if len(idx):
-            idx = np.pad(idx, (0, -len(idx) % ROW), mode="edge")  # repeats write the same
-            flat0, flat1 = at0.reshape(-1, 2), at1.reshape(-1, 2)
-            y = flat0[idx].reshape(-1, ROW, 2)
-            residual = cv2.remap(flow, y, None, cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_REPLICATE)
-            flat1[idx] = cv2.perspectiveTransform((y + residual[..., 2:]).reshape(-1, 1, 2),
-                                                  h).reshape(-1, 2)
-            flat0[idx] = (y + residual[..., :2]).reshape(-1, 2)
+    to0, to1 = back, h @ back
+
+    def warp(img: np.ndarray, m: np.ndarray, flags: int, border: int) -> np.ndarray:
+        return cv2.warpPerspective(img, m, (w, hgt), flags=flags | cv2.WARP_INVERSE_MAP,
+                                   borderMode=border)
+
     # bicubic: a camera move resamples the whole frame, and bilinear blurs it visibly (and
     # Lanczos scored 1.5 dB lower on the camera set, at 4x the time)
-    w0 = cv2.remap(first, at0, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    w1 = cv2.remap(last, at1, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    # by time where both ends (or neither) saw the pixel, else from the one that did
+    w0, w1 = (warp(img, m, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE)
+              for img, m in ((first, to0), (last, to1)))
+    # a pixel saw an end where its point there rounds to one of the end's pixels
+    whole = np.full((hgt, w), 255, np.uint8)
+    seen0, seen1 = (warp(whole, m, cv2.INTER_NEAREST, cv2.BORDER_CONSTANT) for m in (to0, to1))
+    out = _blend(w0, w1, seen0, seen1, t)
+    if reach is None:
+        return out
+    near = warp(reach, to0, cv2.INTER_NEAREST, cv2.BORDER_REPLICATE)
+    idx = np.flatnonzero(near)
+    if not len(idx):
+        return out
+    idx = np.pad(idx, (0, -len(idx) % ROW), mode="edge")  # repeats write the same
+    pixels = np.stack((idx % w, idx // w), axis=-1).astype(np.float32).reshape(-1, ROW, 2)
+    y = cv2.perspectiveTransform(pixels, back)
+    r = residual(y)
+    at0, at1 = y + r[..., :2], cv2.perspectiveTransform(y + r[..., 2:], h)
+    s0, s1 = (cv2.remap(img, at, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+              for img, at in ((first, at0), (last, at1)))
     inside = ((-0.5, -0.5), (w - 0.5, hgt - 0.5))
-    seen0, seen1 = (cv2.inRange(at, *inside) for at in (at0, at1))
-    weight = np.where(seen0 == seen1, np.float32(1.0 - t), seen0.astype(np.float32) / 255)
-    return cv2.blendLinear(w0, w1, weight, 1.0 - weight)
+    out.reshape(-1, 3)[idx] = _blend(s0, s1, *(cv2.inRange(at, *inside) for at in (at0, at1)),
+                                     t).reshape(-1, 3)
+    return out
+
+
+def _blend(w0: np.ndarray, w1: np.ndarray, seen0: np.ndarray, seen1: np.ndarray, t: float
+           ) -> np.ndarray:
+    """By time where both ends (or neither) saw the pixel (``seen*``: 255 or 0), else from
+    the one that did."""
+    out = cv2.addWeighted(w0, 1.0 - t, w1, t, 0.0)
+    cv2.copyTo(w0, cv2.subtract(seen0, seen1), out)
+    cv2.copyTo(w1, cv2.subtract(seen1, seen0), out)
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,7 +54,7 @@ class RifeEngine:
         self.weights, self.device, self.keys, self.blend = weights, device, keys, blend
         self.camera, self.backend, self.workers = camera, backend, max(1, int(workers))
         self.ensemble, self.mix = ensemble, mix
-        self._rife: Rife | None = None
+        self._rife: Future[Rife] | None = None
         self._checked = False  # the shipped file's sha256, once per process
         self._lock = threading.Lock()
 
@@ -72,13 +73,23 @@ class RifeEngine:
             verify(path, expected)
             self._checked = True
 
-    def _network(self) -> Rife:
+    def _network(self) -> Future[Rife]:
+        """The network, loading in a thread on the first render (again after a failed
+        load): importing torch and reading the checkpoint take about a second on one core,
+        while the camera estimate and the flow engine's analysis, which do not need it, run
+        in the caller on the other (``camera_frames``, ``mixed_frames``). Its errors are
+        raised where the render waits for it."""
         with self._lock:
-            if self._rife is None:
-                from segue.engines.rife.runtime import Rife
-
-                self._rife = Rife(self.weights, self.device, self.backend, self.ensemble)
+            if self._rife is None or (self._rife.done() and self._rife.exception()):
+                pool = ThreadPoolExecutor(1, thread_name_prefix="rife-load")
+                self._rife = pool.submit(self._load)
+                pool.shutdown(wait=False)
             return self._rife
+
+    def _load(self) -> Rife:
+        from segue.engines.rife.runtime import Rife  # torch, imported in the loading thread
+
+        return Rife(self.weights, self.device, self.backend, self.ensemble)
 
     def render(self, job: RenderJob) -> Iterator[np.ndarray]:
         if job.first is None or job.last is None:
@@ -94,8 +105,8 @@ class RifeEngine:
             frames = camera_frames(rife, job.first, job.last, times, keys, job.seed,
                                    job.camera_fixed, self.workers, self.mix)
         else:
-            frames = rife.frames(job.first, job.last, times, self.blend, keys,
-                                       self.workers)
+            frames = rife.result().frames(job.first, job.last, times, self.blend, keys,
+                                          self.workers)
         for i, frame in enumerate(frames):
             job.progress(i / n)
             yield frame

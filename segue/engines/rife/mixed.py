@@ -23,13 +23,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from functools import partial
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from segue.engines.flow.engine import PRESETS, Warped, make_frames
-from segue.engines.rife.runtime import Rife, _Keys, _time, run_frames, warp_blend
+from segue.engines.rife.frames import _Keys, _time, ready, run_frames, warp_blend
+
+if TYPE_CHECKING:
+    from segue.engines.rife.runtime import Rife
 
 PRESET = "medium"  # the flow engine's default, as ``segue`` renders
 # flow engine's share = 1 / (1 + exp(-(BIAS + SLOPE * ln(network / engine disagreement))))
@@ -79,20 +84,23 @@ def disagreements(part: Warped, first: np.ndarray, last: np.ndarray,
     return network, engine
 
 
-def mixed_frames(rife: Rife, first: np.ndarray, last: np.ndarray, times: Iterable[float],
-                 keys: int | None = None, seed: int = 0, camera_fixed: bool = False,
-                 workers: int = 1, share: float | None = None) -> Iterator[np.ndarray]:
+def mixed_frames(rife: Rife | Future[Rife], first: np.ndarray, last: np.ndarray,
+                 times: Iterable[float], keys: int | None = None, seed: int = 0,
+                 camera_fixed: bool = False, workers: int = 1, share: float | None = None
+                 ) -> Iterator[np.ndarray]:
     """One H×W×3 uint8 frame per time (the ends exact): the flow engine's frame and the
     network's (both ends along its flows, blended by time) in ``flow_weight``'s shares, or
-    the flow engine's fixed ``share`` (for comparisons)."""
+    the flow engine's fixed ``share`` (for comparisons). ``rife`` may still be loading (a
+    future): the flow engine's analysis runs meanwhile."""
     times = [_time(t) for t in times]
     if not any(0.0 < t < 1.0 for t in times):
         yield from ((first if t == 0.0 else last).copy() for t in times)
         return
-    pair = rife.pair(first, last)
-    flows_at = (_Keys(rife, pair, keys).warm().at if keys is not None
-                else partial(rife.flows, pair))
     part = flow_part(first, last, seed, camera_fixed)
+    network = ready(rife)
+    pair = network.pair(first, last)
+    flows_at = (_Keys(network, pair, keys).warm().at if keys is not None
+                else partial(network.flows, pair))
     if part is None:
         share = 0.0
     elif share is None:
