@@ -5,10 +5,14 @@
   and the strict loading of its keys;
 - ``runtime``: the loaded network on a device, and ``interpolate(first, last, times)`` with
   the contract of ``segue.engines.flow.interpolate``;
+- ``frames``: what runs around the network without torch (checks, the flows between key
+  times, warps, frames made in threads); ``camera`` and ``mixed``: the camera path and the
+  frames mixed with the flow engine's, which start while the network loads;
 - ``engine``: ``RifeEngine`` (registry name ``rife``, model id ``segue-rife``).
 
 torch is imported only by ``network`` and ``runtime``, and those only when a frame is asked
-for or the engine loads: importing this package, or running ``segue weights``, does not.
+for (a render loads them in a thread): importing this package, or running ``segue weights``,
+does not.
 """
 
 from __future__ import annotations

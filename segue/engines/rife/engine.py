@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from segue.engines.rife.runtime import Rife
 
 # Network passes per video, at evenly spaced times inside (0, 1); the flows of the other
-# frames are interpolated from them (runtime._Keys). About 0.55 s each at 720p on 2 CPU
-# cores in a render (0.75 s without runtime.freed_memory_kept): three are about a fifth of
+# frames are interpolated from them (frames._Keys). About 0.55 s each at 720p on 2 CPU
+# cores in a render (0.75 s without frames.freed_memory_kept): three are about a fifth of
 # a 5 s 720p video's time (benchmarks/rife_speed.py).
 DEFAULT_KEYS = 3
 DRAFT_KEYS = 1

@@ -8,6 +8,9 @@ mask (see ``benchmarks/rife.py``). ``keys`` trades exactness for speed on long v
 network runs at that many evenly spaced times (the ends included) and the flows of the
 times between two keys are interpolated linearly, as the flow engine does with its own.
 
+What does not need torch (the checks, the key flows' interpolation, the warps, frames made
+in threads) is in ``frames``.
+
 On a CUDA device the network runs in half precision (``device="cuda"``, or ``"auto"`` with
 one present); on the CPU in float32 on all of the process's threads, through torch or
 (``backend="opencv"``) OpenCV's DNN module on a graph exported from this network.
