@@ -53,8 +53,8 @@ def camera_frames(rife: Rife | Future[Rife], first: np.ndarray, last: np.ndarray
                   camera_fixed: bool = False, workers: int = 1, mix: bool = True,
                   share: float | None = None) -> Iterator[np.ndarray]:
     """One H×W×3 uint8 frame per time (the ends exact); see the module docstring.
-    ``rife`` may still be loading (a future: the camera is estimated meanwhile, and the
-    flow engine's analysis where the camera path is not taken); ``workers`` as in
+    ``rife`` may still be loading (a future: the camera is estimated meanwhile);
+    ``workers`` as in
     ``Rife.frames``; ``share`` as in ``mixed_frames``."""
     check_options("linear", keys)
     check_frames(first, last)

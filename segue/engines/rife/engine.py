@@ -76,9 +76,8 @@ class RifeEngine:
     def _network(self) -> Future[Rife]:
         """The network, loading in a thread on the first render (again after a failed
         load): importing torch and reading the checkpoint take about a second on one core,
-        while the camera estimate and the flow engine's analysis, which do not need it, run
-        in the caller on the other (``camera_frames``, ``mixed_frames``). Its errors are
-        raised where the render waits for it."""
+        while the camera estimate, which does not need it, runs in the caller on the other
+        (``camera_frames``). Its errors are raised where the render waits for it."""
         with self._lock:
             if self._rife is None or (self._rife.done() and self._rife.exception()):
                 pool = ThreadPoolExecutor(1, thread_name_prefix="rife-load")
