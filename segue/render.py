@@ -10,6 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -25,7 +27,9 @@ from segue.domain import (
 )
 from segue.engines.base import Engine, RenderJob
 from segue.media.images import crop_to_aspect, fit_to, image_aspect
-from segue.media.video import VideoEncoder, watermark, write_png
+
+if TYPE_CHECKING:  # imported by the encoder's thread when a render starts (``_Encoder``)
+    from segue.media.video import VideoEncoder
 
 # progress(fraction 0..1, eta seconds or None)
 Progress = Callable[[float, float | None], None]
@@ -105,7 +109,9 @@ def render_video(
     *, progress: Progress | None = None, crf: int = 18, preset: str = "veryfast",
     encoder: str = "libx264",
 ) -> RenderOutput:
-    """Render ``request`` into ``workdir/video.mp4`` (and ``last_frame.png`` when asked)."""
+    """Render ``request`` into ``workdir/video.mp4`` (and ``last_frame.png`` when asked).
+
+    ``encoder`` is a codec name or ``SEGUE_VIDEO_ENCODER``'s ``auto`` (``pick_encoder``)."""
     started = time.monotonic()
     job, ratio = make_job(request, images)
 
@@ -118,16 +124,28 @@ def render_video(
     job.progress = report
     video_path, last_path = workdir / f"video.{request.output_format}", None
     sound = job.generate_audio and getattr(engine, "makes_audio", False)
-    with VideoEncoder(video_path, job.width, job.height, job.frames, fps=job.fps,
-                      crf=crf, preset=preset, audio=sound, codec=encoder,
-                      container=request.output_format) as video:
+
+    def open_encoder() -> VideoEncoder:
+        from segue.media.video import VideoEncoder, pick_encoder
+
+        return VideoEncoder(video_path, job.width, job.height, job.frames, fps=job.fps,
+                            crf=crf, preset=preset, audio=sound, codec=pick_encoder(encoder),
+                            container=request.output_format)
+
+    with _Encoder(open_encoder) as video:
         for index, frame in enumerate(engine.render(job)):
             if index == job.frames - 1 and request.return_last_frame:
+                from segue.media.video import write_png
+
                 last_path = workdir / "last_frame.png"
                 write_png(frame, last_path)  # the last frame is returned without watermark
-            video.write(watermark(frame) if request.watermark else frame)
+            if request.watermark:
+                from segue.media.video import watermark
+
+                frame = watermark(frame)
+            video.write(frame)
         if job.audio is not None and sound:
-            video.add_audio(job.audio.samples, job.audio.rate)
+            video.opened().add_audio(job.audio.samples, job.audio.rate)
     if progress is not None:
         progress(1.0, 0.0)
     return RenderOutput(
@@ -135,3 +153,50 @@ def render_video(
         ratio=ratio, frames=job.frames, tokens=tokens_for(job.width, job.height, job.frames),
         seconds=time.monotonic() - started, audio=sound,
     )
+
+
+class _Encoder:
+    """The video encoder, opened in a thread while the engine makes its first frames.
+
+    Why: opening it first imports PyAV (``segue.media.video``), about 50 ms of one core at
+    the start of a ``segue generate``, while the engine could already be at work: the flow
+    engine gives its first frame at once and then analyses the pair, mostly in OpenCV,
+    which lets go of the GIL. The frames made before the encoder is open wait for it (at
+    most ``HELD`` of them, so that a quick engine does not pile frames up in memory).
+
+    Errors are those of opening before rendering: the opening's own comes first, and a
+    render that fails leaves no partial file (``VideoEncoder``'s rules).
+    """
+
+    HELD = 2
+
+    def __init__(self, open_encoder: Callable[[], VideoEncoder]) -> None:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="segue-encoder")
+        self._opening = pool.submit(open_encoder)
+        pool.shutdown(wait=False)  # its thread ends once the encoder is open
+        self._held: list[np.ndarray] = []
+
+    def write(self, frame: np.ndarray) -> None:
+        if len(self._held) < self.HELD and not self._opening.done():
+            self._held.append(frame)
+            return
+        self.opened().write(frame)
+
+    def opened(self) -> VideoEncoder:
+        """The encoder once open, with the frames that waited for it written."""
+        encoder = self._opening.result()
+        while self._held:
+            encoder.write(self._held.pop(0))
+        return encoder
+
+    def __enter__(self) -> _Encoder:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        encoder = self._opening.result()  # waits; raises the opening's error first
+        if exc_type is not None:
+            encoder.__exit__(exc_type, exc, tb)  # deletes the partial file
+            return
+        with encoder:  # closes the file, or deletes it when the last writes fail
+            self.opened()

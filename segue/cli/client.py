@@ -162,7 +162,6 @@ def _progress(enabled: bool, frames: bool) -> Progress:
 
 def _render(request: Any, engine: Any, images: Any, workdir: Path, settings: Any,
             show: bool) -> Any:
-    from segue.media.video import pick_encoder
     from segue.render import render_video
 
     with _progress(show, frames=True) as bar:
@@ -178,7 +177,7 @@ def _render(request: Any, engine: Any, images: Any, workdir: Path, settings: Any
         result = render_video(request, _Counted(engine, on_frame), images, workdir,
                               progress=on_progress, crf=settings.video_crf,
                               preset=settings.video_preset,
-                              encoder=pick_encoder(settings.video_encoder))
+                              encoder=settings.video_encoder)
         bar.update(task, description="done", eta="")
     return result
 
@@ -188,15 +187,15 @@ def _load_all(stops: list[tuple[str, str, float | None]], settings: Any) -> list
     from segue.domain import ImageInput
 
     with ThreadPoolExecutor(2, thread_name_prefix="segue-load") as pool:
-        # The images decode (Pillow lets go of the GIL) while PyAV loads: about 50 ms of
-        # start-up that used one core alone. Not before the engine is made: the flow engine
-        # limits glibc to one malloc arena then, and threads started earlier keep arenas of
-        # their own (+25 MB of peak RSS at 720p). Pillow and NumPy are imported already
-        # (decode_image in generate), so the threads import nothing the main thread imports.
+        # The images decode in two threads (Pillow lets go of the GIL), on both cores; PyAV,
+        # the encoder's library, loads later, while the engine starts (``render_video``).
+        # Not before the engine is made: the flow engine limits glibc to one malloc arena
+        # then, and threads started earlier keep arenas of their own (+25 MB of peak RSS at
+        # 720p). Pillow and NumPy are imported already (decode_image in generate), so the
+        # threads import nothing the main thread imports.
         # Errors come in the order given: the first image's, the keyframes', the last's.
         loading = [pool.submit(_load, ref, ImageInput(ref, role, time).name, settings)
                    for ref, role, time in stops]
-        import segue.render  # noqa: F401 - PyAV, the encoder's library, while they decode
         return [(role, done.result()) for (_, role, _), done in zip(stops, loading, strict=True)]
 
 
