@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -182,13 +183,20 @@ def _render(request: Any, engine: Any, images: Any, workdir: Path, settings: Any
     return result
 
 
+def _import_pyav() -> None:
+    try:
+        import segue.media.video  # noqa: F401
+    except ImportError:  # told by the encoder's opening, which imports it again
+        pass
+
+
 def _load_all(stops: list[tuple[str, str, float | None]], settings: Any) -> list[Any]:
     """The images as (role, image), in the order given."""
     from segue.domain import ImageInput
 
     with ThreadPoolExecutor(2, thread_name_prefix="segue-load") as pool:
-        # The images decode in two threads (Pillow lets go of the GIL), on both cores; PyAV,
-        # the encoder's library, loads later, while the engine starts (``render_video``).
+        # The images decode in two threads (Pillow lets go of the GIL) while PyAV, the
+        # encoder's library, loads in a third that the render does not wait for.
         # Not before the engine is made: the flow engine limits glibc to one malloc arena
         # then, and threads started earlier keep arenas of their own (+25 MB of peak RSS at
         # 720p). Pillow and NumPy are imported already (decode_image in generate), so the
@@ -196,6 +204,7 @@ def _load_all(stops: list[tuple[str, str, float | None]], settings: Any) -> list
         # Errors come in the order given: the first image's, the keyframes', the last's.
         loading = [pool.submit(_load, ref, ImageInput(ref, role, time).name, settings)
                    for ref, role, time in stops]
+        threading.Thread(target=_import_pyav, name="segue-pyav").start()
         return [(role, done.result()) for (_, role, _), done in zip(stops, loading, strict=True)]
 
 

@@ -177,3 +177,36 @@ def test_a_uri_database_url_makes_no_folder(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.chdir(tmp_path)
     make_engine(f"sqlite:///file:{path}?mode=ro&uri=true").dispose()
     assert not (tmp_path / "file:").exists()
+
+
+def test_settings_read_the_environment_whatever_the_case(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """Keyword arguments first, then SEGUE_* variables of any case, then the defaults; a
+    list is split at commas, never read as JSON; other SEGUE_* names are ignored."""
+    for name in [k for k in os.environ if k.upper().startswith("SEGUE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("segue_port", "8123")
+    monkeypatch.setenv("Segue_Video_Preset", " Medium ")
+    monkeypatch.setenv("SEGUE_API_KEYS", '["k1", k2')
+    monkeypatch.setenv("SEGUE_NO_SUCH_SETTING", "x")
+    settings = Settings(video_crf=20, data_dir=tmp_path)
+    assert (settings.port, settings.video_preset, settings.video_crf) == (8123, "medium", 20)
+    assert settings.api_keys == ['["k1"', "k2"]
+    assert settings.data_dir == tmp_path and settings.workers == 1
+    assert Settings(port=9000).port == 9000  # an argument wins over the environment
+    monkeypatch.setenv("SEGUE_PORT", "0")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert caught.value.title == "Settings"
+    assert setting_errors(caught.value) == [
+        "segue: SEGUE_PORT=0: Input should be greater than or equal to 1."]
+
+
+def test_the_cli_imports_no_event_loop_nor_encoder() -> None:
+    """`segue generate` starts by importing segue.cli: asyncio (the server's) and PyAV (the
+    encoder's, loaded while the images decode) are not part of that."""
+    probe = ("import sys, segue.cli; "
+             "print(sorted(m for m in ('asyncio', 'av', 'pydantic_settings') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
