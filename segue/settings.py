@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator
+from pydantic import Field, FilePath, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from segue import settings_checks as checks
 
@@ -56,35 +56,8 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-ENV_PREFIX = "SEGUE_"
-
-
-def environment_values(names: list[str], environ: Mapping[str, str] = os.environ
-                       ) -> dict[str, str]:
-    """The value of ``SEGUE_<NAME>`` for each of ``names`` that is set, as the raw string.
-
-    Names match whatever their case (``segue_port`` is ``SEGUE_PORT``); of two spellings
-    set, the later in the environment wins."""
-    given = {key.lower(): value for key, value in environ.items()}
-    prefix = ENV_PREFIX.lower()
-    return {name: given[prefix + name] for name in names if prefix + name in given}
-
-
-class Settings(BaseModel):
-    """Keyword arguments first, then ``SEGUE_*`` variables, then the defaults; every value,
-    the defaults too, validated (a ``pydantic.ValidationError`` titled ``Settings``).
-
-    Read with ``environment_values`` rather than pydantic-settings: each value is a plain
-    string that the field validates (the lists are split by ``_split``, never read as JSON),
-    which is all pydantic-settings did here, and importing it cost every command about
-    0.1 s of start-up (asyncio, argparse, dotenv and its sources: a third of what
-    ``segue generate`` spends before its first frame).
-    """
-
-    model_config = ConfigDict(extra="ignore", validate_default=True)
-
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**{**environment_values(list(type(self).model_fields)), **values})
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEGUE_", extra="ignore")
 
     # where things live
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -99,7 +72,7 @@ class Settings(BaseModel):
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=0, le=256)  # in-process workers started by `segue serve`
-    api_keys: list[str] = Field(default_factory=list)  # SEGUE_API_KEYS=k1,k2
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)  # SEGUE_API_KEYS=k1,k2
     log_level: LogLevel = "info"
     # host:port of a separate /metrics listener (e.g. an admin network); when set, the API
     # port no longer serves /metrics, and `segue worker` processes serve it there too
@@ -161,7 +134,7 @@ class Settings(BaseModel):
     # about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h as Standard Webhooks senders do
     callback_timeout: float = Field(default=5.0, gt=0, le=300)
     callback_retries: int = Field(default=6, ge=0, le=100)
-    callback_backoff: list[Annotated[float, Field(ge=0)]] = Field(
+    callback_backoff: Annotated[list[Annotated[float, Field(ge=0)]], NoDecode] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0]
     )
 
