@@ -5,6 +5,7 @@ those of opening before rendering."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 import numpy as np
@@ -33,13 +34,20 @@ def _frame(value: int) -> np.ndarray:
     return np.full((2, 2, 3), value, np.uint8)
 
 
-def test_frames_made_before_the_encoder_opens_wait_and_keep_their_order() -> None:
-    fake, may_open = FakeEncoder(), threading.Event()
+def _gated(fake: FakeEncoder) -> tuple[Callable[[], FakeEncoder], threading.Event]:
+    """An opener of ``fake`` that opens it only once the event is set."""
+    may_open = threading.Event()
 
     def open_encoder() -> FakeEncoder:
         assert may_open.wait(10)
         return fake
 
+    return open_encoder, may_open
+
+
+def test_frames_made_before_the_encoder_opens_wait_and_keep_their_order() -> None:
+    fake = FakeEncoder()
+    open_encoder, may_open = _gated(fake)
     with _Encoder(open_encoder) as video:  # type: ignore[arg-type]
         video.write(_frame(0))
         video.write(_frame(1))
@@ -52,12 +60,8 @@ def test_frames_made_before_the_encoder_opens_wait_and_keep_their_order() -> Non
 
 
 def test_frames_still_held_at_the_end_are_written_before_closing() -> None:
-    fake, may_open = FakeEncoder(), threading.Event()
-
-    def open_encoder() -> FakeEncoder:
-        assert may_open.wait(10)
-        return fake
-
+    fake = FakeEncoder()
+    open_encoder, may_open = _gated(fake)
     with _Encoder(open_encoder) as video:  # type: ignore[arg-type]
         video.write(_frame(7))
         may_open.set()
