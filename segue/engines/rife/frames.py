@@ -3,7 +3,7 @@ arguments, the flows of the times between key times, both ends warped along flow
 frames made in threads.
 
 Apart from ``runtime`` (which imports torch, a second or so), so that the camera estimate
-and the flow engine's analysis (``camera``, ``mixed``) can run while the network loads.
+(``camera``) can run while the network loads.
 """
 
 from __future__ import annotations
