@@ -374,6 +374,7 @@ class Background:
         ]
         # one row in the fleet per process (host names repeat across containers)
         self.process_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._advertising = threading.Lock()  # one advertisement at a time (``_advertise``)
         self._workers = [Worker(services, models, f"{socket.gethostname()}-{os.getpid()}-w{i}")
                          for i in range(workers)]
         if self._workers:
@@ -422,20 +423,24 @@ class Background:
         serving what it was asked to, so that its model is not refused meanwhile."""
         if self.stop_event.is_set():
             return
-        served: set[str] = set()
-        reasons: dict[str, str] = {}
-        for worker in self._workers:
-            if worker.ready is None:
-                served.update(worker.models or (entry.id for entry in services.models))
-            else:
-                served.update(worker.ready)
-                reasons.update(worker.unavailable)
-        try:
-            services.fleet.advertise(self.process_id, served, reasons)
-        except SegueError:  # the store is unavailable: said by the store; tried again later
-            pass
-        except Exception:  # never the end of a worker: the next renewal tries again
-            log.exception("could not say which models this process serves")
+        # Read and written as one: the periodic renewal and a worker's own advertisement
+        # after loading run in different threads, and a renewal that read "still loading"
+        # must not be written over the loaded worker's answer (its model offered for seconds)
+        with self._advertising:
+            served: set[str] = set()
+            reasons: dict[str, str] = {}
+            for worker in self._workers:
+                if worker.ready is None:
+                    served.update(worker.models or (entry.id for entry in services.models))
+                else:
+                    served.update(worker.ready)
+                    reasons.update(worker.unavailable)
+            try:
+                services.fleet.advertise(self.process_id, served, reasons)
+            except SegueError:  # the store is unavailable: said by it; tried again later
+                pass
+            except Exception:  # never the end of a worker: the next renewal tries again
+                log.exception("could not say which models this process serves")
 
     def _every(self, interval: float, job: Callable[[Services], None]) -> None:
         while not self.stop_event.is_set():

@@ -212,7 +212,11 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     background.start()
-    stop.wait()
+    # Waited in steps, not at once: a signal delivered to another thread (the renders', the
+    # encoder's) does not wake a wait without a timeout, and the handler, which runs only
+    # in this thread, would wait with it until something else woke it.
+    while not stop.wait(0.5):
+        pass
     # after an engine fault the GPU context is gone: hand back at once, never drain
     background.stop(drain=drain_timeout if drain and not background.faulted.is_set() else 0.0)
     if background.faulted.is_set():  # exit non-zero: the supervisor starts a fresh process
