@@ -54,8 +54,7 @@ def camera_frames(rife: Rife | Future[Rife], first: np.ndarray, last: np.ndarray
                   share: float | None = None) -> Iterator[np.ndarray]:
     """One H×W×3 uint8 frame per time (the ends exact); see the module docstring.
     ``rife`` may still be loading (a future: the camera is estimated meanwhile);
-    ``workers`` as in
-    ``Rife.frames``; ``share`` as in ``mixed_frames``."""
+    ``workers`` as in ``Rife.frames``; ``share`` as in ``mixed_frames``."""
     check_options("linear", keys)
     check_frames(first, last)
     times = [_time(t) for t in times]
